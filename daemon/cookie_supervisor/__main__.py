@@ -1,0 +1,3 @@
+from cookie_supervisor.cli import main
+
+raise SystemExit(main())

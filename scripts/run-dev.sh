@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# `make run`: the daemon in the foreground with everything it needs on this machine.
+# - REDIS_URL unset: a private redis-server on 127.0.0.1:$REDIS_PORT with its files under ./var
+# - no cookie file configured: a demo jar under ./var (fake values), and validation downloads off,
+#   because they would go to YouTube; set YT_DLP_COOKIES_FILE (or COOKIE_SUPERVISOR_CONFIG) for real use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+var="$PWD/var"
+mkdir -p "$var"
+
+if [ -z "${REDIS_URL:-}" ]; then
+  port="${REDIS_PORT:-6399}"
+  if ! redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1; then
+    redis-server --port "$port" --bind 127.0.0.1 --dir "$var" --save '' --appendonly no \
+      --maxmemory-policy noeviction --daemonize yes --pidfile "$var/redis.pid" --logfile "$var/redis.log"
+    for _ in $(seq 100); do redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+    echo "started redis-server on 127.0.0.1:$port (stop: kill \$(cat var/redis.pid))" >&2
+  fi
+  export REDIS_URL="redis://127.0.0.1:$port"
+fi
+
+if [ -z "${YT_DLP_COOKIES_FILE:-}" ] && [ -z "${COOKIE_SUPERVISOR_CONFIG:-}" ]; then
+  export YT_DLP_COOKIES_FILE="$var/cookies.txt"
+  [ -f "$YT_DLP_COOKIES_FILE" ] || .venv/bin/python scripts/demo-cookies.py "$YT_DLP_COOKIES_FILE"
+  export COOKIE_SUPERVISOR_VALIDATION_URLS="${COOKIE_SUPERVISOR_VALIDATION_URLS-}"
+  echo "demo cookie file: $YT_DLP_COOKIES_FILE (validation downloads off)" >&2
+fi
+
+exec .venv/bin/cookie-supervisor run

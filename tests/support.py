@@ -1,0 +1,228 @@
+"""The real test rig: a private redis-server, the daemon as a child process, condition waits."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(
+    predicate: Callable[[], T], timeout: float = 5.0, interval: float = 0.02, what: str = ""
+) -> T:
+    """Poll `predicate` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last_exc: BaseException | None = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # the condition may not be checkable yet
+            last_exc = exc
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {what or predicate}"
+                + (f" (last error: {last_exc!r})" if last_exc else "")
+            )
+        time.sleep(interval)
+
+
+class RedisServer:
+    """A real redis-server on a free loopback port, stoppable and restartable on the same port."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="cs-redis-"))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self) -> RedisServer:
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server is not installed (make test installs it)"
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+                "--maxmemory-policy",
+                "noeviction",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for(self.ping, timeout=10, what=f"redis-server on port {self.port}")
+        return self
+
+    def ping(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def parse_metrics(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples[(s.name, frozenset(s.labels.items()))] = s.value
+    return samples
+
+
+def metric(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample in an exposition, or None when there is no such sample."""
+    return parse_metrics(text).get((name, frozenset(labels.items())))
+
+
+@dataclass
+class Daemon:
+    """`cookie-supervisor run` as a real child process."""
+
+    env: Mapping[str, str]
+    args: list[str] = field(default_factory=list)
+    port: int = field(default_factory=free_port)
+    log_path: Path = field(default_factory=lambda: Path(tempfile.mkstemp(suffix=".log")[1]))
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, wait_ready: bool = True) -> Daemon:
+        inherited = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+        env = {**inherited, "COOKIE_SUPERVISOR_LISTEN": f"127.0.0.1:{self.port}", **self.env}
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cookie_supervisor", "run", *self.args],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        if wait_ready:
+            wait_for(self.ready, timeout=20, what="daemon /readyz")
+        return self
+
+    def ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"daemon exited with {self.proc.returncode}:\n{self.log()}")
+        return self.get("/readyz").status_code == 200
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return httpx.get(self.base_url + path, timeout=10, **kw)
+
+    def post(self, path: str, **kw: Any) -> httpx.Response:
+        return httpx.post(self.base_url + path, timeout=30, **kw)
+
+    def metrics(self) -> str:
+        return self.get("/metrics").text
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        return metric(self.metrics(), name, **labels)
+
+    def status(self, source: str = "default") -> dict[str, Any]:
+        return json.loads(self.get(f"/api/cookies/cookies-status?source={source}").text)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+@contextlib.contextmanager
+def running(daemon: Daemon) -> Iterator[Daemon]:
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+# A jar that yt-dlp counts as logged in; values are recognisable so leak tests can grep for them.
+SECRET_MARK = "SeCrEtVaLuE"
+
+
+def cookie_jar(
+    *,
+    expires: int | None = None,
+    login: bool = True,
+    extra_lines: tuple[str, ...] = (),
+    mark: str = SECRET_MARK,
+) -> str:
+    exp = expires if expires is not None else int(time.time()) + 180 * 86400
+    lines = ["# Netscape HTTP Cookie File", "# test jar", ""]
+    rows = [
+        (".youtube.com", "TRUE", "/", "TRUE", exp, "PREF", f"hl=en-{mark}-pref"),
+        (".youtube.com", "TRUE", "/", "TRUE", exp, "SID", f"{mark}-sid"),
+        (".youtube.com", "TRUE", "/", "TRUE", exp, "__Secure-3PSID", f"{mark}-3psid"),
+    ]
+    if login:
+        rows += [
+            (".youtube.com", "TRUE", "/", "TRUE", exp, "SAPISID", f"{mark}-sapisid"),
+            (".youtube.com", "TRUE", "/", "TRUE", exp, "__Secure-3PAPISID", f"{mark}-3papisid"),
+            ("#HttpOnly_.youtube.com", "TRUE", "/", "TRUE", exp, "LOGIN_INFO", f"{mark}-login"),
+        ]
+    lines += ["\t".join(map(str, r)) for r in rows]
+    lines += list(extra_lines)
+    return "\n".join(lines) + "\n"
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
+    """Replace `path` the way an uploader that renames into place does."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)

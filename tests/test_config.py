@@ -1,0 +1,131 @@
+"""Configuration: defaults, env vs TOML, and one-line errors that name the setting."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cookie_supervisor.classify import DEFAULT_TRIGGERS, Reason
+from cookie_supervisor.config import ConfigError, load_settings, parse_duration
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(__import__("os").environ):
+        if name.startswith("COOKIE_SUPERVISOR_") or name in ("REDIS_URL", "YT_DLP_COOKIES_FILE"):
+            monkeypatch.delenv(name)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90), (90, 90), ("90s", 90), ("30m", 1800), ("1h30m", 5400), ("7d", 604800),
+     ("2w", 1209600), ("500ms", 0.5), ("1.5h", 5400), ("0", 0), (" 10 m ", 600)],
+)
+def test_durations(text: str | int, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["abc", "7x", "1h30", "-5", "m", "", True, None])
+def test_bad_durations(bad: object) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(bad)
+
+
+def test_env_only_gives_one_default_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("YT_DLP_COOKIES_FILE", "/srv/cookies.txt")
+    s = load_settings()
+    assert s.redis_url == "redis://localhost:6379" and s.listen == "127.0.0.1:9479"
+    assert s.queue == "cookie-refresh" and s.job_name == "__default__" and s.job_attempts == 3
+    [src] = s.all_sources()
+    assert src.name == "default" and src.cookies_file == Path("/srv/cookies.txt")
+    assert src.validate_every == 1800 and src.missing_grace == 60 and src.rotate_after == 7 * 86400
+    assert src.trigger_on == DEFAULT_TRIGGERS
+
+
+def test_env_settings_for_the_default_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("YT_DLP_COOKIES_FILE", "/srv/cookies.txt")
+    monkeypatch.setenv("COOKIE_SUPERVISOR_VALIDATION_URLS", "http://127.0.0.1:1/a, http://127.0.0.1:1/b")
+    monkeypatch.setenv("COOKIE_SUPERVISOR_VALIDATE_EVERY", "0")
+    [src] = load_settings().all_sources()
+    assert src.validation_urls == ["http://127.0.0.1:1/a", "http://127.0.0.1:1/b"]
+    assert src.validate_every == 0
+
+
+def test_toml_sources_and_env_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        'queue = "from-file"\nlog_format = "json"\n'
+        '[[sources]]\nname = "main"\ncookies_file = "/a.txt"\nvalidate_every = "5m"\n'
+        'trigger_on = ["bot_detection", "forbidden"]\n'
+        '[[sources]]\nname = "backup"\ncookies_file = "/b.txt"\nprobe_mode = "metadata"\n'
+    )
+    monkeypatch.setenv("COOKIE_SUPERVISOR_QUEUE", "from-env")
+    s = load_settings(cfg)
+    assert s.queue == "from-env" and s.log_format == "json"
+    main, backup = s.all_sources()
+    assert (main.name, main.validate_every) == ("main", 300)
+    assert main.trigger_on == {Reason.BOT_DETECTION, Reason.FORBIDDEN}
+    assert backup.probe_mode == "metadata"
+    monkeypatch.setenv("COOKIE_SUPERVISOR_CONFIG", str(cfg))
+    assert [x.name for x in load_settings().all_sources()] == ["main", "backup"]
+
+
+@pytest.mark.parametrize(
+    ("env", "toml", "message"),
+    [
+        ({}, "", "YT_DLP_COOKIES_FILE: no cookie file configured"),
+        ({"COOKIE_SUPERVISOR_LISTEN": "nohost"}, "", "COOKIE_SUPERVISOR_LISTEN: expected host:port"),
+        ({"COOKIE_SUPERVISOR_LISTEN": "0.0.0.0:9479"}, "",
+         "COOKIE_SUPERVISOR_LISTEN: a non-loopback address needs COOKIE_SUPERVISOR_API_TOKEN"),
+        ({"REDIS_URL": "http://x"}, "", "REDIS_URL: must start with redis://"),
+        ({"COOKIE_SUPERVISOR_LOG_FORMAT": "xml"}, "", "COOKIE_SUPERVISOR_LOG_FORMAT: Input should be"),
+        ({"COOKIE_SUPERVISOR_VALIDATE_EVERY": "soon"}, "",
+         "COOKIE_SUPERVISOR_VALIDATE_EVERY: invalid duration 'soon'"),
+        ({"COOKIE_SUPERVISOR_RATE_LIMIT": "-1"}, "", "COOKIE_SUPERVISOR_RATE_LIMIT: Input should be"),
+        ({}, '[[sources]]\nname = "a"\ncookies_file = "/a"\nrotate_after = "7x"\n',
+         "sources[a].rotate_after: invalid duration '7x'"),
+        ({}, '[[sources]]\nname = "a"\ncookies_file = "/a"\ntrigger_on = ["nope"]\n',
+         "sources[a].trigger_on.0: Input should be"),
+        ({}, '[[sources]]\nname = "a b"\ncookies_file = "/a"\n', "sources[a b].name: must be"),
+        ({}, '[[sources]]\nname = "a"\ncookies_file = "/a"\nvalidation_urls = ["ftp://x"]\n',
+         "sources[a].validation_urls: not an http(s) URL"),
+        ({}, '[[sources]]\nname = "a"\ncookies_file = "/a"\n[[sources]]\nname = "a"\ncookies_file = "/b"\n',
+         "sources: names must be unique"),
+        ({}, 'queue = "x"\nbogus = 1\n[[sources]]\nname = "a"\ncookies_file = "/a"\n',
+         "bogus (config file): unknown setting"),
+        ({}, "not = [toml", "invalid TOML"),
+    ],
+)
+def test_errors_name_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], toml: str, message: str
+) -> None:
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    if env:  # every env case but the first needs a cookie file to get as far as its own error
+        monkeypatch.setenv("YT_DLP_COOKIES_FILE", "/srv/c.txt")
+    cfg = None
+    if toml:
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(toml)
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_cli_config_error_is_one_line_exit_2(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "YT_DLP_COOKIES_FILE": str(tmp_path / "c.txt"),
+           "COOKIE_SUPERVISOR_VALIDATE_EVERY": "often"}
+    proc = subprocess.run([sys.executable, "-m", "cookie_supervisor", "run"], env=env,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "COOKIE_SUPERVISOR_VALIDATE_EVERY" in proc.stderr and "Traceback" not in proc.stderr
+    missing = subprocess.run(
+        [sys.executable, "-m", "cookie_supervisor", "run", "--config", str(tmp_path / "nope.toml")],
+        env=env, capture_output=True, text=True, timeout=30,
+    )
+    assert missing.returncode == 2 and "nope.toml" in missing.stderr and "Traceback" not in missing.stderr
