@@ -6,8 +6,19 @@ import time
 
 path = sys.argv[1]
 expires = int(time.time()) + 180 * 86400
-rows = ["PREF", "SID", "HSID", "SSID", "APISID", "SAPISID", "__Secure-1PSID", "__Secure-3PSID",
-        "__Secure-1PAPISID", "__Secure-3PAPISID", "LOGIN_INFO"]
+rows = [
+    "PREF",
+    "SID",
+    "HSID",
+    "SSID",
+    "APISID",
+    "SAPISID",
+    "__Secure-1PSID",
+    "__Secure-3PSID",
+    "__Secure-1PAPISID",
+    "__Secure-3PAPISID",
+    "LOGIN_INFO",
+]
 lines = ["# Netscape HTTP Cookie File", "# demo jar written by cookie-supervisor: fake values", ""]
 for name in rows:
     prefix = "#HttpOnly_" if name in ("LOGIN_INFO", "HSID", "SSID") else ""

@@ -226,3 +226,54 @@ def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
     tmp.write_text(text)
     os.chmod(tmp, mode)
     os.replace(tmp, path)
+
+
+INTEROP = ROOT / "tests" / "interop"
+
+
+class NodeProcess:
+    """A Node program from tests/interop printing JSON lines; `events` fills as they arrive."""
+
+    def __init__(self, script: str, env: Mapping[str, str], *args: str) -> None:
+        import threading
+
+        assert shutil.which("node"), "node is not installed"
+        assert (INTEROP / "node_modules" / "bull").is_dir(), "run `npm ci` in tests/interop"
+        self.events: list[dict[str, Any]] = []
+        self.proc = subprocess.Popen(
+            ["node", str(INTEROP / script), *args],
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=INTEROP,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                self.events.append(json.loads(line))
+            except ValueError:
+                self.events.append({"event": "output", "line": line.rstrip()})
+
+    def of(self, event: str) -> list[dict[str, Any]]:
+        return [e for e in list(self.events) if e.get("event") == event]
+
+    def wait(self, event: str, count: int = 1, timeout: float = 15) -> list[dict[str, Any]]:
+        return wait_for(
+            lambda: len(self.of(event)) >= count and self.of(event),
+            timeout=timeout,
+            what=f"{count} '{event}' event(s) from {self.proc.args}: {self.events[-5:]}",
+        )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

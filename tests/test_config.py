@@ -21,8 +21,19 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("90", 90), (90, 90), ("90s", 90), ("30m", 1800), ("1h30m", 5400), ("7d", 604800),
-     ("2w", 1209600), ("500ms", 0.5), ("1.5h", 5400), ("0", 0), (" 10 m ", 600)],
+    [
+        ("90", 90),
+        (90, 90),
+        ("90s", 90),
+        ("30m", 1800),
+        ("1h30m", 5400),
+        ("7d", 604800),
+        ("2w", 1209600),
+        ("500ms", 0.5),
+        ("1.5h", 5400),
+        ("0", 0),
+        (" 10 m ", 600),
+    ],
 )
 def test_durations(text: str | int, seconds: float) -> None:
     assert parse_duration(text) == seconds
@@ -47,7 +58,9 @@ def test_env_only_gives_one_default_source(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_env_settings_for_the_default_source(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("YT_DLP_COOKIES_FILE", "/srv/cookies.txt")
-    monkeypatch.setenv("COOKIE_SUPERVISOR_VALIDATION_URLS", "http://127.0.0.1:1/a, http://127.0.0.1:1/b")
+    monkeypatch.setenv(
+        "COOKIE_SUPERVISOR_VALIDATION_URLS", "http://127.0.0.1:1/a, http://127.0.0.1:1/b"
+    )
     monkeypatch.setenv("COOKIE_SUPERVISOR_VALIDATE_EVERY", "0")
     [src] = load_settings().all_sources()
     assert src.validation_urls == ["http://127.0.0.1:1/a", "http://127.0.0.1:1/b"]
@@ -77,25 +90,59 @@ def test_toml_sources_and_env_precedence(tmp_path: Path, monkeypatch: pytest.Mon
     ("env", "toml", "message"),
     [
         ({}, "", "YT_DLP_COOKIES_FILE: no cookie file configured"),
-        ({"COOKIE_SUPERVISOR_LISTEN": "nohost"}, "", "COOKIE_SUPERVISOR_LISTEN: expected host:port"),
-        ({"COOKIE_SUPERVISOR_LISTEN": "0.0.0.0:9479"}, "",
-         "COOKIE_SUPERVISOR_LISTEN: a non-loopback address needs COOKIE_SUPERVISOR_API_TOKEN"),
+        (
+            {"COOKIE_SUPERVISOR_LISTEN": "nohost"},
+            "",
+            "COOKIE_SUPERVISOR_LISTEN: expected host:port",
+        ),
+        (
+            {"COOKIE_SUPERVISOR_LISTEN": "0.0.0.0:9479"},
+            "",
+            "COOKIE_SUPERVISOR_LISTEN: a non-loopback address needs COOKIE_SUPERVISOR_API_TOKEN",
+        ),
         ({"REDIS_URL": "http://x"}, "", "REDIS_URL: must start with redis://"),
-        ({"COOKIE_SUPERVISOR_LOG_FORMAT": "xml"}, "", "COOKIE_SUPERVISOR_LOG_FORMAT: Input should be"),
-        ({"COOKIE_SUPERVISOR_VALIDATE_EVERY": "soon"}, "",
-         "COOKIE_SUPERVISOR_VALIDATE_EVERY: invalid duration 'soon'"),
-        ({"COOKIE_SUPERVISOR_RATE_LIMIT": "-1"}, "", "COOKIE_SUPERVISOR_RATE_LIMIT: Input should be"),
-        ({}, '[[sources]]\nname = "a"\ncookies_file = "/a"\nrotate_after = "7x"\n',
-         "sources[a].rotate_after: invalid duration '7x'"),
-        ({}, '[[sources]]\nname = "a"\ncookies_file = "/a"\ntrigger_on = ["nope"]\n',
-         "sources[a].trigger_on.0: Input should be"),
+        (
+            {"COOKIE_SUPERVISOR_LOG_FORMAT": "xml"},
+            "",
+            "COOKIE_SUPERVISOR_LOG_FORMAT: Input should be",
+        ),
+        (
+            {"COOKIE_SUPERVISOR_VALIDATE_EVERY": "soon"},
+            "",
+            "COOKIE_SUPERVISOR_VALIDATE_EVERY: invalid duration 'soon'",
+        ),
+        (
+            {"COOKIE_SUPERVISOR_RATE_LIMIT": "-1"},
+            "",
+            "COOKIE_SUPERVISOR_RATE_LIMIT: Input should be",
+        ),
+        (
+            {},
+            '[[sources]]\nname = "a"\ncookies_file = "/a"\nrotate_after = "7x"\n',
+            "sources[a].rotate_after: invalid duration '7x'",
+        ),
+        (
+            {},
+            '[[sources]]\nname = "a"\ncookies_file = "/a"\ntrigger_on = ["nope"]\n',
+            "sources[a].trigger_on.0: Input should be",
+        ),
         ({}, '[[sources]]\nname = "a b"\ncookies_file = "/a"\n', "sources[a b].name: must be"),
-        ({}, '[[sources]]\nname = "a"\ncookies_file = "/a"\nvalidation_urls = ["ftp://x"]\n',
-         "sources[a].validation_urls: not an http(s) URL"),
-        ({}, '[[sources]]\nname = "a"\ncookies_file = "/a"\n[[sources]]\nname = "a"\ncookies_file = "/b"\n',
-         "sources: names must be unique"),
-        ({}, 'queue = "x"\nbogus = 1\n[[sources]]\nname = "a"\ncookies_file = "/a"\n',
-         "bogus (config file): unknown setting"),
+        (
+            {},
+            '[[sources]]\nname = "a"\ncookies_file = "/a"\nvalidation_urls = ["ftp://x"]\n',
+            "sources[a].validation_urls: not an http(s) URL",
+        ),
+        (
+            {},
+            '[[sources]]\nname = "a"\ncookies_file = "/a"\n'
+            '[[sources]]\nname = "a"\ncookies_file = "/b"\n',
+            "sources: names must be unique",
+        ),
+        (
+            {},
+            'queue = "x"\nbogus = 1\n[[sources]]\nname = "a"\ncookies_file = "/a"\n',
+            "bogus (config file): unknown setting",
+        ),
         ({}, "not = [toml", "invalid TOML"),
     ],
 )
@@ -117,15 +164,30 @@ def test_errors_name_the_setting(
 
 
 def test_cli_config_error_is_one_line_exit_2(tmp_path: Path) -> None:
-    env = {"PATH": "/usr/bin:/bin", "YT_DLP_COOKIES_FILE": str(tmp_path / "c.txt"),
-           "COOKIE_SUPERVISOR_VALIDATE_EVERY": "often"}
-    proc = subprocess.run([sys.executable, "-m", "cookie_supervisor", "run"], env=env,
-                          capture_output=True, text=True, timeout=30)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "YT_DLP_COOKIES_FILE": str(tmp_path / "c.txt"),
+        "COOKIE_SUPERVISOR_VALIDATE_EVERY": "often",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "cookie_supervisor", "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0, proc.stderr
     assert "COOKIE_SUPERVISOR_VALIDATE_EVERY" in proc.stderr and "Traceback" not in proc.stderr
     missing = subprocess.run(
         [sys.executable, "-m", "cookie_supervisor", "run", "--config", str(tmp_path / "nope.toml")],
-        env=env, capture_output=True, text=True, timeout=30,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
-    assert missing.returncode == 2 and "nope.toml" in missing.stderr and "Traceback" not in missing.stderr
+    assert (
+        missing.returncode == 2
+        and "nope.toml" in missing.stderr
+        and "Traceback" not in missing.stderr
+    )

@@ -27,13 +27,15 @@ def jar_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def daemon(redis_server, jar_dir: Path) -> Iterator[Daemon]:  # type: ignore[no-untyped-def]
     jar = jar_dir / "cookies.txt"
     write_atomic(jar, cookie_jar())
-    d = Daemon(env={
-        "REDIS_URL": redis_server.url,
-        "YT_DLP_COOKIES_FILE": str(jar),
-        "COOKIE_SUPERVISOR_VALIDATION_URLS": "",
-        "COOKIE_SUPERVISOR_QUEUE": "daemon-tests",
-        "COOKIE_SUPERVISOR_QUEUE_POLL_INTERVAL": "0.2",
-    }).start()
+    d = Daemon(
+        env={
+            "REDIS_URL": redis_server.url,
+            "YT_DLP_COOKIES_FILE": str(jar),
+            "COOKIE_SUPERVISOR_VALIDATION_URLS": "",
+            "COOKIE_SUPERVISOR_QUEUE": "daemon-tests",
+            "COOKIE_SUPERVISOR_QUEUE_POLL_INTERVAL": "0.2",
+        }
+    ).start()
     yield d
     d.stop()
 
@@ -43,8 +45,12 @@ def jar(daemon: Daemon, jar_dir: Path) -> Path:
     """The daemon's cookie file, restored to a good jar before each test."""
     path = jar_dir / "cookies.txt"
     write_atomic(path, cookie_jar())
-    wait_for(lambda: daemon.metric("cookie_supervisor_file_present", source="default") == 1
-             and daemon.metric("cookie_supervisor_logged_in", source="default") == 1)
+    wait_for(
+        lambda: (
+            daemon.metric("cookie_supervisor_file_present", source="default") == 1
+            and daemon.metric("cookie_supervisor_logged_in", source="default") == 1
+        )
+    )
     return path
 
 
@@ -64,18 +70,31 @@ def within(bound: float, predicate, what: str) -> float:  # type: ignore[no-unty
 def test_metrics_report_the_file(daemon: Daemon, jar: Path) -> None:
     text = daemon.metrics()
     st = jar.stat()
-    assert metric(text, "cookie_supervisor_build_info", version=__import__("cookie_supervisor").__version__) == 1
+    assert (
+        metric(
+            text,
+            "cookie_supervisor_build_info",
+            version=__import__("cookie_supervisor").__version__,
+        )
+        == 1
+    )
     assert metric(text, "cookie_supervisor_file_present", source="default") == 1
     assert metric(text, "cookie_supervisor_file_size_bytes", source="default") == st.st_size
-    assert metric(text, "cookie_supervisor_file_modified_timestamp_seconds", source="default") == pytest.approx(st.st_mtime)
+    assert metric(
+        text, "cookie_supervisor_file_modified_timestamp_seconds", source="default"
+    ) == pytest.approx(st.st_mtime)
     assert 0 <= (metric(text, "cookie_supervisor_file_age_seconds", source="default") or -1) < 60
     assert metric(text, "cookie_supervisor_file_cookies", source="default") == 6
     assert metric(text, "cookie_supervisor_file_login_cookies", source="default") == 5
     assert metric(text, "cookie_supervisor_file_secure_permissions", source="default") == 1
     assert metric(text, "cookie_supervisor_file_malformed_lines", source="default") == 0
     assert metric(text, "cookie_supervisor_logged_in", source="default") == 1
-    assert (metric(text, "cookie_supervisor_login_expiry_timestamp_seconds", source="default") or 0) > time.time()
-    assert metric(text, "cookie_supervisor_login_session_changed_timestamp_seconds", source="default")
+    assert (
+        metric(text, "cookie_supervisor_login_expiry_timestamp_seconds", source="default") or 0
+    ) > time.time()
+    assert metric(
+        text, "cookie_supervisor_login_session_changed_timestamp_seconds", source="default"
+    )
     assert metric(text, "cookie_supervisor_redis_up") == 1
     assert metric(text, "process_resident_memory_bytes")  # process_* survive our registry
 
@@ -83,29 +102,39 @@ def test_metrics_report_the_file(daemon: Daemon, jar: Path) -> None:
 def test_delete_and_atomic_restore(daemon: Daemon, jar: Path) -> None:
     before = changes(daemon)
     jar.unlink()
-    within(CHANGE_BOUND, lambda: daemon.metric("cookie_supervisor_file_present", source="default") == 0,
-           "file_present 0 after delete")
+    within(
+        CHANGE_BOUND,
+        lambda: daemon.metric("cookie_supervisor_file_present", source="default") == 0,
+        "file_present 0 after delete",
+    )
     status = daemon.status()
     assert status["exists"] is False and status["message"] == "Cookies file not found"
     assert daemon.metric("cookie_supervisor_file_age_seconds", source="default") is None
     write_atomic(jar, cookie_jar())
-    within(CHANGE_BOUND, lambda: daemon.metric("cookie_supervisor_file_present", source="default") == 1,
-           "file_present 1 after atomic rename")
+    within(
+        CHANGE_BOUND,
+        lambda: daemon.metric("cookie_supervisor_file_present", source="default") == 1,
+        "file_present 1 after atomic rename",
+    )
     wait_for(lambda: changes(daemon) == before + 2, what="two debounced changes")
 
 
 def test_chunked_upload_is_one_change_with_the_final_state(daemon: Daemon, jar: Path) -> None:
     before = changes(daemon)
-    body = cookie_jar(extra_lines=tuple(
-        f".youtube.com\tTRUE\t/\tTRUE\t0\tEXTRA{i}\tx" for i in range(40)))
-    chunks = [body[i:i + 256] for i in range(0, len(body), 256)]
+    body = cookie_jar(
+        extra_lines=tuple(f".youtube.com\tTRUE\t/\tTRUE\t0\tEXTRA{i}\tx" for i in range(40))
+    )
+    chunks = [body[i : i + 256] for i in range(0, len(body), 256)]
     with jar.open("w") as fh:  # in place, like scp: truncate, then chunks
         for chunk in chunks:
             fh.write(chunk)
             fh.flush()
             time.sleep(0.05)  # pacing the simulated upload, not waiting for the daemon
-    within(CHANGE_BOUND, lambda: daemon.metric("cookie_supervisor_file_cookies", source="default") == 46,
-           "final cookie count after chunked write")
+    within(
+        CHANGE_BOUND,
+        lambda: daemon.metric("cookie_supervisor_file_cookies", source="default") == 46,
+        "final cookie count after chunked write",
+    )
     wait_for(lambda: changes(daemon) == before + 1, what="exactly one change for the burst")
     # and it stays one: no re-inspection trails the burst
     time.sleep(0.5)
@@ -114,19 +143,30 @@ def test_chunked_upload_is_one_change_with_the_final_state(daemon: Daemon, jar: 
 
 def test_chmod_is_reflected(daemon: Daemon, jar: Path) -> None:
     os.chmod(jar, 0o644)
-    within(CHANGE_BOUND, lambda: daemon.metric("cookie_supervisor_file_secure_permissions", source="default") == 0,
-           "secure_permissions 0 after chmod 644")
+    within(
+        CHANGE_BOUND,
+        lambda: daemon.metric("cookie_supervisor_file_secure_permissions", source="default") == 0,
+        "secure_permissions 0 after chmod 644",
+    )
     assert daemon.status()["secure_permissions"] is False
     os.chmod(jar, 0o600)
-    within(CHANGE_BOUND, lambda: daemon.metric("cookie_supervisor_file_secure_permissions", source="default") == 1,
-           "secure_permissions 1 after chmod 600")
+    within(
+        CHANGE_BOUND,
+        lambda: daemon.metric("cookie_supervisor_file_secure_permissions", source="default") == 1,
+        "secure_permissions 1 after chmod 600",
+    )
 
 
 def test_torn_and_garbage_files_never_crash(daemon: Daemon, jar: Path) -> None:
     jar.write_bytes(b"")
     within(CHANGE_BOUND, lambda: daemon.status()["valid"] is False, "empty file reported invalid")
     jar.write_bytes(os.urandom(4096))
-    wait_for(lambda: "binary" in (daemon.status()["error"] or "") or "UTF-8" in (daemon.status()["error"] or ""))
+    wait_for(
+        lambda: (
+            "binary" in (daemon.status()["error"] or "")
+            or "UTF-8" in (daemon.status()["error"] or "")
+        )
+    )
     jar.write_text(cookie_jar())
     within(CHANGE_BOUND, lambda: daemon.status()["logged_in"] is True, "recovered after good write")
     assert daemon.get("/healthz").status_code == 200
@@ -134,8 +174,11 @@ def test_torn_and_garbage_files_never_crash(daemon: Daemon, jar: Path) -> None:
 
 def test_logged_out_jar(daemon: Daemon, jar: Path) -> None:
     write_atomic(jar, cookie_jar(login=False))
-    within(CHANGE_BOUND, lambda: daemon.metric("cookie_supervisor_logged_in", source="default") == 0,
-           "logged_in 0")
+    within(
+        CHANGE_BOUND,
+        lambda: daemon.metric("cookie_supervisor_logged_in", source="default") == 0,
+        "logged_in 0",
+    )
     s = daemon.status()
     assert s["logged_in"] is False and "LOGIN_INFO" not in s["login_cookies"]
 
@@ -177,8 +220,12 @@ def test_no_cookie_value_leaves_the_process(daemon: Daemon, jar: Path) -> None:
         daemon.log(),
     ]
     for args in (["inspect", str(jar)], ["inspect", "--json", str(jar)]):
-        proc = subprocess.run([sys.executable, "-m", "cookie_supervisor", *args],
-                              capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(
+            [sys.executable, "-m", "cookie_supervisor", *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert proc.returncode == 0, proc.stderr
         outputs.append(proc.stdout + proc.stderr)
     inspected = json.loads(outputs[-1])
@@ -191,8 +238,13 @@ def test_no_cookie_value_leaves_the_process(daemon: Daemon, jar: Path) -> None:
 def test_sigterm_stops_cleanly_within_two_seconds(redis_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     jar = tmp_path / "c.txt"
     write_atomic(jar, cookie_jar())
-    d = Daemon(env={"REDIS_URL": redis_server.url, "YT_DLP_COOKIES_FILE": str(jar),
-                    "COOKIE_SUPERVISOR_VALIDATION_URLS": ""}).start()
+    d = Daemon(
+        env={
+            "REDIS_URL": redis_server.url,
+            "YT_DLP_COOKIES_FILE": str(jar),
+            "COOKIE_SUPERVISOR_VALIDATION_URLS": "",
+        }
+    ).start()
     assert d.proc is not None
     start = time.monotonic()
     d.proc.send_signal(signal.SIGTERM)
@@ -204,8 +256,13 @@ def test_sigterm_stops_cleanly_within_two_seconds(redis_server, tmp_path: Path) 
 
 
 def test_starts_without_redis_and_without_the_file(tmp_path: Path) -> None:
-    d = Daemon(env={"REDIS_URL": "redis://127.0.0.1:1", "YT_DLP_COOKIES_FILE": str(tmp_path / "none.txt"),
-                    "COOKIE_SUPERVISOR_VALIDATION_URLS": ""}).start()
+    d = Daemon(
+        env={
+            "REDIS_URL": "redis://127.0.0.1:1",
+            "YT_DLP_COOKIES_FILE": str(tmp_path / "none.txt"),
+            "COOKIE_SUPERVISOR_VALIDATION_URLS": "",
+        }
+    ).start()
     try:
         text = d.metrics()
         assert metric(text, "cookie_supervisor_redis_up") == 0
@@ -213,7 +270,10 @@ def test_starts_without_redis_and_without_the_file(tmp_path: Path) -> None:
         r = d.get("/api/cookies/queue-status")
         assert r.status_code == 503 and r.json()["redis_up"] is False
         write_atomic(tmp_path / "none.txt", cookie_jar())
-        within(CHANGE_BOUND, lambda: d.metric("cookie_supervisor_file_present", source="default") == 1,
-               "file appears")
+        within(
+            CHANGE_BOUND,
+            lambda: d.metric("cookie_supervisor_file_present", source="default") == 1,
+            "file appears",
+        )
     finally:
         d.stop()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -127,7 +127,12 @@ class Api:
         try:
             counts = (await self.supervisor.queue.counts()).as_dict()
         except RedisError:
-            body = {"success": False, "queue": queue, "redis_up": False, "error": "redis unavailable"}
+            body = {
+                "success": False,
+                "queue": queue,
+                "redis_up": False,
+                "error": "redis unavailable",
+            }
             return JSONResponse(body, status_code=503)
         status = {**counts, "total": sum(counts.values())}
         return JSONResponse({"success": True, "queue": queue, "status": status, "redis_up": True})
@@ -136,7 +141,11 @@ class Api:
         body = TriggerRequest.model_validate(await _json_body(request))
         source = self.source_of(request, body.source, status=422)
         outcome = await self.supervisor.request(
-            source, body.reason, origin="api", error=body.error, video_id=body.video_id,
+            source,
+            body.reason,
+            origin="api",
+            error=body.error,
+            video_id=body.video_id,
             force=body.force,
         )
         return JSONResponse(_trigger_answer(outcome))
@@ -148,7 +157,10 @@ class Api:
 
 
 def build(
-    supervisor: Supervisor, metrics: Metrics, ready: Callable[[], bool], token: str | None,
+    supervisor: Supervisor,
+    metrics: Metrics,
+    ready: Callable[[], bool],
+    token: str | None,
     rate_limit: int,
 ) -> Starlette:
     api = Api(supervisor, metrics, ready, token, RateLimiter(rate_limit))
@@ -170,7 +182,7 @@ def build(
         405: _not_allowed,
         _BodyError: _body_error,
     }
-    return Starlette(routes=routes, exception_handlers=handlers)  # type: ignore[arg-type]
+    return Starlette(routes=routes, exception_handlers=handlers)
 
 
 # --- request bodies and answers --------------------------------------------------------------
@@ -192,8 +204,8 @@ async def _json_body(request: Request) -> Any:
             raise _BodyError(413, f"body larger than {MAX_BODY} bytes")
         chunks.append(chunk)
     try:
-        body = json.loads(b"".join(chunks) or b"null")
-    except ValueError as exc:
+        body = json.loads((b"".join(chunks) or b"null").decode("utf-8", "replace"))
+    except json.JSONDecodeError as exc:
         raise _BodyError(422, f"malformed JSON: {exc.msg} at position {exc.pos}") from None
     if not isinstance(body, dict):
         raise _BodyError(422, "body must be a JSON object")
@@ -218,7 +230,9 @@ def _trigger_answer(o: TriggerOutcome) -> dict[str, Any]:
 
 def _bearer_ok(request: Request, token: str) -> bool:
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
 
 
 def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:

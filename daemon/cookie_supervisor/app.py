@@ -1,4 +1,4 @@
-"""The daemon: one asyncio loop carrying the HTTP server, the timers, the watcher's events and Redis.
+"""The daemon: one asyncio loop for the HTTP server, the timers, the watcher's events and Redis.
 
 Start order serves /healthz and /metrics first (a scrape during start-up sees something), then
 inspects every file, then tells systemd READY=1. SIGTERM/SIGINT stop everything within ~2 s.
@@ -63,8 +63,12 @@ def connect_redis(settings: Settings) -> Redis:
     )
 
 
-def build_supervisor(settings: Settings, redis: Redis, metrics: Metrics | None = None) -> Supervisor:
-    queue = BullQueue(redis, settings.queue, prefix=settings.queue_prefix, job_name=settings.job_name)
+def build_supervisor(
+    settings: Settings, redis: Redis, metrics: Metrics | None = None
+) -> Supervisor:
+    queue = BullQueue(
+        redis, settings.queue, prefix=settings.queue_prefix, job_name=settings.job_name
+    )
     return Supervisor(settings, metrics or Metrics(), queue, Timers())
 
 
@@ -80,10 +84,18 @@ async def serve(settings: Settings) -> int:
     watcher = FileWatcher(loop, files, supervisor.file_event, settings.debounce)
     notifier = Notifier.from_env()
     token = settings.api_token.get_secret_value() if settings.api_token else None
-    app = api.build(supervisor, supervisor.metrics, lambda: watcher.running, token, settings.rate_limit)
+    app = api.build(
+        supervisor, supervisor.metrics, lambda: watcher.running, token, settings.rate_limit
+    )
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-        lifespan="off", date_header=False, server_header=False,
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        date_header=False,
+        server_header=False,
     )
     server = _Server(config)
     server_task = loop.create_task(_serve_http(server))

@@ -42,13 +42,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"cookie-supervisor {__version__}")
     sub = p.add_subparsers(required=True, metavar="COMMAND")
 
-    def command(name: str, func: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+    def command(
+        name: str, func: Callable[[argparse.Namespace], int], help: str
+    ) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help, description=help)
         sp.set_defaults(func=func)
         return sp
 
     def with_config(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--config", type=Path, help="TOML file (default: $COOKIE_SUPERVISOR_CONFIG)")
+        sp.add_argument(
+            "--config", type=Path, help="TOML file (default: $COOKIE_SUPERVISOR_CONFIG)"
+        )
 
     with_config(command("run", _run, "run the daemon in the foreground"))
     sp = command("check", _check, "run one validation now; exit 0 ok, 1 fixable, 2 other failure")
@@ -63,13 +67,19 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--reason", required=True)
     sp.add_argument("--source", default=None)
     sp.add_argument("--error", default=None, help="the failure text, classified like the API does")
-    sp.add_argument("--force", action="store_true", help="bypass the cooldown (never a pending job)")
+    sp.add_argument(
+        "--force", action="store_true", help="bypass the cooldown (never a pending job)"
+    )
     sp = command("status", _status, "queue counts and the state of every source")
     with_config(sp)
     sp.add_argument("--json", action="store_true")
     sp = command("classify", _classify, "classify a yt-dlp error text")
     sp.add_argument("text", nargs="+")
-    command("version", lambda a: print(f"cookie-supervisor {__version__}") or EXIT_OK, "print the version")
+    command(
+        "version",
+        lambda a: print(f"cookie-supervisor {__version__}") or EXIT_OK,
+        "print the version",
+    )
     return p
 
 
@@ -112,7 +122,7 @@ def _check(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"source": source, **result.as_dict()}, indent=2))
         else:
-            verdict = "OK" if result.ok else f"FAIL {result.reason.value}"
+            verdict = "OK" if result.ok else f"FAIL {result.reason}"
             print(f"{source}: {verdict} in {result.duration:.2f}s {result.message}".rstrip())
         if result.ok:
             return EXIT_OK
@@ -127,9 +137,17 @@ def _trigger(args: argparse.Namespace) -> int:
         outcome = await sup.request(
             _source(sup, args.source), args.reason, origin="cli", error=args.error, force=args.force
         )
-        print(json.dumps({"state": outcome.state, "source": outcome.source,
-                          "reason": outcome.reason.value, "job_id": outcome.job_id,
-                          "message": outcome.message}))
+        print(
+            json.dumps(
+                {
+                    "state": outcome.state,
+                    "source": outcome.source,
+                    "reason": outcome.reason.value,
+                    "job_id": outcome.job_id,
+                    "message": outcome.message,
+                }
+            )
+        )
         return EXIT_PROBLEM if outcome.state == "deferred" else EXIT_OK
 
     return _with_supervisor(args, trigger)
@@ -140,21 +158,24 @@ def _status(args: argparse.Namespace) -> int:
         for name in sup.sources:
             await sup.inspect(name, initial=True)
         await sup.poll_queue()
-        view = {
-            "queue": settings.queue,
-            "redis_up": sup.redis_up,
-            "counts": sup.counts,
-            "sources": [sup.status(name) for name in sup.sources],
-        }
+        sources = [sup.status(name) for name in sup.sources]
         if args.json:
+            view = {
+                "queue": settings.queue,
+                "redis_up": sup.redis_up,
+                "counts": sup.counts,
+                "sources": sources,
+            }
             print(json.dumps(view, indent=2))
         else:
             counts = " ".join(f"{k}={v}" for k, v in (sup.counts or {}).items()) or "redis down"
             print(f"queue {settings.queue}: {counts}")
-            for s in view["sources"]:
+            for s in sources:
                 pending = s["refresh"]["pending_job"] or "-"
-                print(f"  {s['source']}: {s['message']}; logged_in={s['logged_in']} "
-                      f"pending_job={pending} path={s['path']}")
+                print(
+                    f"  {s['source']}: {s['message']}; logged_in={s['logged_in']} "
+                    f"pending_job={pending} path={s['path']}"
+                )
         return EXIT_OK if sup.redis_up else EXIT_PROBLEM
 
     return _with_supervisor(args, status)

@@ -7,6 +7,7 @@ effects go out (a Bull job, metrics, a log line). Nothing here listens to files 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import socket
@@ -155,14 +156,17 @@ class Supervisor:
     async def start(self) -> None:
         for st in self.sources.values():
             self.metrics.init_source(st.name, _mtime_of(st))
+        await self.poll_queue()  # first: what the files trigger needs to know if Redis is there
+        for st in self.sources.values():
             await self.inspect(st.name, initial=True)
-        await self.poll_queue()
         self.timers.every("queue-poll", self.settings.queue_poll_interval, self.poll_queue)
         for st in self.sources.values():
             every = st.settings.validate_every
             if every > 0:
                 job = _bind(self.validate, st.name, "schedule")
-                self.timers.every(f"validate:{st.name}", every, job, jitter=every * st.settings.validate_jitter)
+                self.timers.every(
+                    f"validate:{st.name}", every, job, jitter=every * st.settings.validate_jitter
+                )
             self.spawn(self.validate(st.name, "start"))
 
     async def stop(self) -> None:
@@ -216,8 +220,13 @@ class Supervisor:
         st.last_change_at = now
         log.info(
             "cookie file changed",
-            extra={"source": st.name, "exists": report.exists, "valid": report.valid,
-                   "logged_in": report.logged_in, "new_session": new_session},
+            extra={
+                "source": st.name,
+                "exists": report.exists,
+                "valid": report.valid,
+                "logged_in": report.logged_in,
+                "new_session": new_session,
+            },
         )
         problem = report.problem()
         if problem in (Reason.LOGGED_OUT, Reason.EXPIRED):
@@ -257,7 +266,9 @@ class Supervisor:
         first = st.session_changed_at is None
         # The first session this process sees arrived, at best guess, when the file was written.
         st.session_changed_at = (report.mtime or now) if first else now
-        self.metrics.login_session_changed_timestamp_seconds.labels(st.name).set(st.session_changed_at)
+        self.metrics.login_session_changed_timestamp_seconds.labels(st.name).set(
+            st.session_changed_at
+        )
         return not first
 
     def _track_absence(self, st: SourceState, report: CookieReport, now: float) -> None:
@@ -268,11 +279,15 @@ class Supervisor:
             self.timers.cancel(f"missing:{st.name}")
         elif st.missing_since is None:
             st.missing_since = now
-            self.timers.at(f"missing:{st.name}", now + cfg.missing_grace, _bind(self._grace_over, st.name))
+            self.timers.at(
+                f"missing:{st.name}", now + cfg.missing_grace, _bind(self._grace_over, st.name)
+            )
         if report.exists and report.error is not None:
             if st.invalid_since is None:
                 st.invalid_since = now
-                self.timers.at(f"corrupt:{st.name}", now + cfg.corrupt_grace, _bind(self._grace_over, st.name))
+                self.timers.at(
+                    f"corrupt:{st.name}", now + cfg.corrupt_grace, _bind(self._grace_over, st.name)
+                )
         else:
             st.invalid_since = None
             self.timers.cancel(f"corrupt:{st.name}")
@@ -281,7 +296,10 @@ class Supervisor:
         report = await self.inspect(source)
         problem = report.problem()
         if problem in (Reason.MISSING_COOKIES, Reason.CORRUPT_COOKIES):
-            log.warning("cookie file unusable past its grace", extra={"source": source, "reason": problem.value})
+            log.warning(
+                "cookie file unusable past its grace",
+                extra={"source": source, "reason": problem.value},
+            )
             await self.trigger(source, problem, origin="file")
 
     # --- rotation ----------------------------------------------------------------------------
@@ -343,8 +361,15 @@ class Supervisor:
         report = await self.inspect(source)
         started = self.clock()
         if (problem := report.problem()) is not None:
-            return Validation(False, problem, self.clock(), 0.0, trigger, offline=True,
-                              message=f"offline check: {problem.value}")
+            return Validation(
+                False,
+                problem,
+                self.clock(),
+                0.0,
+                trigger,
+                offline=True,
+                message=f"offline check: {problem.value}",
+            )
         urls = st.settings.validation_urls
         if not urls:  # validation downloads turned off: the offline check is all there is
             return Validation(True, None, self.clock(), 0.0, trigger, offline=True)
@@ -362,8 +387,14 @@ class Supervisor:
                 break  # conclusive; a removed video or an outage lets the next URL speak
         assert probe is not None
         return Validation(
-            probe.ok, probe.reason, self.clock(), self.clock() - started, trigger,
-            url=probe.url, message=probe.message, account_cookies=probe.account_cookies,
+            probe.ok,
+            probe.reason,
+            self.clock(),
+            self.clock() - started,
+            trigger,
+            url=probe.url,
+            message=probe.message,
+            account_cookies=probe.account_cookies,
         )
 
     def _record_validation(self, st: SourceState, v: Validation) -> None:
@@ -378,8 +409,13 @@ class Supervisor:
         log.log(
             logging.INFO if v.ok else logging.WARNING,
             "validation passed" if v.ok else "validation failed",
-            extra={"source": name, "reason": _label(v.reason), "trigger": v.trigger,
-                   "duration": round(v.duration, 3), "offline": v.offline},
+            extra={
+                "source": name,
+                "reason": _label(v.reason),
+                "trigger": v.trigger,
+                "duration": round(v.duration, 3),
+                "offline": v.offline,
+            },
         )
 
     async def _after_validation(self, st: SourceState, v: Validation) -> None:
@@ -403,8 +439,13 @@ class Supervisor:
     ) -> TriggerOutcome:
         """A refresh asked for by the backend or a person, in their words."""
         return await self.trigger(
-            source, resolve_reason(reason_text, error), origin=origin, error=error,
-            video_id=video_id, detail=reason_text, force=force,
+            source,
+            resolve_reason(reason_text, error),
+            origin=origin,
+            error=error,
+            video_id=video_id,
+            detail=reason_text,
+            force=force,
         )
 
     async def trigger(
@@ -421,7 +462,9 @@ class Supervisor:
         """Ask for fresh cookies; coalescing and cooldown are decided atomically in Redis."""
         st = self.state(source)
         if not reason.fixable:
-            return TriggerOutcome("ignored", source, reason, f"{reason.value} is not fixed by fresh cookies")
+            return TriggerOutcome(
+                "ignored", source, reason, f"{reason.value} is not fixed by fresh cookies"
+            )
         if not force and reason is not Reason.MANUAL and reason not in st.settings.trigger_on:
             return TriggerOutcome("ignored", source, reason, f"{reason.value} is not in trigger_on")
         if not self.redis_up:
@@ -436,7 +479,9 @@ class Supervisor:
             return self._defer(st, reason, force)
         return self._requested(st, reason, origin, result)
 
-    def _requested(self, st: SourceState, reason: Reason, origin: str, r: RefreshResult) -> TriggerOutcome:
+    def _requested(
+        self, st: SourceState, reason: Reason, origin: str, r: RefreshResult
+    ) -> TriggerOutcome:
         self.metrics.refresh_requests_total.labels(st.name, reason.value, r.state).inc()
         if r.state == "enqueued":
             assert r.job_id is not None
@@ -451,7 +496,8 @@ class Supervisor:
             "cooldown": "A refresh finished recently; cooling down",
         }
         log.info(
-            "refresh %s", r.state,
+            "refresh %s",
+            r.state,
             extra={"source": st.name, "reason": reason.value, "origin": origin, "job_id": r.job_id},
         )
         return TriggerOutcome(r.state, st.name, reason, messages[r.state], r.job_id, r.retry_after)
@@ -460,20 +506,32 @@ class Supervisor:
         st.owed = strongest(st.owed, reason)
         st.owed_force = st.owed_force or force
         self.metrics.refresh_requests_total.labels(st.name, reason.value, "deferred").inc()
-        log.warning("redis unavailable; refresh owed", extra={"source": st.name, "reason": st.owed.value})
+        log.warning(
+            "redis unavailable; refresh owed", extra={"source": st.name, "reason": st.owed.value}
+        )
         return TriggerOutcome(
-            "deferred", st.name, reason, "Redis is unavailable; the refresh will be enqueued when it returns"
+            "deferred",
+            st.name,
+            reason,
+            "Redis is unavailable; the refresh will be enqueued when it returns",
         )
 
     def _job_data(
-        self, st: SourceState, reason: Reason, origin: str,
-        error: str | None, video_id: str | None, detail: str | None,
+        self,
+        st: SourceState,
+        reason: Reason,
+        origin: str,
+        error: str | None,
+        video_id: str | None,
+        detail: str | None,
     ) -> dict[str, Any]:
         data: dict[str, Any] = {
             "reason": reason.value,
             "source": st.name,
             "cookies_file": str(st.settings.cookies_file),
-            "requested_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "requested_at": dt.datetime.now(dt.UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
             "host": self.host,
             "origin": origin,
         }
@@ -555,14 +613,18 @@ class Supervisor:
         st.history.append(job)
         ok = [j.outcome == "completed" for j in st.history]
         m.refresh_success_ratio.labels(name).set(sum(ok) / len(ok))
-        gauge = (m.refresh_last_success_timestamp_seconds if job.outcome == "completed"
-                 else m.refresh_last_failure_timestamp_seconds)
+        gauge = (
+            m.refresh_last_success_timestamp_seconds
+            if job.outcome == "completed"
+            else m.refresh_last_failure_timestamp_seconds
+        )
         gauge.labels(name).set(max(j.finished_at for j in st.history if j.outcome == job.outcome))
         if not counted:
             return  # history recovered at start: counters are about what this process saw
         m.refresh_jobs_finished_total.labels(name, job.outcome).inc()
         log.info(
-            "refresh job %s", job.outcome,
+            "refresh job %s",
+            job.outcome,
             extra={"source": name, "job_id": job.job_id, "attempts": job.attempts_made},
         )
         if job.outcome == "completed":
@@ -578,7 +640,9 @@ class Supervisor:
             # The extractor uploads before it reports success: the new file may be here already.
             st.verifying.uploaded = True
             self.spawn(self.validate(st.name, "verification"))
-        self.timers.at(f"upload:{st.name}", deadline, _bind(self._upload_deadline, st.name, job.job_id))
+        self.timers.at(
+            f"upload:{st.name}", deadline, _bind(self._upload_deadline, st.name, job.job_id)
+        )
 
     async def _upload_deadline(self, source: str, job_id: str) -> None:
         st = self.state(source)
@@ -589,7 +653,8 @@ class Supervisor:
         assert st.verifying is not None
         log.log(
             logging.INFO if result == "verified" else logging.WARNING,
-            "refresh verification: %s", result,
+            "refresh verification: %s",
+            result,
             extra={"source": st.name, "job_id": st.verifying.job_id},
         )
         self.metrics.refresh_verifications_total.labels(st.name, result).inc()
@@ -682,10 +747,9 @@ def _mtime_of(st: SourceState) -> Callable[[], float | None]:
 
 
 def _remove(gauge: Any, *labels: str) -> None:
-    try:
+    """Drop a sample: "no value" is no sample, not a zero that alerts would misread."""
+    with contextlib.suppress(KeyError):
         gauge.remove(*labels)
-    except KeyError:
-        pass
 
 
 def _bind(func: Callable[..., Awaitable[Any]], *args: Any) -> Callable[[], Awaitable[Any]]:
@@ -693,5 +757,3 @@ def _bind(func: Callable[..., Awaitable[Any]], *args: Any) -> Callable[[], Await
         return await func(*args)
 
     return job
-
-

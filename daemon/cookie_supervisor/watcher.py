@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 # Reads (ours, the probe's copy, the backend's yt-dlp) raise opened/closed_no_write events;
 # reacting to them would make every inspection trigger the next one.
-_WRITE_EVENTS = frozenset({"created", "modified", "deleted", "moved", "closed"})
+_WRITE_EVENTS = frozenset({"created", "modified", "deleted", "moved", "closed", "attrib"})
 
 
 class FileWatcher:

@@ -1,0 +1,229 @@
+"""Why a cookie check failed, and whether fresh cookies can fix it.
+
+`Reason` is the vocabulary the whole daemon speaks: metric labels, job data, API answers and the
+`trigger_on` setting all use these values. The pattern table below is the one place where text
+printed by yt-dlp (or sent by the backend) is mapped onto a reason.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    # Failures fresh cookies can fix, strongest first (see `rank`).
+    MISSING_COOKIES = "missing_cookies"
+    CORRUPT_COOKIES = "corrupt_cookies"
+    LOGGED_OUT = "logged_out"
+    COOKIES_ROTATED = "cookies_rotated"
+    EXPIRED = "expired"
+    BOT_DETECTION = "bot_detection"
+    AUTH_REQUIRED = "auth_required"
+    FORBIDDEN = "forbidden"
+    # Not failures: refreshes asked for ahead of time or by a person.
+    EXPIRING_SOON = "expiring_soon"
+    SCHEDULED_ROTATION = "scheduled_rotation"
+    MANUAL = "manual"
+    # Failures new cookies cannot fix: recorded, never a refresh.
+    NETWORK_ERROR = "network_error"
+    UNAVAILABLE = "unavailable"
+    RATE_LIMITED = "rate_limited"
+    TIMEOUT = "timeout"
+    NO_JS_RUNTIME = "no_js_runtime"
+    OTHER = "other"
+
+    @property
+    def fixable(self) -> bool:
+        """True when a refresh of the cookies is the remedy."""
+        return self in _REFRESHABLE
+
+    @property
+    def rank(self) -> int:
+        """Higher is stronger; used to keep the strongest owed reason while Redis is down."""
+        return _RANK.get(self, 0)
+
+
+_REFRESHABLE = frozenset(
+    {
+        Reason.MISSING_COOKIES,
+        Reason.CORRUPT_COOKIES,
+        Reason.LOGGED_OUT,
+        Reason.COOKIES_ROTATED,
+        Reason.EXPIRED,
+        Reason.BOT_DETECTION,
+        Reason.AUTH_REQUIRED,
+        Reason.FORBIDDEN,
+        Reason.EXPIRING_SOON,
+        Reason.SCHEDULED_ROTATION,
+        Reason.MANUAL,
+    }
+)
+
+# Declaration order of the refreshable members is their strength: a dead file outranks a warning.
+_RANK = {reason: len(_REFRESHABLE) - i for i, reason in enumerate(r for r in Reason if r.fixable)}
+
+# What triggers a refresh unless a source's `trigger_on` says otherwise.
+DEFAULT_TRIGGERS = frozenset(
+    {
+        Reason.MISSING_COOKIES,
+        Reason.CORRUPT_COOKIES,
+        Reason.LOGGED_OUT,
+        Reason.COOKIES_ROTATED,
+        Reason.EXPIRED,
+        Reason.BOT_DETECTION,
+        Reason.AUTH_REQUIRED,
+        Reason.FORBIDDEN,
+        Reason.EXPIRING_SOON,
+        Reason.SCHEDULED_ROTATION,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    reason: Reason
+    pattern: str | None  # the table entry that matched, for logs and tests
+
+    @property
+    def fixable(self) -> bool:
+        return self.reason.fixable
+
+
+def strongest(a: Reason | None, b: Reason) -> Reason:
+    """The reason to keep when two are owed for one source."""
+    return b if a is None or b.rank > a.rank else a
+
+
+# --- text → reason ----------------------------------------------------------------------------
+
+# (pattern, reason), first match wins, matched against `normalize(text)`: lower case, straight
+# quotes, single spaces. Plain substrings unless the entry is a compiled regex. Order is the
+# point: the rate-limit text contains "video unavailable", the bot check contains "sign in",
+# yt-dlp's OAuth notice contains the cookie hint, and weak one-word patterns come last.
+PATTERNS: tuple[tuple[str | re.Pattern[str], Reason], ...] = (
+    # the cookie file itself (yt-dlp's loader, and the seed backend's words)
+    ("does not look like a netscape format cookies file", Reason.CORRUPT_COOKIES),
+    ("cookies file must be netscape formatted", Reason.CORRUPT_COOKIES),
+    ("invalid netscape format cookies file", Reason.CORRUPT_COOKIES),
+    ("cookie file not found", Reason.MISSING_COOKIES),
+    ("cookies file not found", Reason.MISSING_COOKIES),
+    ("cookie file missing", Reason.MISSING_COOKIES),
+    ("cookies file missing", Reason.MISSING_COOKIES),
+    ("no cookie file", Reason.MISSING_COOKIES),
+    # YouTube cleared the session: yt-dlp's warning (PR #13014)
+    ("cookies are no longer valid", Reason.COOKIES_ROTATED),
+    ("have likely been rotated", Reason.COOKIES_ROTATED),
+    ("cookies have expired", Reason.EXPIRED),
+    ("cookies expired", Reason.EXPIRED),
+    # not about cookies at all
+    ("no supported javascript runtime", Reason.NO_JS_RUNTIME),
+    ("rate-limited by youtube", Reason.RATE_LIMITED),
+    ("this content isn't available, try again later", Reason.RATE_LIMITED),
+    ("try again later", Reason.RATE_LIMITED),
+    ("http error 429", Reason.RATE_LIMITED),
+    ("too many requests", Reason.RATE_LIMITED),
+    # bot and IP checks
+    ("confirm you're not a bot", Reason.BOT_DETECTION),
+    ("not a bot", Reason.BOT_DETECTION),
+    ("requiring a captcha", Reason.BOT_DETECTION),
+    ("your ip is likely being blocked", Reason.BOT_DETECTION),
+    ("all player responses are invalid", Reason.BOT_DETECTION),
+    # wrong way to authenticate: fresh cookies change nothing
+    ("login with oauth is no longer supported", Reason.OTHER),
+    ("login with password is not supported", Reason.OTHER),
+    # sign-in walls: age, private, members-only, login-only feeds
+    ("sign in to confirm your age", Reason.AUTH_REQUIRED),
+    ("age-restricted", Reason.AUTH_REQUIRED),
+    ("age restricted", Reason.AUTH_REQUIRED),
+    ("inappropriate for some users", Reason.AUTH_REQUIRED),
+    ("private video", Reason.AUTH_REQUIRED),
+    ("this video is private", Reason.AUTH_REQUIRED),
+    ("members-only", Reason.AUTH_REQUIRED),
+    ("join this channel to get access", Reason.AUTH_REQUIRED),
+    ("available to this channel's members", Reason.AUTH_REQUIRED),
+    ("login details are needed", Reason.AUTH_REQUIRED),
+    ("login required", Reason.AUTH_REQUIRED),
+    ("requires authentication", Reason.AUTH_REQUIRED),
+    ("playlists that require authentication", Reason.AUTH_REQUIRED),
+    ("use --cookies-from-browser or --cookies for the authentication", Reason.AUTH_REQUIRED),
+    ("sign in", Reason.AUTH_REQUIRED),
+    # our own hard timeout (before yt-dlp's "timed out", which is the network's)
+    ("validation did not finish within", Reason.TIMEOUT),
+    # HTTP 403 on the page or the media; a format probe that failed is a media 403
+    ("http error 403", Reason.FORBIDDEN),
+    ("403: forbidden", Reason.FORBIDDEN),
+    ("403 forbidden", Reason.FORBIDDEN),
+    ("request blocked", Reason.FORBIDDEN),
+    ("unable to download format", Reason.FORBIDDEN),
+    ("forbidden", Reason.FORBIDDEN),
+    # the video, not the cookies
+    ("video unavailable", Reason.UNAVAILABLE),
+    ("this video is not available", Reason.UNAVAILABLE),
+    ("has been removed", Reason.UNAVAILABLE),
+    ("no longer available", Reason.UNAVAILABLE),
+    ("does not exist", Reason.UNAVAILABLE),
+    ("http error 404", Reason.UNAVAILABLE),
+    ("http error 410", Reason.UNAVAILABLE),
+    # the network
+    ("connection refused", Reason.NETWORK_ERROR),
+    ("name or service not known", Reason.NETWORK_ERROR),
+    ("temporary failure in name resolution", Reason.NETWORK_ERROR),
+    ("failed to resolve", Reason.NETWORK_ERROR),
+    ("getaddrinfo failed", Reason.NETWORK_ERROR),
+    ("nodename nor servname", Reason.NETWORK_ERROR),
+    ("network is unreachable", Reason.NETWORK_ERROR),
+    ("no route to host", Reason.NETWORK_ERROR),
+    ("connection reset", Reason.NETWORK_ERROR),
+    ("connection aborted", Reason.NETWORK_ERROR),
+    ("remote end closed connection", Reason.NETWORK_ERROR),
+    ("unable to connect", Reason.NETWORK_ERROR),
+    ("timed out", Reason.NETWORK_ERROR),
+    ("[ssl", Reason.NETWORK_ERROR),
+    ("certificate verify failed", Reason.NETWORK_ERROR),
+    ("transporterror", Reason.NETWORK_ERROR),
+    # weak, one-word patterns of the seed backend: only when nothing better matched
+    (re.compile(r"\bbot\b"), Reason.BOT_DETECTION),
+    (re.compile(r"\b403\b"), Reason.FORBIDDEN),
+    (re.compile(r"\bcookies?\b"), Reason.AUTH_REQUIRED),
+)
+
+_QUOTES = str.maketrans({"’": "'", "‘": "'", "‛": "'", "′": "'", "“": '"', "”": '"', "„": '"'})
+_SPACE = re.compile(r"\s+")
+
+
+def normalize(text: str) -> str:
+    """Lower case, straight quotes, one space: YouTube sends ’ where yt-dlp writes '."""
+    return _SPACE.sub(" ", text.translate(_QUOTES)).strip().lower()
+
+
+def classify(text: str) -> Classification:
+    norm = normalize(text)
+    for pattern, reason in PATTERNS:
+        found = pattern.search(norm) if isinstance(pattern, re.Pattern) else pattern in norm
+        if found:
+            return Classification(reason, pattern if isinstance(pattern, str) else pattern.pattern)
+    return Classification(Reason.OTHER, None)
+
+
+def describe(c: Classification) -> str:
+    return f"{c.reason.value} ({'fixable' if c.fixable else 'not fixable'} by fresh cookies)"
+
+
+# Secrets that can ride along in error text: header values, cookie strings, signed URL params.
+_SECRETS = re.compile(
+    r"(?i)\b(cookie|set-cookie|authorization|x-goog-authuser|x-youtube-identity-token)"
+    r"(\s*[:=]\s*)[^|\n]+"
+)
+_URL_SECRETS = re.compile(r"(?i)([?&](?:sig|lsig|signature|token|po_token|pot|key|auth)=)[^&\s]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def redact(text: str, limit: int) -> str:
+    """Text fit to leave the process: no header or token values, no control bytes, bounded."""
+    text = _CONTROL.sub("", text)
+    text = _SECRETS.sub(r"\1\2[redacted]", text)
+    text = _URL_SECRETS.sub(r"\1[redacted]", text)
+    text = " | ".join(line.strip() for line in text.splitlines() if line.strip())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,33 @@
+// A stand-in for the real cookie extractor: a bull@4 worker that, for each job, "exports" a jar by
+// copying JAR_FILE over job.data.cookies_file (write to a temp name, then rename, as an upload
+// does) and completes. FAIL_ATTEMPTS makes the first N attempts of every job fail.
+// Prints one JSON line per event on stdout.
+'use strict';
+const Queue = require('bull');
+const fs = require('fs');
+const path = require('path');
+
+const queue = new Queue(process.env.QUEUE || 'cookie-refresh', process.env.REDIS_URL);
+const failAttempts = Number(process.env.FAIL_ATTEMPTS || 0);
+const jarFile = process.env.JAR_FILE || '';
+const print = (event, fields) => console.log(JSON.stringify({ event, ...fields }));
+
+queue.process(async (job) => {
+  print('processing', { id: job.id, name: job.name, data: job.data, opts: job.opts,
+                        attemptsMade: job.attemptsMade });
+  if (job.attemptsMade < failAttempts) throw new Error('browser export failed on purpose');
+  if (jarFile) {
+    const target = job.data.cookies_file;
+    const tmp = path.join(path.dirname(target), `.upload-${process.pid}-${job.id}`);
+    fs.writeFileSync(tmp, fs.readFileSync(jarFile), { mode: 0o600 });
+    fs.renameSync(tmp, target);
+  }
+  return { ok: true, uploaded: Boolean(jarFile) };
+});
+queue.on('completed', (job, result) => print('completed', { id: job.id, result }));
+queue.on('failed', (job, err) => print('failed', { id: job.id, error: err.message,
+                                                    attemptsMade: job.attemptsMade }));
+queue.isReady().then(() => print('ready', {}));
+const stop = () => queue.close().then(() => process.exit(0));
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
