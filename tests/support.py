@@ -277,3 +277,87 @@ class NodeProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def node_queue(redis_url: str, queue: str, *args: str) -> Any:
+    """Run tests/interop/queue.js (counts, pause, resume, job ID) and return its JSON answer."""
+    proc = subprocess.run(
+        ["node", str(INTEROP / "queue.js"), *args],
+        env={**os.environ, "REDIS_URL": redis_url, "QUEUE": queue},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=INTEROP,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+MEDIA = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 64  # enough bytes for a ranged GET
+
+
+class MediaServer:
+    """A local stand-in for the media host yt-dlp's generic extractor downloads from.
+
+    /video.mp4 serves MEDIA (honouring Range) — only to requests whose Cookie header holds
+    `require_cookie`, when one is set; /forbidden.mp4 403, /missing.mp4 404, /ratelimit.mp4 429,
+    /hang.mp4 never answers until the server shuts down.
+    """
+
+    def __init__(self, require_cookie: str | None = None) -> None:
+        import threading
+        from http.server import ThreadingHTTPServer
+
+        self.require_cookie = require_cookie
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.released = threading.Event()
+        handler = _media_handler(self)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def url(self, path: str = "/video.mp4") -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+
+    def shutdown(self) -> None:
+        self.released.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _media_handler(server: MediaServer) -> Any:
+    from http.server import BaseHTTPRequestHandler
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            server.requests.append((self.path, dict(self.headers)))
+            errors = {"/forbidden.mp4": 403, "/missing.mp4": 404, "/ratelimit.mp4": 429}
+            if self.path in errors:
+                self.send_error(errors[self.path])
+            elif self.path == "/hang.mp4":
+                server.released.wait(120)
+            elif server.require_cookie and server.require_cookie not in self.headers.get(
+                "Cookie", ""
+            ):
+                self.send_error(403, "Forbidden")
+            else:
+                self._media()
+
+        def _media(self) -> None:
+            start, end = 0, len(MEDIA) - 1
+            if rng := self.headers.get("Range"):
+                lo, _, hi = rng.removeprefix("bytes=").partition("-")
+                start, end = int(lo or 0), min(int(hi or end), end)
+            body = MEDIA[start : end + 1]
+            self.send_response(206 if rng else 200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Length", str(len(body)))
+            if rng:
+                self.send_header("Content-Range", f"bytes {start}-{end}/{len(MEDIA)}")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    return Handler

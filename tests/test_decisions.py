@@ -7,71 +7,36 @@ carrying the cookie `session=fresh` — the part of YouTube that decides whether
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import redis
 
-from tests.support import Daemon, NodeProcess, cookie_jar, free_port, wait_for, write_atomic
+from tests.support import (
+    Daemon,
+    MediaServer,
+    NodeProcess,
+    cookie_jar,
+    free_port,
+    wait_for,
+    write_atomic,
+)
 
 BASE = "bull:cookie-refresh:"
-MEDIA = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 64  # enough bytes for a ranged GET
 
 
 def session_line(value: str) -> str:
     return f"127.0.0.1\tFALSE\t/\tFALSE\t0\tsession\t{value}"
 
 
-class Gatekeeper(ThreadingHTTPServer):
-    """Serves /video.mp4 to `session=fresh` and answers 403 to anyone else."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", free_port()), _Handler)
-        self.requests: list[str] = []
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/video.mp4"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: Gatekeeper
-
-    def do_GET(self) -> None:
-        cookie = self.headers.get("Cookie", "")
-        self.server.requests.append(cookie)
-        if "session=fresh" not in cookie:
-            self.send_error(403, "Forbidden")
-            return
-        start, end = 0, len(MEDIA) - 1
-        if rng := self.headers.get("Range"):
-            lo, _, hi = rng.removeprefix("bytes=").partition("-")
-            start, end = int(lo or 0), min(int(hi or end), end)
-        body = MEDIA[start : end + 1]
-        self.send_response(206 if rng else 200)
-        self.send_header("Content-Type", "video/mp4")
-        self.send_header("Content-Length", str(len(body)))
-        if rng:
-            self.send_header("Content-Range", f"bytes {start}-{end}/{len(MEDIA)}")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def gate() -> Iterator[Gatekeeper]:
-    g = Gatekeeper()
-    yield g
-    g.shutdown()
+def gate() -> Iterator[MediaServer]:
+    """Serves the media only to the session the fresh cookies carry: what YouTube decides."""
+    server = MediaServer(require_cookie="session=fresh")
+    yield server
+    server.shutdown()
 
 
 def env(redis_url: str, jar: Path, url: str, **extra: str) -> dict[str, str]:
@@ -93,7 +58,7 @@ def job_reasons(r: redis.Redis) -> list[str]:
 
 
 def test_failing_validation_refresh_upload_verified(
-    redis_url: str, tmp_path: Path, gate: Gatekeeper
+    redis_url: str, tmp_path: Path, gate: MediaServer
 ) -> None:
     jar = tmp_path / "cookies.txt"
     write_atomic(jar, cookie_jar(extra_lines=(session_line("stale"),)))
@@ -101,7 +66,7 @@ def test_failing_validation_refresh_upload_verified(
     fresh.write_text(cookie_jar(mark="NewSession", extra_lines=(session_line("fresh"),)))
     worker = NodeProcess("extractor.js", {"REDIS_URL": redis_url, "JAR_FILE": str(fresh)})
     worker.wait("ready")
-    d = Daemon(env=env(redis_url, jar, gate.url)).start()
+    d = Daemon(env=env(redis_url, jar, gate.url())).start()
     try:
         # start-up validation: the server refuses the stale session → forbidden → a refresh job
         wait_for(
@@ -143,7 +108,7 @@ def test_failing_validation_refresh_upload_verified(
             == 1
         )
         assert d.status()["last_validation"]["ok"] is True
-        assert any("session=fresh" in c for c in gate.requests)
+        assert any("session=fresh" in h.get("Cookie", "") for _, h in gate.requests)
         # validation never touched the production file: it is byte for byte the upload
         assert jar.read_bytes() == fresh.read_bytes()
     finally:
@@ -152,12 +117,12 @@ def test_failing_validation_refresh_upload_verified(
 
 
 def test_validation_never_touches_the_production_file(
-    redis_url: str, tmp_path: Path, gate: Gatekeeper
+    redis_url: str, tmp_path: Path, gate: MediaServer
 ) -> None:
     jar = tmp_path / "cookies.txt"
     write_atomic(jar, cookie_jar(extra_lines=(session_line("fresh"),)))
     before = (jar.read_bytes(), jar.stat().st_mtime_ns)
-    d = Daemon(env=env(redis_url, jar, gate.url)).start()
+    d = Daemon(env=env(redis_url, jar, gate.url())).start()
     try:
         for _ in range(3):
             r = d.post("/api/cookies/validate")

@@ -67,13 +67,9 @@ def needs_js(url: str) -> bool:
 
 
 def ytdlp_args(
-    cookies: Path,
-    url: str,
-    mode: ProbeMode,
-    js_runtime: str | None,
-    cache_dir: Path | None,
-    timeout: float,
+    cookies: Path, url: str, mode: ProbeMode, js_runtime: str | None, cache_dir: Path | None
 ) -> list[str]:
+    """yt-dlp's own socket timeout (20 s) stays: ending a hung server is the hard timeout's job."""
     args = [
         "--no-config",
         "--no-playlist",
@@ -83,8 +79,6 @@ def ytdlp_args(
         "-v",
         "--cookies",
         str(cookies),
-        "--socket-timeout",
-        f"{max(1.0, min(30.0, timeout / 4)):g}",
     ]
     if cache_dir is not None:
         args += ["--cache-dir", str(cache_dir)]
@@ -121,7 +115,7 @@ async def run_probe(
         cache = workdir or _cache_dir()
         argv = [
             *(command or (sys.executable, "-m", "yt_dlp")),
-            *ytdlp_args(copy, url, mode, js_runtime, cache, timeout),
+            *ytdlp_args(copy, url, mode, js_runtime, cache),
         ]
         run = await _run(argv, timeout, cwd=private)
     if run is None:
@@ -203,7 +197,13 @@ def judge(code: int, stdout: str, stderr: str) -> tuple[Reason | None, str, bool
     rotated = [ln for ln in verdicts if classify(ln).reason is Reason.COOKIES_ROTATED]
     if code == 0 and not rotated:
         return None, "", account
-    decisive = rotated or [ln for ln in verdicts if ln.startswith("ERROR:")] or verdicts
+    errors = [ln for ln in verdicts if ln.startswith("ERROR:")]
+    decisive = rotated or errors or verdicts
+    reason = classify("\n".join(decisive)).reason if decisive else Reason.OTHER
+    if reason is Reason.OTHER and verdicts:
+        # An ERROR yt-dlp can't explain is often explained by its WARNINGs before it:
+        # "Unable to download format ... Skipping", "No supported JavaScript runtime".
+        decisive = verdicts
+        reason = classify("\n".join(decisive)).reason
     text = "\n".join(decisive)
-    reason = classify(text).reason if text else Reason.OTHER
     return reason, redact(text or f"yt-dlp exited with {code}", MESSAGE_LIMIT), account

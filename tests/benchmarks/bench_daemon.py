@@ -18,8 +18,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.support import Daemon, RedisServer, cookie_jar, metric, wait_for, write_atomic
-from tests.test_decisions import Gatekeeper, session_line
+from tests.support import (
+    Daemon,
+    MediaServer,
+    RedisServer,
+    cookie_jar,
+    metric,
+    wait_for,
+    write_atomic,
+)
+from tests.test_decisions import session_line
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -76,14 +84,14 @@ def change_latency(d: Daemon, jar: Path, rounds: int) -> list[float]:
 
 
 def validations(redis: RedisServer, tmp: Path, runs: int) -> tuple[float, float, float]:
-    gate = Gatekeeper()
+    gate = MediaServer(require_cookie="session=fresh")
     jar = tmp / "v.txt"
     write_atomic(jar, cookie_jar(extra_lines=(session_line("fresh"),)))
     d = Daemon(
         env={
             "REDIS_URL": redis.url,
             "YT_DLP_COOKIES_FILE": str(jar),
-            "COOKIE_SUPERVISOR_VALIDATION_URLS": gate.url,
+            "COOKIE_SUPERVISOR_VALIDATION_URLS": gate.url(),
             "COOKIE_SUPERVISOR_VALIDATE_EVERY": "0",
         }
     ).start()

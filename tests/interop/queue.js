@@ -1,0 +1,27 @@
+// One-shot bull@4 queue operations for the tests, printed as one JSON line:
+//   node queue.js counts | pause | resume | job <id>
+'use strict';
+const Queue = require('bull');
+
+const [command, arg] = process.argv.slice(2);
+const queue = new Queue(process.env.QUEUE || 'cookie-refresh', process.env.REDIS_URL);
+
+async function run() {
+  switch (command) {
+    case 'counts': return queue.getJobCounts();
+    case 'pause': await queue.pause(); return { paused: await queue.isPaused() };
+    case 'resume': await queue.resume(); return { paused: await queue.isPaused() };
+    case 'job': {
+      const job = await queue.getJob(arg);
+      if (!job) return null;
+      return { id: job.id, name: job.name, data: job.data, opts: job.opts, timestamp: job.timestamp,
+               delay: job.delay, state: await job.getState(), attemptsMade: job.attemptsMade };
+    }
+    default: throw new Error(`unknown command ${command}`);
+  }
+}
+
+run()
+  .then((out) => console.log(JSON.stringify(out)))
+  .catch((err) => { console.error(err.message); process.exitCode = 1; })
+  .finally(() => queue.close());
