@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.support import RedisServer
+from tests.support import MediaServer, RedisServer, cookie_jar, write_atomic
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +31,19 @@ def own_redis() -> Iterator[RedisServer]:
     server = RedisServer().start()
     yield server
     server.cleanup()
+
+
+@pytest.fixture(scope="module")
+def media() -> Iterator[MediaServer]:
+    """A local media host for real yt-dlp runs (see MediaServer for its routes)."""
+    server = MediaServer()
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture
+def jar(tmp_path: Path) -> Path:
+    """A healthy, logged-in cookie file, 0600."""
+    path = tmp_path / "cookies.txt"
+    write_atomic(path, cookie_jar())
+    return path

@@ -182,6 +182,26 @@ class Daemon:
         return self.proc.returncode
 
 
+def daemon_env(redis_url: str, jar: Path, **extra: str) -> dict[str, str]:
+    """The environment of a test daemon: offline validation, fast queue polling, no rate limit."""
+    return {
+        "REDIS_URL": redis_url,
+        "YT_DLP_COOKIES_FILE": str(jar),
+        "COOKIE_SUPERVISOR_VALIDATION_URLS": "",
+        "COOKIE_SUPERVISOR_QUEUE_POLL_INTERVAL": "0.1",
+        "COOKIE_SUPERVISOR_RATE_LIMIT": "0",
+        **extra,
+    }
+
+
+def source_config(path: Path, jar: Path, **settings: str) -> Path:
+    """Write a TOML file with one source `default` for `jar` and the given per-source settings."""
+    lines = ["[[sources]]", 'name = "default"', f'cookies_file = "{jar}"', "validation_urls = []"]
+    lines += [f'{key} = "{value}"' for key, value in settings.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 @contextlib.contextmanager
 def running(daemon: Daemon) -> Iterator[Daemon]:
     daemon.start()
@@ -361,3 +381,19 @@ def _media_handler(server: MediaServer) -> Any:
             pass
 
     return Handler
+
+
+def exported_metric_names() -> set[str]:
+    """Every sample name the daemon's registry can export (counters' _total, histograms' parts)."""
+    from cookie_supervisor.metrics import Metrics
+
+    names = set()
+    for family in Metrics().registry.collect():
+        names.add(family.name)
+        suffixes = {
+            "counter": ["_total"],
+            "histogram": ["_bucket", "_sum", "_count"],
+            "info": ["_info"],
+        }.get(family.type, [])
+        names.update(family.name + s for s in suffixes)
+    return names

@@ -6,14 +6,13 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
 from cookie_supervisor import __version__
-from tests.support import SECRET_MARK, MediaServer, cookie_jar, free_port, write_atomic
+from tests.support import SECRET_MARK, MediaServer, free_port
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -24,20 +23,6 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         text=True,
         timeout=60,
     )
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[MediaServer]:
-    s = MediaServer()
-    yield s
-    s.shutdown()
-
-
-@pytest.fixture
-def jar(tmp_path: Path) -> Path:
-    path = tmp_path / "cookies.txt"
-    write_atomic(path, cookie_jar())
-    return path
 
 
 def test_version() -> None:
@@ -55,11 +40,11 @@ def test_version() -> None:
     ],
 )
 def test_check_exit_codes(
-    server: MediaServer, jar: Path, path: str, code: int, reason: str | None
+    media: MediaServer, jar: Path, path: str, code: int, reason: str | None
 ) -> None:
     env = {
         "YT_DLP_COOKIES_FILE": str(jar),
-        "COOKIE_SUPERVISOR_VALIDATION_URLS": server.url(path),
+        "COOKIE_SUPERVISOR_VALIDATION_URLS": media.url(path),
         "REDIS_URL": f"redis://127.0.0.1:{free_port()}",
     }  # check never needs Redis
     out = cli("check", "--json", env=env)

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import SECRET_MARK, Daemon, cookie_jar, metric, wait_for, write_atomic
+from tests.support import (
+    SECRET_MARK,
+    Daemon,
+    cookie_jar,
+    daemon_env,
+    metric,
+    wait_for,
+    write_atomic,
+)
 
 CHANGE_BOUND = 1.0  # seconds from the last write to the metric (the bound)
 
@@ -28,13 +36,7 @@ def daemon(redis_server, jar_dir: Path) -> Iterator[Daemon]:  # type: ignore[no-
     jar = jar_dir / "cookies.txt"
     write_atomic(jar, cookie_jar())
     d = Daemon(
-        env={
-            "REDIS_URL": redis_server.url,
-            "YT_DLP_COOKIES_FILE": str(jar),
-            "COOKIE_SUPERVISOR_VALIDATION_URLS": "",
-            "COOKIE_SUPERVISOR_QUEUE": "daemon-tests",
-            "COOKIE_SUPERVISOR_QUEUE_POLL_INTERVAL": "0.2",
-        }
+        env=daemon_env(redis_server.url, jar, COOKIE_SUPERVISOR_QUEUE="daemon-tests")
     ).start()
     yield d
     d.stop()
@@ -238,13 +240,7 @@ def test_no_cookie_value_leaves_the_process(daemon: Daemon, jar: Path) -> None:
 def test_sigterm_stops_cleanly_within_two_seconds(redis_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     jar = tmp_path / "c.txt"
     write_atomic(jar, cookie_jar())
-    d = Daemon(
-        env={
-            "REDIS_URL": redis_server.url,
-            "YT_DLP_COOKIES_FILE": str(jar),
-            "COOKIE_SUPERVISOR_VALIDATION_URLS": "",
-        }
-    ).start()
+    d = Daemon(env=daemon_env(redis_server.url, jar)).start()
     assert d.proc is not None
     start = time.monotonic()
     d.proc.send_signal(signal.SIGTERM)
@@ -256,13 +252,7 @@ def test_sigterm_stops_cleanly_within_two_seconds(redis_server, tmp_path: Path) 
 
 
 def test_starts_without_redis_and_without_the_file(tmp_path: Path) -> None:
-    d = Daemon(
-        env={
-            "REDIS_URL": "redis://127.0.0.1:1",
-            "YT_DLP_COOKIES_FILE": str(tmp_path / "none.txt"),
-            "COOKIE_SUPERVISOR_VALIDATION_URLS": "",
-        }
-    ).start()
+    d = Daemon(env=daemon_env("redis://127.0.0.1:1", tmp_path / "none.txt")).start()
     try:
         text = d.metrics()
         assert metric(text, "cookie_supervisor_redis_up") == 0

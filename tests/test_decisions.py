@@ -19,7 +19,9 @@ from tests.support import (
     MediaServer,
     NodeProcess,
     cookie_jar,
+    daemon_env,
     free_port,
+    source_config,
     wait_for,
     write_atomic,
 )
@@ -40,16 +42,15 @@ def gate() -> Iterator[MediaServer]:
 
 
 def env(redis_url: str, jar: Path, url: str, **extra: str) -> dict[str, str]:
-    return {
-        "REDIS_URL": redis_url,
-        "YT_DLP_COOKIES_FILE": str(jar),
-        "COOKIE_SUPERVISOR_VALIDATION_URLS": url,
-        "COOKIE_SUPERVISOR_VALIDATE_EVERY": "0",
-        "COOKIE_SUPERVISOR_PROBE_TIMEOUT": "30s",
-        "COOKIE_SUPERVISOR_QUEUE_POLL_INTERVAL": "0.1",
-        "COOKIE_SUPERVISOR_RATE_LIMIT": "0",
+    """A test daemon validating against `url` on demand only (no periodic runs)."""
+    return daemon_env(
+        redis_url,
+        jar,
+        COOKIE_SUPERVISOR_VALIDATION_URLS=url,
+        COOKIE_SUPERVISOR_VALIDATE_EVERY="0",
+        COOKIE_SUPERVISOR_PROBE_TIMEOUT="30s",
         **extra,
-    }
+    )
 
 
 def job_reasons(r: redis.Redis) -> list[str]:
@@ -164,10 +165,8 @@ def test_file_evidence(redis_url: str, tmp_path: Path) -> None:
     finally:
         d.stop()
     fast = env(redis_url, jar, "", COOKIE_SUPERVISOR_REFRESH_COOLDOWN="0")
-    cfg = tmp_path / "graces.toml"
-    cfg.write_text(
-        f'[[sources]]\nname = "default"\ncookies_file = "{jar}"\nvalidation_urls = []\n'
-        'missing_grace = "1s"\ncorrupt_grace = "1s"\nrefresh_cooldown = "0"\n'
+    cfg = source_config(
+        tmp_path / "graces.toml", jar, missing_grace="1s", corrupt_grace="1s", refresh_cooldown="0"
     )
     fast.pop("YT_DLP_COOKIES_FILE")
     d = Daemon(env=fast, args=["--config", str(cfg)]).start()
@@ -186,11 +185,7 @@ def test_file_evidence(redis_url: str, tmp_path: Path) -> None:
 def test_rotation_is_decided_once_by_two_daemons(redis_url: str, tmp_path: Path) -> None:
     jar = tmp_path / "cookies.txt"
     write_atomic(jar, cookie_jar())
-    cfg = tmp_path / "rotate.toml"
-    cfg.write_text(
-        f'[[sources]]\nname = "default"\ncookies_file = "{jar}"\nvalidation_urls = []\n'
-        'rotate_after = "3s"\nrefresh_cooldown = "0"\n'
-    )
+    cfg = source_config(tmp_path / "rotate.toml", jar, rotate_after="3s", refresh_cooldown="0")
     base = env(redis_url, jar, "")
     base.pop("YT_DLP_COOKIES_FILE")
     daemons = [Daemon(env=base, args=["--config", str(cfg)]).start() for _ in range(2)]
@@ -220,11 +215,7 @@ def test_rotation_is_decided_once_by_two_daemons(redis_url: str, tmp_path: Path)
 def test_expiring_soon_and_no_upload(redis_url: str, tmp_path: Path) -> None:
     jar = tmp_path / "cookies.txt"
     write_atomic(jar, cookie_jar(expires=int(time.time()) + 3600))  # expires in 1 h < renew_before
-    cfg = tmp_path / "renew.toml"
-    cfg.write_text(
-        f'[[sources]]\nname = "default"\ncookies_file = "{jar}"\nvalidation_urls = []\n'
-        'upload_timeout = "1s"\n'
-    )
+    cfg = source_config(tmp_path / "renew.toml", jar, upload_timeout="1s")
     base = env(redis_url, jar, "")
     base.pop("YT_DLP_COOKIES_FILE")
     worker = NodeProcess("extractor.js", {"REDIS_URL": redis_url})  # completes, uploads nothing

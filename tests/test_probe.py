@@ -7,46 +7,31 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cookie_supervisor.classify import Reason
 from cookie_supervisor.probe import FORMAT, detect_js_runtime, run_probe, ytdlp_args
-from tests.support import ROOT, SECRET_MARK, MediaServer, cookie_jar, free_port, write_atomic
+from tests.support import ROOT, SECRET_MARK, MediaServer, cookie_jar, free_port
 
 FAKE = [sys.executable, str(ROOT / "tests" / "fakes" / "fake_ytdlp.py")]
 YOUTUBE = "https://www.youtube.com/watch?v=jNQXAC9IVRw"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[MediaServer]:
-    s = MediaServer()
-    yield s
-    s.shutdown()
-
-
-@pytest.fixture
-def jar(tmp_path: Path) -> Path:
-    path = tmp_path / "cookies.txt"
-    write_atomic(path, cookie_jar())
-    return path
 
 
 def untouched(jar: Path) -> tuple[bytes, int]:
     return jar.read_bytes(), jar.stat().st_mtime_ns
 
 
-async def test_real_ytdlp_cases(server: MediaServer, jar: Path) -> None:
+async def test_real_ytdlp_cases(media: MediaServer, jar: Path) -> None:
     before = untouched(jar)
     closed = f"http://127.0.0.1:{free_port()}/video.mp4"
     cases = {
-        "ok-download": run_probe(jar, server.url(), mode="download"),
-        "ok-metadata": run_probe(jar, server.url(), mode="metadata"),
-        "403": run_probe(jar, server.url("/forbidden.mp4")),
-        "404": run_probe(jar, server.url("/missing.mp4")),
-        "429": run_probe(jar, server.url("/ratelimit.mp4")),
+        "ok-download": run_probe(jar, media.url(), mode="download"),
+        "ok-metadata": run_probe(jar, media.url(), mode="metadata"),
+        "403": run_probe(jar, media.url("/forbidden.mp4")),
+        "404": run_probe(jar, media.url("/missing.mp4")),
+        "429": run_probe(jar, media.url("/ratelimit.mp4")),
         "closed": run_probe(jar, closed),
     }
     results = dict(zip(cases, await asyncio.gather(*cases.values()), strict=True))
@@ -66,7 +51,7 @@ async def test_real_ytdlp_cases(server: MediaServer, jar: Path) -> None:
         )
         assert r.message.startswith("ERROR:"), r.message
     # download mode fetched the first 10 KiB of the media; metadata mode fetched no range
-    ranges = [h.get("Range") for path, h in server.requests if path == "/video.mp4"]
+    ranges = [h.get("Range") for path, h in media.requests if path == "/video.mp4"]
     assert "bytes=0-10240" in ranges
     assert untouched(jar) == before  # yt-dlp rewrote its copy, never the production file
 
@@ -81,9 +66,9 @@ async def test_media_403_in_download_mode_is_forbidden(jar: Path) -> None:
         gate.shutdown()
 
 
-async def test_hung_server_is_killed_at_the_timeout(server: MediaServer, jar: Path) -> None:
+async def test_hung_server_is_killed_at_the_timeout(media: MediaServer, jar: Path) -> None:
     start = time.monotonic()
-    r = await run_probe(jar, server.url("/hang.mp4"), timeout=1.5)
+    r = await run_probe(jar, media.url("/hang.mp4"), timeout=1.5)
     took = time.monotonic() - start
     assert r.reason is Reason.TIMEOUT and not r.fixable and r.exit_code is None
     assert 1.5 <= took < 4, took

@@ -16,32 +16,13 @@ from tests.support import (
     Daemon,
     NodeProcess,
     RedisServer,
-    cookie_jar,
+    daemon_env,
     metric,
     wait_for,
-    write_atomic,
 )
 
 QUEUE = "cookie-refresh"
 BASE = f"bull:{QUEUE}:"
-
-
-def daemon_env(redis_url: str, jar: Path, **extra: str) -> dict[str, str]:
-    return {
-        "REDIS_URL": redis_url,
-        "YT_DLP_COOKIES_FILE": str(jar),
-        "COOKIE_SUPERVISOR_VALIDATION_URLS": "",
-        "COOKIE_SUPERVISOR_QUEUE_POLL_INTERVAL": "0.1",
-        "COOKIE_SUPERVISOR_RATE_LIMIT": "0",
-        **extra,
-    }
-
-
-@pytest.fixture
-def jar(tmp_path: Path) -> Path:
-    path = tmp_path / "cookies.txt"
-    write_atomic(path, cookie_jar())
-    return path
 
 
 @pytest.fixture

@@ -124,6 +124,7 @@ async def serve(settings: Settings) -> int:
         watcher.stop()
         supervisor.timers.shutdown()
         await supervisor.stop()
+        await supervisor.queue.aclose()
         await redis.aclose()
     return 0
 

@@ -64,21 +64,9 @@ _REFRESHABLE = frozenset(
 # Declaration order of the refreshable members is their strength: a dead file outranks a warning.
 _RANK = {reason: len(_REFRESHABLE) - i for i, reason in enumerate(r for r in Reason if r.fixable)}
 
-# What triggers a refresh unless a source's `trigger_on` says otherwise.
-DEFAULT_TRIGGERS = frozenset(
-    {
-        Reason.MISSING_COOKIES,
-        Reason.CORRUPT_COOKIES,
-        Reason.LOGGED_OUT,
-        Reason.COOKIES_ROTATED,
-        Reason.EXPIRED,
-        Reason.BOT_DETECTION,
-        Reason.AUTH_REQUIRED,
-        Reason.FORBIDDEN,
-        Reason.EXPIRING_SOON,
-        Reason.SCHEDULED_ROTATION,
-    }
-)
+# What triggers a refresh unless a source's `trigger_on` says otherwise: every reason fresh
+# cookies fix. `manual` is a person asking, which trigger_on does not govern.
+DEFAULT_TRIGGERS = _REFRESHABLE - {Reason.MANUAL}
 
 
 @dataclass(frozen=True, slots=True)

@@ -193,9 +193,11 @@ def _with_supervisor(
 
     async def go() -> int:
         client = app.connect_redis(settings)
+        supervisor = app.build_supervisor(settings, client)
         try:
-            return await body(app.build_supervisor(settings, client), settings)
+            return await body(supervisor, settings)
         finally:
+            await supervisor.queue.aclose()
             await client.aclose()
 
     # redis-py connects lazily: `check` never touches Redis, so it needs none.

@@ -234,8 +234,9 @@ class Supervisor:
             self.spawn(self.trigger(st.name, problem, origin="file"))
         if st.verifying and report.valid:
             st.verifying.uploaded = True
-        if report.valid and (new_session or st.verifying or not _passing(st.last_validation)):
-            # Ordinary rewrites by the backend's yt-dlp are not new evidence; new sessions are.
+        if report.valid and (new_session or st.verifying):
+            # The backend's yt-dlp rewrites the file after every download: a rewrite of the same
+            # session is not new evidence, and validating each would hammer YouTube.
             self.spawn(self.validate(st.name, "file"))
 
     def _export_file(self, source: str, r: CookieReport) -> None:
@@ -415,6 +416,7 @@ class Supervisor:
                 "trigger": v.trigger,
                 "duration": round(v.duration, 3),
                 "offline": v.offline,
+                "detail": v.message,  # yt-dlp's verdict lines, already redacted by the probe
             },
         )
 
@@ -714,10 +716,6 @@ def _signature(r: CookieReport | None) -> tuple[Any, ...] | None:
     if r is None:
         return None
     return (r.exists, r.size, r.mtime, r.mode, r.error, r.fingerprint, r.cookies)
-
-
-def _passing(v: Validation | None) -> bool:
-    return v is not None and v.ok
 
 
 def _valid(r: CookieReport | None) -> bool:

@@ -1,0 +1,131 @@
+"""Alert rules, their unit tests, the runbook and the Alertmanager example, with the real tools."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support import ROOT, Daemon, daemon_env, exported_metric_names
+
+ALERTS = ROOT / "alerts"
+RULES = ALERTS / "cookie-supervisor.rules.yml"
+RULE_TESTS = sorted((ALERTS / "tests").glob("*.yml"))
+RUNBOOK = ALERTS / "RUNBOOK.md"
+ALERTMANAGER = ALERTS / "alertmanager.example.yml"
+SEVERITIES = {"critical", "warning", "info"}
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    assert path, f"{name} is not installed (make test installs it)"
+    return path
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=120)
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return [rule for g in groups for rule in g["rules"] if "alert" in rule]
+
+
+def test_promtool_check_rules() -> None:
+    out = run(tool("promtool"), "check", "rules", str(RULES))
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_promtool_test_rules() -> None:
+    out = run(tool("promtool"), "test", "rules", *map(str, RULE_TESTS))
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_rule_tests_can_fail(tmp_path: Path) -> None:
+    """A wrong expected annotation must fail promtool, or the suite above proves nothing."""
+    (tmp_path / "tests").mkdir()
+    shutil.copy(RULES, tmp_path / RULES.name)
+    text = (
+        RULE_TESTS[0]
+        .read_text()
+        .replace("Cookie file of main is missing", "Cookie file is fine", 1)
+    )
+    broken = tmp_path / "tests" / "broken.yml"
+    broken.write_text(text)
+    out = run(tool("promtool"), "test", "rules", str(broken))
+    assert out.returncode != 0 and "Cookie file is fine" in out.stdout + out.stderr
+
+
+def test_alerts_follow_the_mixin_conventions() -> None:
+    anchors = {h.strip().lower() for h in re.findall(r"^## (.+)$", RUNBOOK.read_text(), re.M)}
+    rules = alert_rules()
+    assert len(rules) >= 14
+    for rule in rules:
+        name = rule["alert"]
+        assert re.fullmatch(r"(?:[A-Z][a-z0-9]+)+", name), f"{name}: not CamelCase"
+        assert rule["labels"]["severity"] in SEVERITIES, name
+        notes = rule["annotations"]
+        assert {"summary", "description", "runbook_url"} <= notes.keys(), name
+        assert "$value" in notes["description"], f"{name}: description without the value"
+        if "source" in rule["expr"] or "cookie_supervisor_file" in rule["expr"]:
+            assert "$labels.source" in notes["description"] + notes["summary"], name
+        url = notes["runbook_url"]
+        assert url.endswith(f"RUNBOOK.md#{name.lower()}"), f"{name}: {url}"
+        assert name.lower() in anchors, f"{name}: no section in RUNBOOK.md"
+
+
+def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
+    firing: set[str] = set()
+    quiet: set[str] = set()
+    for path in RULE_TESTS:
+        for test in yaml.safe_load(path.read_text())["tests"]:
+            for case in test.get("alert_rule_test", []):
+                (firing if case.get("exp_alerts") else quiet).add(case["alertname"])
+                for alert in case.get("exp_alerts") or []:
+                    assert alert.get("exp_annotations"), case["alertname"]
+    names = {rule["alert"] for rule in alert_rules()}
+    assert names - firing == set(), "never tested firing"
+    assert names - quiet == set(), "never tested quiet"
+
+
+def test_rules_use_only_exported_metrics() -> None:
+    used = set(re.findall(r"\bcookie_supervisor_[a-z_]+\b", RULES.read_text()))
+    assert used and used <= exported_metric_names(), used - exported_metric_names()
+
+
+def test_amtool_check_config() -> None:
+    out = run(tool("amtool"), "check-config", str(ALERTMANAGER))
+    assert out.returncode == 0, out.stdout + out.stderr
+    config = yaml.safe_load(ALERTMANAGER.read_text())
+    receivers = {r["name"]: r for r in config["receivers"]}
+    assert any("email_configs" in r for r in receivers.values())
+    assert any("webhook_configs" in r for r in receivers.values())
+    assert "source" in config["route"]["group_by"]
+    assert any("CookieSupervisorDown" in str(r["source_matchers"]) for r in config["inhibit_rules"])
+
+
+def test_promtool_check_metrics_on_a_real_scrape(redis_url: str, jar: Path) -> None:
+    d = Daemon(env=daemon_env(redis_url, jar)).start()
+    try:
+        exposition = d.metrics()
+    finally:
+        d.stop()
+    out = subprocess.run(
+        [tool("promtool"), "check", "metrics"],
+        input=exposition,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "cookie_supervisor_file_present" in exposition
+
+
+@pytest.mark.parametrize("path", [RULES, ALERTMANAGER, *RULE_TESTS], ids=lambda p: p.name)
+def test_yaml_parses(path: Path) -> None:
+    assert yaml.safe_load(path.read_text())
