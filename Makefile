@@ -41,8 +41,8 @@ test: venv system-deps-test node-deps
 	$(PY) -m pytest -q
 
 lint: venv
-	$(VENV)/bin/ruff check daemon tests
-	$(VENV)/bin/ruff format --check daemon tests
+	$(VENV)/bin/ruff check daemon tests grafana scripts
+	$(VENV)/bin/ruff format --check daemon tests grafana scripts
 	$(VENV)/bin/mypy
 
 bench: venv system-deps-test node-deps
