@@ -46,6 +46,7 @@ lint: venv
 	$(VENV)/bin/mypy
 
 bench: venv system-deps-test node-deps
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 	$(PY) tests/benchmarks/run_all.py
 
 clean:
