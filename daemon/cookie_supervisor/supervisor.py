@@ -412,7 +412,7 @@ class Supervisor:
             "validation passed" if v.ok else "validation failed",
             extra={
                 "source": name,
-                "reason": _label(v.reason),
+                "result": VALIDATION_OK if v.ok else _label(v.reason),
                 "trigger": v.trigger,
                 "duration": round(v.duration, 3),
                 "offline": v.offline,
