@@ -24,6 +24,11 @@ _ids = iter(range(1, 1000))
 _y = 0
 
 
+def per_interval(counter: str, by: str) -> str:
+    """How much a counter grew per rate interval, per source and `by`."""
+    return f"sum by (source, {by}) (increase({counter}{{{SEL}}}[$__rate_interval]))"
+
+
 def row(title: str) -> dict[str, Any]:
     global _y
     panel = {
@@ -179,7 +184,7 @@ def panels() -> list[dict[str, Any]]:
             "Refresh jobs triggered",
             [
                 (
-                    f"sum by (source, reason) (increase(cookie_supervisor_refresh_jobs_enqueued_total{{{SEL}}}[$__rate_interval]))",
+                    per_interval("cookie_supervisor_refresh_jobs_enqueued_total", "reason"),
                     "{{source}} {{reason}}",
                 )
             ],
@@ -291,7 +296,7 @@ def panels() -> list[dict[str, Any]]:
             "Validation runs by result",
             [
                 (
-                    f"sum by (source, result) (increase(cookie_supervisor_validation_runs_total{{{SEL}}}[$__rate_interval]))",
+                    per_interval("cookie_supervisor_validation_runs_total", "result"),
                     "{{source}} {{result}}",
                 )
             ],
@@ -335,7 +340,7 @@ def panels() -> list[dict[str, Any]]:
             "Refresh requests by outcome",
             [
                 (
-                    f"sum by (source, outcome) (increase(cookie_supervisor_refresh_requests_total{{{SEL}}}[$__rate_interval]))",
+                    per_interval("cookie_supervisor_refresh_requests_total", "outcome"),
                     "{{source}} {{outcome}}",
                 )
             ],
@@ -356,7 +361,7 @@ def panels() -> list[dict[str, Any]]:
             "Refresh jobs finished",
             [
                 (
-                    f"sum by (source, outcome) (increase(cookie_supervisor_refresh_jobs_finished_total{{{SEL}}}[$__rate_interval]))",
+                    per_interval("cookie_supervisor_refresh_jobs_finished_total", "outcome"),
                     "{{source}} {{outcome}}",
                 )
             ],
@@ -371,7 +376,7 @@ def panels() -> list[dict[str, Any]]:
             "Refresh verification",
             [
                 (
-                    f"sum by (source, result) (increase(cookie_supervisor_refresh_verifications_total{{{SEL}}}[$__rate_interval]))",
+                    per_interval("cookie_supervisor_refresh_verifications_total", "result"),
                     "{{source}} {{result}}",
                 )
             ],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -12,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -200,15 +199,6 @@ def source_config(path: Path, jar: Path, **settings: str) -> Path:
     lines += [f'{key} = "{value}"' for key, value in settings.items()]
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-@contextlib.contextmanager
-def running(daemon: Daemon) -> Iterator[Daemon]:
-    daemon.start()
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
 
 
 # A jar that yt-dlp counts as logged in; values are recognisable so leak tests can grep for them.
