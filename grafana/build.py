@@ -24,11 +24,6 @@ _ids = iter(range(1, 1000))
 _y = 0
 
 
-def per_interval(counter: str, by: str) -> str:
-    """How much a counter grew per rate interval, per source and `by`."""
-    return f"sum by (source, {by}) (increase({counter}{{{SEL}}}[$__rate_interval]))"
-
-
 def row(title: str) -> dict[str, Any]:
     global _y
     panel = {
@@ -121,6 +116,15 @@ def up_down(
     )
 
 
+def counter_line(
+    title: str, counter: str, by: str, *, x: int, w: int = 8, description: str = ""
+) -> dict[str, Any]:
+    """How much a counter grew per rate interval, one series per source and `by`."""
+    expr = f"sum by (source, {by}) (increase({counter}{{{SEL}}}[$__rate_interval]))"
+    legend = "{{source}} {{" + by + "}}"
+    return line(title, [(expr, legend)], "short", x=x, w=w, description=description)
+
+
 def next_row(height: int) -> None:
     global _y
     _y += height
@@ -180,15 +184,10 @@ def panels() -> list[dict[str, Any]]:
     next_row(4)
     out.append(row("The seed's four"))
     out += [
-        line(
+        counter_line(
             "Refresh jobs triggered",
-            [
-                (
-                    per_interval("cookie_supervisor_refresh_jobs_enqueued_total", "reason"),
-                    "{{source}} {{reason}}",
-                )
-            ],
-            "short",
+            "cookie_supervisor_refresh_jobs_enqueued_total",
+            "reason",
             x=0,
             w=6,
         ),
@@ -292,17 +291,8 @@ def panels() -> list[dict[str, Any]]:
     next_row(8)
     out.append(row("Validation"))
     out += [
-        line(
-            "Validation runs by result",
-            [
-                (
-                    per_interval("cookie_supervisor_validation_runs_total", "result"),
-                    "{{source}} {{result}}",
-                )
-            ],
-            "short",
-            x=0,
-            w=8,
+        counter_line(
+            "Validation runs by result", "cookie_supervisor_validation_runs_total", "result", x=0
         ),
         line(
             "Validation duration",
@@ -336,17 +326,11 @@ def panels() -> list[dict[str, Any]]:
     next_row(8)
     out.append(row("Refresh queue"))
     out += [
-        line(
+        counter_line(
             "Refresh requests by outcome",
-            [
-                (
-                    per_interval("cookie_supervisor_refresh_requests_total", "outcome"),
-                    "{{source}} {{outcome}}",
-                )
-            ],
-            "short",
+            "cookie_supervisor_refresh_requests_total",
+            "outcome",
             x=0,
-            w=8,
             description="enqueued, coalesced (a job was pending), cooldown, deferred (Redis down)",
         ),
         line(
@@ -357,32 +341,20 @@ def panels() -> list[dict[str, Any]]:
             w=8,
             description="As bull's getJobCounts()",
         ),
-        line(
+        counter_line(
             "Refresh jobs finished",
-            [
-                (
-                    per_interval("cookie_supervisor_refresh_jobs_finished_total", "outcome"),
-                    "{{source}} {{outcome}}",
-                )
-            ],
-            "short",
+            "cookie_supervisor_refresh_jobs_finished_total",
+            "outcome",
             x=16,
-            w=8,
         ),
     ]
     next_row(8)
     out += [
-        line(
+        counter_line(
             "Refresh verification",
-            [
-                (
-                    per_interval("cookie_supervisor_refresh_verifications_total", "result"),
-                    "{{source}} {{result}}",
-                )
-            ],
-            "short",
+            "cookie_supervisor_refresh_verifications_total",
+            "result",
             x=0,
-            w=8,
             description="Did a completed refresh fix things? verified, still_failing, no_upload",
         ),
         line(
