@@ -1,0 +1,1045 @@
+"""Every decision the daemon takes, as a pure function: `step(state, event, now) -> effects`.
+
+Events say what happened (a file was inspected, a validation finished, the queue was observed, a
+timer fired, someone asked for a refresh, Redis went away). Effects say what to do (enqueue a job,
+run a validation, arm a timer, count, log, notify). Nothing here does I/O, awaits, reads a clock or
+touches prometheus-client: the runtime (`supervisor.py`) carries effects out and feeds their results
+back as events, and tests drive this module with a fake clock (tests/test_core.py).
+
+The rule behind every refresh: a job costs a browser login on a real account, so one is asked for
+only while evidence that fresh cookies fix the failure *stands* — and that evidence is looked at
+again whenever a request is refused (cooldown, backoff), a job fails or vanishes, or Redis returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from cookie_supervisor.classify import Reason, classify, diagnose, normalize, strongest
+from cookie_supervisor.config import SourceSettings
+from cookie_supervisor.cookiefile import CookieReport
+
+# --- vocabulary ---------------------------------------------------------------------------------
+
+TriggerState = Literal[
+    "enqueued", "coalesced", "cooldown", "backoff", "deferred", "validating", "ignored"
+]
+TRIGGER_STATES: tuple[TriggerState, ...] = (
+    "enqueued",
+    "coalesced",
+    "cooldown",
+    "backoff",
+    "deferred",
+    "validating",
+    "ignored",
+)
+Origin = Literal["api", "cli", "report", "validation", "file", "rotation", "owed", "retry"]
+Verdict = Literal["verified", "still_failing", "no_upload", "superseded"]
+VERDICTS: tuple[Verdict, ...] = ("verified", "still_failing", "no_upload", "superseded")
+TimerKey = Literal["grace", "rotation", "retry", "upload", "validate"]
+
+HISTORY = 20  # finished jobs kept per source for the success ratio
+SESSIONS_KEPT = 32  # login sessions remembered per source (fingerprint → first seen)
+REQUESTED_KEPT = 16  # jobs we enqueued and still wait to see finish
+# Offline problems that a file change can make and unmake: each waits out a grace period first.
+FILE_PROBLEMS = frozenset(
+    {
+        Reason.MISSING_COOKIES,
+        Reason.CORRUPT_COOKIES,
+        Reason.LOGGED_OUT,
+        Reason.EXPIRED,
+        Reason.UNREADABLE,
+        Reason.NOT_A_FILE,
+    }
+)
+# Reports whose text may or may not be about the cookies: a validation decides (see docs/core.md).
+_AMBIGUOUS_WORDS = ("private video", "members", "join this channel", "sign in to confirm your age")
+# People asking: the evidence is their word, so it is neither filtered nor re-checked.
+_PEOPLE = frozenset({"cli"})
+_REPORTERS = frozenset({"api", "report"})
+_MEDIA_DIAGNOSED = frozenset({Reason.BOT_DETECTION, Reason.FORBIDDEN, Reason.PO_TOKEN_REQUIRED})
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Validation:
+    """One validation's outcome; `reason` is the verdict after the account check and diagnosis."""
+
+    ok: bool
+    reason: Reason | None
+    started_at: float
+    at: float
+    trigger: str
+    url: str | None = None
+    message: str = ""
+    account_cookies: bool = False
+    offline: bool = False
+    media_reason: Reason | None = None  # the media probe's own failure, before any diagnosis
+    account_ok: bool | None = None  # the account check: None when it did not run
+    diagnosis: Reason | None = None  # ip_flagged, po_token_required, account_restricted
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.at - self.started_at)
+
+    @property
+    def conclusive(self) -> bool:
+        """Says something about the cookies: a pass, or a failure fresh cookies would fix."""
+        return self.ok or (self.reason is not None and self.reason.fixable)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "reason": self.reason.value if self.reason else None,
+            "fixable": bool(self.reason and self.reason.fixable),
+            "at": self.at,
+            "started_at": self.started_at,
+            "duration_seconds": round(self.duration, 3),
+            "trigger": self.trigger,
+            "url": self.url,
+            "offline": self.offline,
+            "account_cookies": self.account_cookies,
+            "media": self.media_reason.value if self.media_reason else ("ok" if self.ok else None),
+            "account_check": None if self.account_ok is None else self.account_ok,
+            "diagnosis": self.diagnosis.value if self.diagnosis else None,
+            "message": self.message,
+        }
+
+
+class FinishedJob(Protocol):
+    """A refresh job that reached a final state, as read from Bull (bull.FinishedJob)."""
+
+    @property
+    def job_id(self) -> str: ...
+    @property
+    def source(self) -> str | None: ...
+    @property
+    def outcome(self) -> Literal["completed", "failed"]: ...
+    @property
+    def finished_at(self) -> float: ...
+    @property
+    def created_at(self) -> float: ...
+    @property
+    def attempts_made(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Owed:
+    """A refresh that could not be asked for (Redis down), kept until it can be or is moot."""
+
+    reason: Reason
+    at: float
+    origin: str
+    force: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "reason": self.reason.value,
+            "at": self.at,
+            "origin": self.origin,
+            "force": self.force,
+        }
+
+
+@dataclass(slots=True)
+class Verification:
+    job_id: str
+    requested_at: float  # a login session first seen after this is the refresh's upload
+    deadline: float
+    session_at: float | None = None  # when the new session arrived
+
+
+@dataclass(slots=True)
+class Source:
+    settings: SourceSettings
+    report: CookieReport | None = None  # the last report that said something about the file
+    read_error: str | None = None  # errno name while the daemon itself cannot read the file
+    problem: Reason | None = None
+    problem_since: float | None = None
+    problem_confirm_at: float | None = None  # the problem counts as evidence from then on
+    sessions: dict[str, float] = field(default_factory=dict)  # fingerprint → first seen
+    session: str | None = None
+    owed: Owed | None = None
+    pending_job: str | None = None
+    pending_reason: Reason | None = None
+    requested: dict[str, float] = field(default_factory=dict)  # job id → when we enqueued it
+    last_validation: Validation | None = None
+    validated_ok_at: float | None = None
+    validating: bool = False
+    verifying: Verification | None = None
+    history: deque[FinishedJob] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    failures: int = 0  # consecutive unsuccessful refreshes (mirrors Redis)
+    backoff_until: float | None = None
+    retry_at: float | None = None
+    requesting: bool = False  # an Enqueue of ours awaits its answer
+    announced: set[str] = field(default_factory=set)  # notifications already sent this spell
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def session_since(self) -> float | None:
+        return self.sessions.get(self.session) if self.session else None
+
+    @property
+    def diagnosis(self) -> Reason | None:
+        return self.last_validation.diagnosis if self.last_validation else None
+
+    def rotation(self) -> tuple[float, Reason] | None:
+        """When a logged-in jar should be replaced ahead of trouble, and why."""
+        cfg, r = self.settings, self.report
+        if r is None or not r.logged_in:
+            return None
+        plans = []
+        # The session's age, not the file's: the backend's yt-dlp rewrites the file after every
+        # download, so its mtime says nothing about how old the cookies are.
+        if cfg.rotate_after > 0 and (since := self.session_since) is not None:
+            plans.append((since + cfg.rotate_after, Reason.SCHEDULED_ROTATION))
+        if cfg.renew_before > 0 and r.login_expires_at is not None:
+            plans.append((r.login_expires_at - cfg.renew_before, Reason.EXPIRING_SOON))
+        return min(plans) if plans else None
+
+
+@dataclass(slots=True)
+class State:
+    sources: dict[str, Source]
+    redis_up: bool | None = None  # None: not known yet
+    counts: dict[str, int] | None = None
+    history_recovered: bool = False
+
+    @classmethod
+    def of(cls, settings: list[SourceSettings]) -> State:
+        return cls({s.name: Source(s) for s in settings})
+
+    @property
+    def default_source(self) -> str:
+        return next(iter(self.sources))
+
+
+# --- events -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FileInspected:
+    source: str
+    report: CookieReport
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationFinished:
+    source: str
+    validation: Validation
+
+
+@dataclass(frozen=True, slots=True)
+class QueueObserved:
+    """One poll of Redis: pending job per source, finished jobs, and jobs that vanished."""
+
+    pending: dict[str, str | None]
+    finished: tuple[FinishedJob, ...] = ()
+    vanished: frozenset[str] = frozenset()
+    counts: dict[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RedisDown:
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    source: str
+    key: TimerKey
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshAsked:
+    source: str
+    reason: Reason
+    origin: Origin
+    force: bool = False
+    error: str | None = None
+    video_id: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshAnswered:
+    """What Redis answered an Enqueue: state plus the job id and seconds to wait, if any."""
+
+    source: str
+    reason: Reason
+    origin: Origin
+    state: TriggerState
+    job_id: str | None = None
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BackoffObserved:
+    source: str
+    failures: int
+    until: float | None
+
+
+Event = (
+    FileInspected
+    | ValidationFinished
+    | QueueObserved
+    | RedisDown
+    | TimerFired
+    | RefreshAsked
+    | RefreshAnswered
+    | BackoffObserved
+)
+
+
+# --- effects ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueue:
+    source: str
+    reason: Reason
+    origin: Origin
+    force: bool = False
+    error: str | None = None
+    video_id: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunValidation:
+    source: str
+    trigger: str
+    diagnose: bool = False  # also probe without cookies when the media probe fails
+
+
+@dataclass(frozen=True, slots=True)
+class Inspect:
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Arm:
+    source: str
+    key: TimerKey
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    source: str
+    key: TimerKey
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOutcome:
+    """Tell Redis how a refresh ended: the shared backoff counts it (idempotent per job)."""
+
+    source: str
+    job_id: str | None
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ResetBackoff:
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    metric: str
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    level: int
+    message: str
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    event: str
+    source: str
+    key: str  # what happened, so two daemons seeing the same thing make the same event id
+    summary: str
+    reason: str | None = None
+    job_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The outcome handed back to whoever asked (the API, the CLI, a report follower)."""
+
+    state: TriggerState
+    source: str
+    reason: Reason
+    message: str
+    job_id: str | None = None
+    retry_after: float | None = None
+
+    @property
+    def triggered(self) -> bool:
+        return self.state not in ("ignored", "validating")
+
+
+@dataclass(frozen=True, slots=True)
+class Persist:
+    """Something the state file keeps has changed."""
+
+
+Effect = (
+    Enqueue
+    | RunValidation
+    | Inspect
+    | Arm
+    | Cancel
+    | RecordOutcome
+    | ResetBackoff
+    | Count
+    | Log
+    | Notify
+    | Answer
+    | Persist
+)
+
+
+# --- the step -----------------------------------------------------------------------------------
+
+
+def step(state: State, event: Event, now: float) -> list[Effect]:
+    """Apply `event` to `state` at time `now`; return what the runtime should do."""
+    match event:
+        case FileInspected():
+            return _file_inspected(state, state.sources[event.source], event.report, now)
+        case ValidationFinished():
+            return _validation_finished(state, state.sources[event.source], event.validation, now)
+        case QueueObserved():
+            return _queue_observed(state, event, now)
+        case RedisDown():
+            return _redis_down(state, event, now)
+        case TimerFired():
+            return _timer_fired(state, state.sources[event.source], event.key, now)
+        case RefreshAsked():
+            return _refresh_asked(state, state.sources[event.source], event, now)
+        case RefreshAnswered():
+            return _refresh_answered(state, state.sources[event.source], event, now)
+        case BackoffObserved():
+            src = state.sources[event.source]
+            src.failures, src.backoff_until = event.failures, event.until
+            return []
+    raise TypeError(f"not an event: {event!r}")
+
+
+# --- the cookie file ----------------------------------------------------------------------------
+
+
+def _file_inspected(state: State, src: Source, report: CookieReport, now: float) -> list[Effect]:
+    if report.os_error is not None:
+        # The daemon could not read the file (descriptors, memory, I/O): its own trouble.
+        return _read_error(src, report.os_error)
+    fx: list[Effect] = []
+    if src.read_error is not None:
+        fx.append(_log(logging.INFO, "cookie file readable again", src, errno=src.read_error))
+        src.read_error = None
+    previous, src.report = src.report, report
+    changed = previous is not None and _signature(previous) != _signature(report)
+    new_session = _track_session(src, report, now, fx)
+    _track_problem(src, previous, report, now, fx)
+    if changed:
+        fx.append(Count("file_changes_total", (src.name,)))
+        fx.append(
+            _log(
+                logging.INFO,
+                "cookie file changed",
+                src,
+                exists=report.exists,
+                valid=report.valid,
+                logged_in=report.logged_in,
+                new_session=new_session,
+            )
+        )
+    if new_session and src.verifying is not None and src.verifying.session_at is None:
+        src.verifying.session_at = now
+    if report.logged_in and (new_session or (changed and _awaiting_verification(src))):
+        # A rewrite of the same session by the backend's yt-dlp is not new evidence, and
+        # validating each one would hammer YouTube.
+        fx += _validate(src, "verification" if src.verifying else "file")
+    fx += _arm_rotation(src, now)
+    fx += _pursue(state, src, now, origin="file")
+    return fx
+
+
+def _read_error(src: Source, errno: str) -> list[Effect]:
+    fx: list[Effect] = [Count("file_read_errors_total", (src.name, errno))]
+    if src.read_error != errno:
+        fx.append(
+            _log(
+                logging.ERROR, "cannot read cookie file (daemon resource problem)", src, errno=errno
+            )
+        )
+    src.read_error = errno
+    return fx
+
+
+def _track_session(src: Source, report: CookieReport, now: float, fx: list[Effect]) -> bool:
+    """Record the report's login session; True when it was never seen for this source before."""
+    fp = report.fingerprint
+    if fp is None:
+        return False
+    src.session = fp
+    if fp in src.sessions:
+        return False
+    first_ever = not src.sessions
+    # With no memory of any session (first run ever), the file's mtime is the best guess of
+    # when this one arrived; later sessions arrived when we saw them.
+    src.sessions[fp] = min(report.mtime or now, now) if first_ever else now
+    while len(src.sessions) > SESSIONS_KEPT:
+        del src.sessions[min(src.sessions, key=src.sessions.__getitem__)]
+    fx.append(Persist())
+    if first_ever:
+        return False
+    fx.append(ResetBackoff(src.name))
+    src.failures, src.backoff_until = 0, None
+    src.announced.discard("cookies_expiring")
+    fx.append(_log(logging.INFO, "new login session", src))
+    return True
+
+
+def _track_problem(
+    src: Source, previous: CookieReport | None, report: CookieReport, now: float, fx: list[Effect]
+) -> None:
+    """Start, keep or end the current offline problem, with its grace period."""
+    problem = report.problem()
+    if problem == src.problem:
+        return
+    src.problem = problem
+    if problem is None:
+        src.problem_since = src.problem_confirm_at = None
+        src.announced.discard("file_missing")
+        fx.append(Cancel(src.name, "grace"))
+        return
+    src.problem_since = now
+    src.problem_confirm_at = now + _grace(src.settings, problem, previous, report)
+    if src.problem_confirm_at > now:
+        fx.append(Arm(src.name, "grace", src.problem_confirm_at))
+
+
+def _grace(
+    cfg: SourceSettings, problem: Reason, previous: CookieReport | None, report: CookieReport
+) -> float:
+    """How long an offline problem must last before it is evidence: uploads delete, rename,
+    truncate and write in chunks, and each of those looks like a problem for a moment."""
+    if problem is Reason.MISSING_COOKIES:
+        return cfg.missing_grace
+    if problem is Reason.CORRUPT_COOKIES:
+        return cfg.corrupt_grace
+    if problem in (Reason.LOGGED_OUT, Reason.EXPIRED) and _shrank(previous, report):
+        return cfg.logged_out_confirm
+    return 0.0
+
+
+def _shrank(previous: CookieReport | None, report: CookieReport) -> bool:
+    if previous is None or not previous.valid:
+        return False
+    return (report.size or 0) < (previous.size or 0) or report.cookies < previous.cookies
+
+
+def _signature(r: CookieReport) -> tuple[Any, ...]:
+    return (r.exists, r.size, r.mtime, r.mode, r.error, r.fingerprint, r.cookies)
+
+
+def _file_evidence(src: Source, now: float) -> Reason | None:
+    """The offline problem once it has outlasted its grace period."""
+    if src.problem is None or src.problem_confirm_at is None or now < src.problem_confirm_at:
+        return None
+    return src.problem
+
+
+# --- rotation -----------------------------------------------------------------------------------
+
+
+def _arm_rotation(src: Source, now: float) -> list[Effect]:
+    plan = src.rotation()
+    if plan is None:
+        return [Cancel(src.name, "rotation")]
+    return [Arm(src.name, "rotation", max(plan[0], now))]
+
+
+def _rotation_evidence(src: Source, now: float) -> Reason | None:
+    plan = src.rotation()
+    return plan[1] if plan is not None and plan[0] <= now else None
+
+
+# --- what is needed now -------------------------------------------------------------------------
+
+
+def need(src: Source, now: float) -> Reason | None:
+    """The refresh the evidence calls for right now, if any (before trigger_on and brakes)."""
+    if src.read_error is not None:
+        return None
+    found: Reason | None = None
+    if (problem := _file_evidence(src, now)) is not None and problem.fixable:
+        found = problem
+    v = src.last_validation
+    # A failed validation stands until one passes; the file's own problems speak for themselves.
+    if (
+        v is not None
+        and v.reason is not None
+        and v.reason.fixable
+        and v.reason not in FILE_PROBLEMS
+    ):
+        found = strongest(found, v.reason)
+    if (rotation := _rotation_evidence(src, now)) is not None:
+        found = strongest(found, rotation)
+    if found is not None and found not in src.settings.trigger_on:
+        return None
+    return found
+
+
+def _pursue(state: State, src: Source, now: float, *, origin: Origin) -> list[Effect]:
+    """Ask for the refresh the evidence calls for, unless one is pending or already owed."""
+    reason = need(src, now)
+    if reason is None or src.pending_job is not None or src.verifying is not None:
+        return []
+    if src.requesting or src.validating:
+        return []  # an answer or a validation is on its way and will pursue again
+    if src.retry_at is not None and now < src.retry_at:
+        return []  # refused recently; the retry timer comes back
+    if state.redis_up is False:
+        return _owe(src, Owed(reason, now, origin), quiet=True)
+    # Several daemons may pursue the same need: Redis's marker and cooldown make it one job.
+    src.requesting = True
+    return [Enqueue(src.name, reason, origin)]
+
+
+def _owe(src: Source, owed: Owed, *, quiet: bool = False) -> list[Effect]:
+    before = src.owed
+    if before is not None and before.reason.rank >= owed.reason.rank and not owed.force:
+        return []
+    src.owed = Owed(
+        strongest(before.reason if before else None, owed.reason),
+        before.at if before else owed.at,
+        owed.origin,
+        owed.force or (before.force if before else False),
+    )
+    fx: list[Effect] = [Persist()]
+    if before is None and not quiet:
+        fx.append(_log(logging.WARNING, "redis unavailable; refresh owed", src, reason=owed.reason))
+    return fx
+
+
+def still_owed(src: Source, owed: Owed, now: float) -> bool:
+    """Is an owed refresh still called for? A person's request is; evidence is looked at again."""
+    if owed.force or owed.origin in _PEOPLE or owed.reason is Reason.MANUAL:
+        return True
+    if owed.reason in FILE_PROBLEMS:
+        return _file_evidence(src, now) == owed.reason
+    if owed.reason in (Reason.SCHEDULED_ROTATION, Reason.EXPIRING_SOON):
+        return _rotation_evidence(src, now) is not None
+    v = src.last_validation
+    return not (v is not None and v.ok and v.at >= owed.at)
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+def _validate(src: Source, trigger: str, *, diagnose: bool = False) -> list[Effect]:
+    if src.validating:
+        return []  # one in flight per source; its result serves this request too
+    src.validating = True
+    return [RunValidation(src.name, trigger, diagnose)]
+
+
+def wants_diagnosis(media: Reason | None, account_ok: bool | None, asked: bool) -> bool:
+    """Probe once more without cookies? Only when a media failure may not be the cookies'."""
+    if media not in _MEDIA_DIAGNOSED:
+        return False
+    return asked or account_ok is True or media is Reason.PO_TOKEN_REQUIRED
+
+
+def conclude(
+    media: Reason | None, account: Reason | None, account_ran: bool, without: Reason | bool | None
+) -> tuple[Reason | None, Reason | None]:
+    """(verdict, diagnosis) from the media probe, the account check and the cookie-less probe.
+
+    `without` is False when the cookie-less probe did not run, else its failure or None (passed).
+    """
+    if account_ran and account is not None and account.fixable:
+        return account, None  # the session is not honoured: that is the cookies, whatever else
+    if media is None:
+        return None, None
+    if without is False:
+        return media, None
+    found = diagnose(media, without if isinstance(without, Reason) else None)
+    return (found, found) if found is not None else (media, None)
+
+
+def _validation_finished(state: State, src: Source, v: Validation, now: float) -> list[Effect]:
+    src.validating = False
+    before, src.last_validation = src.last_validation, v
+    if v.ok:
+        src.validated_ok_at = v.at
+    result = "ok" if v.ok else (v.reason or Reason.OTHER).value
+    fx: list[Effect] = [
+        Count("validation_runs_total", (src.name, result)),
+        _log(
+            logging.INFO if v.ok else logging.WARNING,
+            "validation passed" if v.ok else "validation failed",
+            src,
+            result=result,
+            trigger=v.trigger,
+            duration=round(v.duration, 3),
+            offline=v.offline,
+            diagnosis=v.diagnosis.value if v.diagnosis else None,
+            detail=v.message,  # yt-dlp's verdict lines, already redacted by the probe
+        ),
+    ]
+    if v.diagnosis is not None:
+        fx.append(Count("validation_diagnoses_total", (src.name, v.diagnosis.value)))
+    if before is not None and before.ok and not v.ok:
+        fx.append(_notify("validation_failed", src, f"{v.at:.0f}", f"failing: {result}", result))
+    elif before is not None and not before.ok and v.ok:
+        fx.append(_notify("validation_recovered", src, f"{v.at:.0f}", "passing again", None))
+    fx += _judge_verification(src, v)
+    fx += _pursue(state, src, now, origin="validation")
+    return fx
+
+
+def _awaiting_verification(src: Source) -> bool:
+    return src.verifying is not None and src.verifying.session_at is not None
+
+
+def _judge_verification(src: Source, v: Validation) -> list[Effect]:
+    ver = src.verifying
+    # Only a validation that started on the new session speaks for the refresh: one that began
+    # on the old jar and finished after the upload says nothing about the new cookies.
+    if ver is None or ver.session_at is None or v.started_at < ver.session_at:
+        return []
+    if not v.conclusive:
+        return []
+    verdict: Verdict = "verified" if v.ok else "still_failing"
+    fx = _end_verification(src, verdict)
+    if not v.ok:
+        # Fresh cookies did not help: before asking again, find out whether they ever could.
+        fx += _validate(src, "diagnosis", diagnose=True)
+    return fx
+
+
+def _end_verification(src: Source, verdict: Verdict) -> list[Effect]:
+    ver = src.verifying
+    assert ver is not None
+    src.verifying = None
+    ok = verdict == "verified"
+    fx: list[Effect] = [
+        Cancel(src.name, "upload"),
+        Count("refresh_verifications_total", (src.name, verdict)),
+        _log(
+            logging.INFO if ok else logging.WARNING,
+            f"refresh verification: {verdict}",
+            src,
+            job_id=ver.job_id,
+        ),
+    ]
+    if verdict != "superseded":
+        fx.append(RecordOutcome(src.name, ver.job_id, ok))
+        fx.append(
+            _notify(f"refresh_{verdict}", src, ver.job_id, _VERDICT_TEXT[verdict], None, ver.job_id)
+        )
+    return fx
+
+
+_VERDICT_TEXT = {
+    "verified": "new cookies uploaded and validated",
+    "still_failing": "new cookies uploaded, validation still fails",
+    "no_upload": "refresh completed but no new login session arrived in time",
+}
+
+
+# --- refresh requests ---------------------------------------------------------------------------
+
+
+def resolve_reason(reason_text: str, error: str | None) -> Reason:
+    """The error text is the evidence; the caller's reason names it only when the error can't."""
+    if error and (found := classify(error).reason) is not Reason.OTHER:
+        return found
+    try:
+        return Reason(reason_text.strip().lower())
+    except ValueError:
+        found = classify(reason_text).reason
+        return Reason.MANUAL if found is Reason.OTHER else found
+
+
+def ambiguous(reason: Reason, text: str | None) -> bool:
+    """May or may not be the cookies: a 403, a private or members-only video, an age gate."""
+    if reason is Reason.FORBIDDEN:
+        return True
+    norm = normalize(text or "")
+    return reason is Reason.AUTH_REQUIRED and any(w in norm for w in _AMBIGUOUS_WORDS)
+
+
+def _refresh_asked(state: State, src: Source, ask: RefreshAsked, now: float) -> list[Effect]:
+    reason, fx = ask.reason, list[Effect]()
+    if not reason.fixable:
+        return fx + _answer(src, ask, "ignored", f"{reason.value} is not fixed by fresh cookies")
+    person = ask.force or reason is Reason.MANUAL
+    if not person and reason not in src.settings.trigger_on:
+        return fx + _answer(src, ask, "ignored", f"{reason.value} is not in trigger_on")
+    if not person and ask.origin != "cli" and ambiguous(reason, ask.error or ask.detail):
+        fx += _validate(src, "report")
+        return fx + _answer(src, ask, "validating", "Validating the cookies before a refresh")
+    if state.redis_up is False:
+        fx += _owe(src, Owed(reason, now, ask.origin, ask.force))
+        return fx + _answer(
+            src,
+            ask,
+            "deferred",
+            "Redis is unavailable; the daemon owes this refresh and asks when Redis returns",
+        )
+    enqueue = Enqueue(src.name, reason, ask.origin, ask.force, ask.error, ask.video_id, ask.detail)
+    return [*fx, enqueue]
+
+
+def _counts(src: Source, reason: Reason, origin: Origin, state: TriggerState) -> list[Effect]:
+    fx: list[Effect] = [Count("refresh_requests_total", (src.name, reason.value, state))]
+    if origin in _REPORTERS:  # what the backend fails on, including what triggers nothing
+        fx.append(Count("failure_reports_total", (src.name, reason.value, state)))
+    return fx
+
+
+def _answer(src: Source, ask: RefreshAsked, state: TriggerState, message: str) -> list[Effect]:
+    return [
+        *_counts(src, ask.reason, ask.origin, state),
+        Answer(state, src.name, ask.reason, message),
+    ]
+
+
+_MESSAGES: dict[TriggerState, str] = {
+    "enqueued": "Cookie refresh job enqueued",
+    "coalesced": "A refresh job is already pending for this source",
+    "cooldown": "A refresh finished recently; cooling down",
+    "backoff": "Recent refreshes did not help; backing off",
+}
+
+
+def _refresh_answered(state: State, src: Source, ans: RefreshAnswered, now: float) -> list[Effect]:
+    fx = _counts(src, ans.reason, ans.origin, ans.state)
+    src.requesting = False
+    if ans.state == "deferred":  # Redis failed under the request
+        state.redis_up = False
+        fx += _owe(src, Owed(ans.reason, now, ans.origin))
+        message = "Redis is unavailable; the daemon owes this refresh and asks when Redis returns"
+        return [*fx, Answer("deferred", src.name, ans.reason, message)]
+    if ans.state in ("enqueued", "coalesced"):
+        src.pending_job, src.retry_at = ans.job_id, None
+        src.pending_reason = src.pending_reason if ans.state == "coalesced" else ans.reason
+        if src.owed is not None:
+            src.owed = None
+            fx.append(Persist())
+    if ans.state == "enqueued":
+        assert ans.job_id is not None
+        src.requested[ans.job_id] = now
+        while len(src.requested) > REQUESTED_KEPT:
+            del src.requested[next(iter(src.requested))]
+        fx += [
+            Count("refresh_jobs_enqueued_total", (src.name, ans.reason.value)),
+            _log(
+                logging.INFO,
+                "refresh enqueued",
+                src,
+                reason=ans.reason.value,
+                origin=ans.origin,
+                job_id=ans.job_id,
+            ),
+            _notify(
+                "refresh_enqueued",
+                src,
+                ans.job_id,
+                f"refresh job {ans.job_id} enqueued ({ans.reason.value})",
+                ans.reason.value,
+                ans.job_id,
+            ),
+        ]
+    if ans.state in ("cooldown", "backoff") and ans.retry_after is not None:
+        # Refused for now: come back when the brake lets go, and look at the evidence again.
+        src.retry_at = now + ans.retry_after
+        fx.append(Arm(src.name, "retry", src.retry_at))
+    message = _MESSAGES.get(ans.state, ans.state)
+    return [
+        *fx,
+        Answer(ans.state, src.name, ans.reason, message, ans.job_id, ans.retry_after),
+    ]
+
+
+# --- the queue ----------------------------------------------------------------------------------
+
+
+def _queue_observed(state: State, obs: QueueObserved, now: float) -> list[Effect]:
+    fx: list[Effect] = []
+    if state.redis_up is not True:
+        fx.append(Log(logging.INFO, "redis reachable", {}))
+    state.redis_up, state.counts = True, obs.counts
+    initial = not state.history_recovered
+    state.history_recovered = True
+    finished_ids = {j.job_id for j in obs.finished}
+    for job in sorted(obs.finished, key=lambda j: j.finished_at):
+        if job.source in state.sources:
+            fx += _job_finished(state.sources[job.source], job, now, counted=not initial)
+    for name, src in state.sources.items():
+        before = src.pending_job
+        src.pending_job = obs.pending.get(name)
+        lost = src.pending_job is None and before in obs.vanished - finished_ids
+        if before is not None and lost:
+            fx += _job_lost(src, before)
+        if src.pending_job is None:
+            src.pending_reason = None
+    for src in state.sources.values():
+        if src.owed is not None:  # after an outage, or restored from the state file
+            fx += _pay_owed(state, src, now)
+        else:
+            fx += _pursue(state, src, now, origin="retry")
+    return fx
+
+
+def _job_lost(src: Source, job_id: str) -> list[Effect]:
+    src.requested.pop(job_id, None)
+    reason = src.pending_reason
+    fx: list[Effect] = [
+        Count("pending_jobs_lost_total", (src.name,)),
+        _log(logging.WARNING, "pending refresh job vanished from Redis", src, job_id=job_id),
+    ]
+    if reason is Reason.MANUAL:
+        # A person asked and nothing ran: that request still stands.
+        fx.append(Enqueue(src.name, reason, "retry"))
+    return fx
+
+
+def _pay_owed(state: State, src: Source, now: float) -> list[Effect]:
+    owed, src.owed = src.owed, None
+    assert owed is not None
+    fx: list[Effect] = [Persist()]
+    if not still_owed(src, owed, now):
+        dropped = _log(
+            logging.INFO, "owed refresh dropped: its cause is gone", src, reason=owed.reason
+        )
+        return [*fx, dropped]
+    if src.pending_job is not None:
+        return fx
+    return [*fx, Enqueue(src.name, owed.reason, "owed", owed.force)]
+
+
+def _job_finished(src: Source, job: FinishedJob, now: float, *, counted: bool) -> list[Effect]:
+    src.history.append(job)
+    requested = src.requested.pop(job.job_id, None)
+    if not counted:
+        return []  # history recovered at start: counters are about what this process saw
+    ok = job.outcome == "completed"
+    fx: list[Effect] = [
+        Count("refresh_jobs_finished_total", (src.name, job.outcome)),
+        _log(
+            logging.INFO if ok else logging.WARNING,
+            f"refresh job {job.outcome}",
+            src,
+            job_id=job.job_id,
+            attempts=job.attempts_made,
+        ),
+        _notify(
+            "refresh_completed" if ok else "refresh_failed",
+            src,
+            job.job_id,
+            f"refresh job {job.job_id} {job.outcome}",
+            None,
+            job.job_id,
+        ),
+    ]
+    if not ok:
+        return [*fx, RecordOutcome(src.name, job.job_id, False)]
+    if src.verifying is not None:
+        fx += _end_verification(src, "superseded")
+    since = requested if requested is not None else job.created_at
+    ver = Verification(job.job_id, since, job.finished_at + src.settings.upload_timeout)
+    src.verifying = ver
+    fx.append(Arm(src.name, "upload", ver.deadline))
+    # The extractor uploads before it reports success: the new session may be here already.
+    if (first_seen := src.session_since) is not None and first_seen > since:
+        ver.session_at = first_seen
+        fx += _validate(src, "verification")
+    return fx
+
+
+def _redis_down(state: State, event: RedisDown, now: float) -> list[Effect]:
+    if state.redis_up is False:
+        return []
+    state.redis_up, state.counts = False, None
+    return [Log(logging.ERROR, "redis unavailable", {"error": event.error})]
+
+
+# --- timers -------------------------------------------------------------------------------------
+
+
+def _timer_fired(state: State, src: Source, key: TimerKey, now: float) -> list[Effect]:
+    if key == "grace":
+        # Look again: the file decides, not the memory of it.
+        fx: list[Effect] = [Inspect(src.name)]
+        if src.problem is Reason.MISSING_COOKIES and "file_missing" not in src.announced:
+            src.announced.add("file_missing")
+            since = f"{src.problem_since or now:.0f}"
+            fx.append(_notify("file_missing", src, since, "cookie file missing past its grace"))
+        return fx
+    if key == "upload":
+        ver = src.verifying
+        if ver is None or ver.session_at is not None or now < ver.deadline:
+            return []
+        return _end_verification(src, "no_upload") + _pursue(state, src, now, origin="retry")
+    if key == "validate":
+        return _validate(src, "schedule")
+    if key == "retry":
+        src.retry_at = None
+        return _pursue(state, src, now, origin="retry")
+    # rotation
+    fx = []
+    plan = src.rotation()
+    expiring = plan is not None and plan[0] <= now and plan[1] is Reason.EXPIRING_SOON
+    if expiring and "cookies_expiring" not in src.announced:
+        src.announced.add("cookies_expiring")
+        expiry = f"{src.report.login_expires_at if src.report else 0:.0f}"
+        fx.append(_notify("cookies_expiring", src, expiry, "login cookies expire soon"))
+    return fx + _pursue(state, src, now, origin="rotation")
+
+
+# --- small helpers ------------------------------------------------------------------------------
+
+
+def _log(level: int, message: str, src: Source, **fields: Any) -> Log:
+    clean = {k: (v.value if isinstance(v, Reason) else v) for k, v in fields.items()}
+    return Log(level, message, {"source": src.name, **clean})
+
+
+def _notify(
+    event: str,
+    src: Source,
+    key: str,
+    summary: str,
+    reason: str | None = None,
+    job_id: str | None = None,
+) -> Notify:
+    return Notify(event, src.name, key, f"{src.name}: {summary}", reason, job_id)
+
+
+def backoff_delay(failures: int, base: float, cap: float) -> float:
+    """The wait after `failures` consecutive unsuccessful refreshes: base × 2^(n−1), capped.
+
+    Redis applies the same formula atomically (bull.py), so several daemons share one backoff;
+    this is the formula's reference, tested as a table."""
+    if failures <= 0:
+        return 0.0
+    return float(min(cap, base * 2.0 ** (failures - 1)))

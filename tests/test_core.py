@@ -1,0 +1,599 @@
+"""The decision core, driven with a fake clock: no Redis, no subprocess, no sleep.
+
+Each defect listed in the issue "The decision core as a pure state machine" has a test here named
+after it; they failed on the old `Supervisor` (reproduced against a real redis-server) and pass on
+`core.step`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from cookie_supervisor import core, state
+from cookie_supervisor.classify import Reason
+from cookie_supervisor.config import SourceSettings
+from cookie_supervisor.cookiefile import CookieReport
+from cookie_supervisor.core import (
+    Answer,
+    Arm,
+    Cancel,
+    Count,
+    Enqueue,
+    FileInspected,
+    Inspect,
+    Notify,
+    QueueObserved,
+    RecordOutcome,
+    RedisDown,
+    RefreshAnswered,
+    RefreshAsked,
+    ResetBackoff,
+    RunValidation,
+    TimerFired,
+    Validation,
+    ValidationFinished,
+)
+
+E = TypeVar("E")
+T0 = 1_800_000_000.0
+DAY = 86400.0
+PATH = Path("/srv/cookies.txt")
+
+
+def settings(name: str = "main", **kw: Any) -> SourceSettings:
+    return SourceSettings(name=name, cookies_file=PATH, **kw)
+
+
+def jar(fp: str | None = "A", *, size: int = 2000, cookies: int = 20, **kw: Any) -> CookieReport:
+    """A report as cookiefile.inspect makes it; `fp` None means logged out."""
+    logged_in = fp is not None
+    return CookieReport(
+        path=PATH,
+        exists=True,
+        size=size,
+        mtime=kw.pop("mtime", T0),
+        mode=0o600,
+        cookies=cookies,
+        login_cookies=("LOGIN_INFO", "SAPISID") if logged_in else ("SAPISID",),
+        logged_in=logged_in,
+        fingerprint=fp,
+        login_expires_at=kw.pop("expires", T0 + 400 * DAY),
+        **kw,
+    )
+
+
+MISSING = CookieReport(path=PATH, exists=False)
+CORRUPT = CookieReport(path=PATH, exists=True, size=10, error="not a Netscape cookie file")
+
+
+class Harness:
+    """A core state and a clock; every call returns the effects of one event."""
+
+    def __init__(self, *sources: SourceSettings, redis_up: bool | None = True) -> None:
+        self.state = core.State.of(list(sources) or [settings()])
+        self.state.redis_up = redis_up
+        self.now = T0
+
+    @property
+    def src(self) -> core.Source:
+        return next(iter(self.state.sources.values()))
+
+    def __call__(self, event: core.Event, at: float | None = None) -> list[core.Effect]:
+        if at is not None:
+            self.now = at
+        return core.step(self.state, event, self.now)
+
+    def file(self, report: CookieReport, at: float | None = None) -> list[core.Effect]:
+        return self(FileInspected(self.src.name, report), at)
+
+    def answer(self, enqueue: Enqueue, state: core.TriggerState, **kw: Any) -> list[core.Effect]:
+        return self(RefreshAnswered(enqueue.source, enqueue.reason, enqueue.origin, state, **kw))
+
+    def validated(self, ok: bool, reason: Reason | None = None, **kw: Any) -> list[core.Effect]:
+        started = kw.pop("started_at", self.now)
+        v = Validation(ok, reason, started, self.now, kw.pop("trigger", "schedule"), **kw)
+        return self(ValidationFinished(self.src.name, v))
+
+
+def of(effects: list[core.Effect], kind: type[E]) -> list[E]:
+    return [e for e in effects if isinstance(e, kind)]
+
+
+def enqueued(effects: list[core.Effect]) -> Enqueue:
+    [e] = of(effects, Enqueue)
+    return e
+
+
+def counted(effects: list[core.Effect], metric: str) -> list[tuple[str, ...]]:
+    return [c.labels for c in of(effects, Count) if c.metric == metric]
+
+
+def job(job_id: str, outcome: str = "completed", *, at: float, created: float) -> Any:
+    from cookie_supervisor.bull import FinishedJob
+
+    return FinishedJob(job_id, "main", None, outcome, at, 1, None, created)  # type: ignore[arg-type]
+
+
+# --- defect 1: a file that stays missing or unparseable is asked for again -------------------
+
+
+@pytest.mark.parametrize(("report", "grace"), [(MISSING, 60.0), (CORRUPT, 30.0)])
+def test_defect1_unusable_file_is_asked_for_again_after_each_cooldown(
+    report: CookieReport, grace: float
+) -> None:
+    h = Harness()
+    h.file(jar())
+    fx = h.file(report, at=T0 + 1)
+    assert of(fx, Enqueue) == []  # an upload deletes, renames and truncates: wait out the grace
+    assert Arm("main", "grace", T0 + 1 + grace) in fx
+    assert of(h(TimerFired("main", "grace"), at=T0 + 1 + grace), Inspect) == [Inspect("main")]
+    first = enqueued(h.file(report))
+    assert first.reason is report.problem()
+    fx = h.answer(first, "cooldown", job_id="7", retry_after=600)
+    assert Arm("main", "retry", h.now + 600) in fx
+    assert (
+        of(h.file(report, at=h.now + 5), Enqueue) == []
+    )  # a rescan during the cooldown asks nothing
+    again = enqueued(h(TimerFired("main", "retry"), at=T0 + 1 + grace + 600))
+    assert again.reason is report.problem()
+
+
+def test_defect1_failed_job_for_a_missing_file_is_asked_for_again() -> None:
+    h = Harness()
+    h.file(jar())
+    h.file(MISSING, at=T0 + 1)
+    first = enqueued(h.file(MISSING, at=T0 + 100))
+    h.answer(first, "enqueued", job_id="3")
+    h(QueueObserved({"main": "3"}))
+    fx = h(
+        QueueObserved({"main": None}, (job("3", "failed", at=T0 + 200, created=T0 + 100),)),
+        at=T0 + 200,
+    )
+    assert RecordOutcome("main", "3", False) in fx
+    assert enqueued(fx).reason is Reason.MISSING_COOKIES  # Redis's cooldown will pace it
+
+
+# --- defect 2: a due rotation stays due until a refresh is pending -----------------------------
+
+
+def test_defect2_due_rotation_meeting_a_cooldown_is_retried() -> None:
+    h = Harness(settings(rotate_after=7 * DAY))
+    h.file(jar(mtime=T0))
+    assert Arm("main", "rotation", T0 + 7 * DAY) in h.file(jar(mtime=T0))
+    ask = enqueued(h(TimerFired("main", "rotation"), at=T0 + 7 * DAY))
+    assert ask.reason is Reason.SCHEDULED_ROTATION
+    fx = h.answer(ask, "cooldown", job_id="1", retry_after=120)
+    assert Arm("main", "retry", T0 + 7 * DAY + 120) in fx
+    again = enqueued(h(TimerFired("main", "retry"), at=T0 + 7 * DAY + 120))
+    assert again.reason is Reason.SCHEDULED_ROTATION
+    h.answer(again, "enqueued", job_id="2")
+    fx = h(
+        QueueObserved({"main": None}, (job("2", "failed", at=h.now + 50, created=h.now),)),
+        at=h.now + 50,
+    )
+    assert enqueued(fx).reason is Reason.SCHEDULED_ROTATION  # failed job: still due, asked again
+
+
+# --- defect 3: the same session after a truncation or a missing spell is not new --------------
+
+
+@pytest.mark.parametrize("gap", [MISSING, CORRUPT, jar(None)])
+def test_defect3_same_session_after_a_gap_keeps_its_age(gap: CookieReport) -> None:
+    h = Harness(settings(rotate_after=7 * DAY))
+    h.file(jar("A", mtime=T0 - DAY))
+    since = h.src.session_since
+    h.file(gap, at=T0 + 10)
+    fx = h.file(jar("A"), at=T0 + 11)
+    assert h.src.session_since == since == T0 - DAY
+    assert of(fx, ResetBackoff) == [] and of(fx, RunValidation) == []
+    assert Arm("main", "rotation", T0 + 6 * DAY) in fx
+
+
+# --- defect 4: a restart keeps the session's age ------------------------------------------------
+
+
+def test_defect4_restart_keeps_session_age_through_the_state_file() -> None:
+    h = Harness(settings(rotate_after=7 * DAY))
+    h.file(jar("A", mtime=T0))
+    h.file(jar("B", mtime=T0 + DAY), at=T0 + DAY)  # a refresh brought session B
+    saved = state.snapshot(h.state, b"k" * 32)
+    later = Harness(settings(rotate_after=7 * DAY))
+    state.restore(later.state, saved)
+    # The backend's yt-dlp rewrote the file just now: mtime says nothing about the session.
+    fx = later.file(jar("B", mtime=T0 + 6 * DAY), at=T0 + 6 * DAY)
+    assert later.src.session_since == T0 + DAY
+    assert Arm("main", "rotation", T0 + 8 * DAY) in fx
+    assert of(fx, ResetBackoff) == []  # B is not new to this source
+
+
+# --- defect 5: owed refreshes survive a restart and are re-checked before they are paid -------
+
+
+def test_defect5_owed_refresh_survives_restart_and_is_paid_once() -> None:
+    h = Harness(redis_up=False)
+    h.file(jar())
+    fx = h(RefreshAsked("main", Reason.BOT_DETECTION, "api"))
+    [answer] = of(fx, Answer)
+    assert answer.state == "deferred" and "owes" in answer.message
+    saved = state.snapshot(h.state, b"k" * 32)
+    later = Harness(redis_up=None)
+    state.restore(later.state, saved)
+    later.file(jar())
+    fx = later(QueueObserved({"main": None}))
+    assert enqueued(fx) == Enqueue("main", Reason.BOT_DETECTION, "owed")
+    assert of(later(QueueObserved({"main": None})), Enqueue) == []  # paid once
+
+
+def test_defect5_owed_refresh_is_dropped_when_its_cause_is_gone() -> None:
+    h = Harness(redis_up=False)
+    h.file(jar())
+    h.file(MISSING, at=T0 + 1)
+    h(TimerFired("main", "grace"), at=T0 + 61)
+    fx = h.file(MISSING)
+    assert of(fx, Enqueue) == [] and h.src.owed is not None  # Redis down: owed, quietly
+    assert h.src.owed.reason is Reason.MISSING_COOKIES
+    h.file(jar(), at=T0 + 70)  # the file came back before Redis did
+    fx = h(QueueObserved({"main": None}), at=T0 + 80)
+    assert of(fx, Enqueue) == [] and h.src.owed is None
+
+
+# --- defect 6: verification waits for a validation of the new session --------------------------
+
+
+def _completed_refresh(h: Harness) -> None:
+    h.file(jar("A"))
+    ask = enqueued(h.validated(False, Reason.BOT_DETECTION))
+    h.answer(ask, "enqueued", job_id="9")
+    h(QueueObserved({"main": "9"}))
+
+
+def test_defect6_validation_started_on_the_old_jar_does_not_judge_the_refresh() -> None:
+    h = Harness()
+    _completed_refresh(h)
+    h(QueueObserved({"main": None}, (job("9", at=T0 + 100, created=T0),)), at=T0 + 100)
+    started_old = h.now
+    h.file(jar("B"), at=T0 + 120)  # the upload lands while a validation of A runs
+    h.src.validating = True
+    fx = h.validated(False, Reason.BOT_DETECTION, started_at=started_old)
+    assert counted(fx, "refresh_verifications_total") == []
+    assert of(fx, Enqueue) == []  # not a duplicate job either: the verification is still open
+    fx = h.validated(True, started_at=T0 + 121)
+    assert counted(fx, "refresh_verifications_total") == [("main", "verified")]
+    assert RecordOutcome("main", "9", True) in fx
+
+
+def test_defect6_old_session_rewritten_after_completion_is_not_the_upload() -> None:
+    h = Harness(settings(upload_timeout=600))
+    _completed_refresh(h)
+    h(QueueObserved({"main": None}, (job("9", at=T0 + 100, created=T0),)), at=T0 + 100)
+    fx = h.file(jar("A", size=2100), at=T0 + 150)  # the backend's yt-dlp saved the old session
+    assert of(fx, RunValidation) == []
+    fx = h(TimerFired("main", "upload"), at=T0 + 700)
+    assert counted(fx, "refresh_verifications_total") == [("main", "no_upload")]
+    assert RecordOutcome("main", "9", False) in fx
+
+
+def test_defect6_upload_before_the_job_reports_success_is_seen() -> None:
+    h = Harness()
+    _completed_refresh(h)
+    fx = h.file(jar("B"), at=T0 + 90)  # the extractor uploads, then reports success
+    assert RunValidation("main", "file") in fx
+    h(QueueObserved({"main": None}, (job("9", at=T0 + 100, created=T0),)), at=T0 + 100)
+    assert h.src.verifying is not None and h.src.verifying.session_at == T0 + 90
+    fx = h.validated(True, started_at=T0 + 91)  # the validation the upload started
+    assert counted(fx, "refresh_verifications_total") == [("main", "verified")]
+
+
+# --- defect 8: history recovered at start is not counted ---------------------------------------
+
+
+def test_defect8_recovered_history_counts_nothing_and_verifies_nothing() -> None:
+    h = Harness(redis_up=None)
+    h.file(jar())
+    old = tuple(job(str(i), at=T0 - DAY + i, created=T0 - DAY) for i in range(5))
+    fx = h(QueueObserved({"main": None}, old))
+    assert counted(fx, "refresh_jobs_finished_total") == [] and h.src.verifying is None
+    assert len(h.src.history) == 5
+    fx = h(QueueObserved({"main": None}, (job("6", at=T0 + 1, created=T0),)), at=T0 + 1)
+    assert counted(fx, "refresh_jobs_finished_total") == [("main", "completed")]
+
+
+# --- defect 9: a pending job that vanished ----------------------------------------------------
+
+
+def test_defect9_vanished_pending_job_is_counted_and_the_need_asked_again() -> None:
+    h = Harness()
+    h.file(jar())
+    ask = enqueued(h.validated(False, Reason.COOKIES_ROTATED))
+    h.answer(ask, "enqueued", job_id="4")
+    fx = h(QueueObserved({"main": None}, vanished=frozenset({"4"})))
+    assert counted(fx, "pending_jobs_lost_total") == [("main",)]
+    assert enqueued(fx).reason is Reason.COOKIES_ROTATED
+
+
+def test_defect9_vanished_manual_job_is_asked_again() -> None:
+    h = Harness()
+    h.file(jar())
+    ask = enqueued(h(RefreshAsked("main", Reason.MANUAL, "cli")))
+    h.answer(ask, "enqueued", job_id="4")
+    fx = h(QueueObserved({"main": None}, vanished=frozenset({"4"})))
+    assert enqueued(fx).reason is Reason.MANUAL
+
+
+# --- defect 10: bounded memory, superseded verification, unreadable is its own reason --------
+
+
+def test_defect10_requested_stays_bounded() -> None:
+    h = Harness()
+    h.file(jar())
+    for i in range(200):
+        h(RefreshAnswered("main", Reason.MANUAL, "cli", "enqueued", str(i)))
+        h(QueueObserved({"main": None}, (job(str(i), "failed", at=T0 + i, created=T0),)), at=T0 + i)
+    assert len(h.src.requested) <= core.REQUESTED_KEPT
+
+
+def test_defect10_newer_verification_supersedes_an_unfinished_one() -> None:
+    h = Harness()
+    h.file(jar())
+    h(QueueObserved({"main": None}))
+    h(QueueObserved({"main": None}, (job("1", at=T0 + 1, created=T0),)), at=T0 + 1)
+    fx = h(QueueObserved({"main": None}, (job("2", at=T0 + 2, created=T0),)), at=T0 + 2)
+    assert counted(fx, "refresh_verifications_total") == [("main", "superseded")]
+    assert h.src.verifying is not None and h.src.verifying.job_id == "2"
+
+
+@pytest.mark.parametrize("reason", [Reason.UNREADABLE, Reason.NOT_A_FILE])
+def test_defect10_unreadable_or_not_a_file_never_asks(reason: Reason) -> None:
+    h = Harness()
+    h.file(jar())
+    bad = CookieReport(path=PATH, exists=True, error="x")
+    bad = replace(bad, error="permission denied" if reason is Reason.UNREADABLE else "a directory")
+    fx = h.file(_with_problem(bad, reason), at=T0 + 1)
+    fx += h(TimerFired("main", "grace"), at=T0 + 3600)
+    fx += h.file(_with_problem(bad, reason))
+    assert of(fx, Enqueue) == [] and h.src.problem is reason
+
+
+def _with_problem(report: CookieReport, reason: Reason) -> CookieReport:
+    class Fixed(CookieReport):
+        def problem(self) -> Reason | None:
+            return reason
+
+    return Fixed(**{f: getattr(report, f) for f in report.__dataclass_fields__})
+
+
+def test_os_error_is_never_evidence() -> None:
+    h = Harness()
+    h.file(jar())
+    emfile = CookieReport(path=PATH, exists=True, error="cannot read: EMFILE", os_error="EMFILE")
+    fx = h.file(emfile, at=T0 + 1) + h.file(emfile, at=T0 + 3600)
+    assert of(fx, Enqueue) == []
+    assert counted(fx, "file_read_errors_total") == [("main", "EMFILE")] * 2
+    assert len([e for e in fx if isinstance(e, core.Log)]) == 1  # logged once, counted always
+    assert h.src.report is not None and h.src.report.logged_in  # the last real report stands
+
+
+# --- issue "Hold under hostile input": a shrinking jar gets a confirmation window -------------
+
+
+def test_shrinking_jar_that_lost_its_login_is_confirmed_before_it_counts() -> None:
+    h = Harness(settings(logged_out_confirm=10))
+    h.file(jar(size=2000, cookies=20))
+    fx = h.file(jar(None, size=300, cookies=3), at=T0 + 1)  # a slow truncate-and-write
+    assert of(fx, Enqueue) == [] and Arm("main", "grace", T0 + 11) in fx
+    fx = h.file(jar("A", size=2000, cookies=20), at=T0 + 4)  # the write finished
+    assert of(fx, Enqueue) == [] and Cancel("main", "grace") in fx
+    h.file(jar(None, size=300, cookies=3), at=T0 + 20)
+    h(TimerFired("main", "grace"), at=T0 + 30)
+    assert enqueued(h.file(jar(None, size=300, cookies=3))).reason is Reason.LOGGED_OUT
+
+
+def test_jar_logged_out_without_shrinking_counts_at_once() -> None:
+    h = Harness(settings(renew_before=0))
+    h.file(jar(expires=T0 + 5))
+    fx = h.file(replace(jar(None), login_expired=True, login_expires_at=T0 + 5), at=T0 + 6)
+    assert enqueued(fx).reason is Reason.EXPIRED
+
+
+# --- requests --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reason", "error", "state"),
+    [
+        (Reason.NETWORK_ERROR, "Connection refused", "ignored"),
+        (Reason.RATE_LIMITED, "try again later", "ignored"),
+        (Reason.FORBIDDEN, "HTTP Error 403: Forbidden", "validating"),
+        (
+            Reason.AUTH_REQUIRED,
+            "Private video. Sign in if you've been granted access",
+            "validating",
+        ),
+        (Reason.AUTH_REQUIRED, "Login details are needed to download this content", None),
+        (Reason.BOT_DETECTION, "Sign in to confirm you’re not a bot", None),
+        (Reason.COOKIES_ROTATED, "cookies are no longer valid", None),
+    ],
+)
+def test_reports_ask_only_on_evidence(reason: Reason, error: str, state: str | None) -> None:
+    h = Harness()
+    h.file(jar())
+    fx = h(RefreshAsked("main", reason, "api", error=error))
+    if state is None:
+        assert enqueued(fx).reason is reason
+        fx = h.answer(enqueued(fx), "enqueued", job_id="1")
+        state = "enqueued"
+    [answer] = of(fx, Answer)
+    assert answer.state == state
+    assert ("main", reason.value, state) in counted(fx, "failure_reports_total")
+    assert (of(fx, RunValidation) != []) == (state == "validating")
+
+
+def test_ambiguous_report_runs_at_most_one_validation() -> None:
+    h = Harness()
+    h.file(jar())
+    fx = []
+    for _ in range(50):
+        fx += h(RefreshAsked("main", Reason.FORBIDDEN, "api", error="HTTP Error 403"))
+    assert len(of(fx, RunValidation)) == 1
+
+
+def test_force_from_a_person_skips_validation_and_trigger_on() -> None:
+    h = Harness(settings(trigger_on=["missing_cookies"]))
+    h.file(jar())
+    fx = h(RefreshAsked("main", Reason.FORBIDDEN, "api", force=True))
+    assert enqueued(fx).force is True
+    fx = h(RefreshAsked("main", Reason.BOT_DETECTION, "api"))
+    assert of(fx, Answer)[0].state == "ignored"
+
+
+def test_deferred_triggers_log_once_and_count_each() -> None:
+    h = Harness(redis_up=False)
+    h.file(jar())
+    fx = []
+    for _ in range(1000):
+        fx += h(RefreshAsked("main", Reason.MANUAL, "cli"))
+    assert len(of(fx, core.Log)) == 1
+    assert len(counted(fx, "refresh_requests_total")) == 1000
+
+
+def test_coalesced_trigger_is_a_count_not_a_log_line() -> None:
+    h = Harness()
+    h.file(jar())
+    ask = enqueued(h(RefreshAsked("main", Reason.MANUAL, "cli")))
+    h.answer(ask, "enqueued", job_id="1")
+    fx = h.answer(ask, "coalesced", job_id="1")
+    assert of(fx, core.Log) == [] and counted(fx, "refresh_requests_total")
+
+
+def test_redis_down_is_logged_once() -> None:
+    h = Harness()
+    assert len(of(h(RedisDown("connection refused")), core.Log)) == 1
+    assert h(RedisDown("connection refused")) == []
+    assert h.state.redis_up is False and h.state.counts is None
+
+
+# --- backoff and diagnosis (issue "Refreshes with brakes") -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("failures", "expected"),
+    [(0, 0), (1, 1800), (2, 3600), (3, 7200), (6, 57600), (7, 86400), (30, 86400)],
+)
+def test_backoff_delay(failures: int, expected: float) -> None:
+    assert core.backoff_delay(failures, 1800, 86400) == expected
+
+
+def test_backoff_answer_arms_a_retry_and_new_session_resets() -> None:
+    h = Harness()
+    h.file(jar("A"))
+    ask = enqueued(h.validated(False, Reason.BOT_DETECTION))
+    fx = h.answer(ask, "backoff", retry_after=1800)
+    assert Arm("main", "retry", T0 + 1800) in fx
+    assert of(h(TimerFired("main", "retry"), at=T0 + 100), Enqueue) != []  # the timer decides
+    h(core.BackoffObserved("main", 3, T0 + 7200))
+    fx = h.file(jar("B"), at=T0 + 200)
+    assert ResetBackoff("main") in fx and h.src.failures == 0
+
+
+def test_still_failing_runs_a_diagnosis_before_asking_again() -> None:
+    h = Harness()
+    _completed_refresh(h)
+    h(QueueObserved({"main": None}, (job("9", at=T0 + 100, created=T0),)), at=T0 + 100)
+    h.file(jar("B"), at=T0 + 110)
+    fx = h.validated(False, Reason.BOT_DETECTION, started_at=T0 + 111)
+    assert RecordOutcome("main", "9", False) in fx
+    assert RunValidation("main", "diagnosis", diagnose=True) in fx
+    assert of(fx, Enqueue) == []  # the diagnosis comes first
+    fx = h.validated(
+        False, Reason.IP_FLAGGED, media_reason=Reason.BOT_DETECTION, diagnosis=Reason.IP_FLAGGED
+    )
+    assert of(fx, Enqueue) == []
+    assert counted(fx, "validation_diagnoses_total") == [("main", "ip_flagged")]
+
+
+@pytest.mark.parametrize(
+    ("media", "account_ok", "asked", "expected"),
+    [
+        (None, True, True, False),
+        (Reason.NETWORK_ERROR, None, True, False),
+        (Reason.BOT_DETECTION, None, False, False),
+        (Reason.BOT_DETECTION, True, False, True),
+        (Reason.FORBIDDEN, True, False, True),
+        (Reason.BOT_DETECTION, None, True, True),
+        (Reason.PO_TOKEN_REQUIRED, None, False, True),
+        (Reason.COOKIES_ROTATED, True, True, False),
+    ],
+)
+def test_wants_diagnosis(
+    media: Reason | None, account_ok: bool | None, asked: bool, expected: bool
+) -> None:
+    assert core.wants_diagnosis(media, account_ok, asked) is expected
+
+
+@pytest.mark.parametrize(
+    ("media", "account", "ran", "without", "verdict", "diagnosis"),
+    [
+        (None, None, True, False, None, None),
+        (None, Reason.COOKIES_ROTATED, True, False, Reason.COOKIES_ROTATED, None),
+        (Reason.BOT_DETECTION, None, False, False, Reason.BOT_DETECTION, None),
+        (
+            Reason.BOT_DETECTION,
+            None,
+            True,
+            Reason.BOT_DETECTION,
+            Reason.IP_FLAGGED,
+            Reason.IP_FLAGGED,
+        ),
+        (Reason.FORBIDDEN, None, True, None, Reason.ACCOUNT_RESTRICTED, Reason.ACCOUNT_RESTRICTED),
+    ],
+)
+def test_conclude(
+    media: Reason | None,
+    account: Reason | None,
+    ran: bool,
+    without: Reason | None | bool,
+    verdict: Reason | None,
+    diagnosis: Reason | None,
+) -> None:
+    assert core.conclude(media, account, ran, without) == (verdict, diagnosis)
+
+
+# --- notifications -----------------------------------------------------------------------------
+
+
+def test_validation_notifications_are_transitions_only() -> None:
+    h = Harness()
+    h.file(jar())
+    assert of(h.validated(False, Reason.NETWORK_ERROR), Notify) == []  # no passing before
+    h.validated(True)
+    events = [n.event for n in of(h.validated(False, Reason.NETWORK_ERROR), Notify)]
+    events += [n.event for n in of(h.validated(False, Reason.NETWORK_ERROR), Notify)]
+    events += [n.event for n in of(h.validated(True), Notify)]
+    assert events == ["validation_failed", "validation_recovered"]
+
+
+def test_expiring_and_missing_are_announced_once_per_spell() -> None:
+    h = Harness(settings(renew_before=2 * DAY, rotate_after=0))
+    h.file(jar(expires=T0 + 3 * DAY))
+    fx = h(TimerFired("main", "rotation"), at=T0 + DAY)
+    fx += h(TimerFired("main", "rotation"), at=T0 + DAY + 60)
+    assert [n.event for n in of(fx, Notify)] == ["cookies_expiring"]
+    h.file(MISSING, at=T0 + DAY + 100)
+    fx = h(TimerFired("main", "grace"), at=T0 + DAY + 200) + h(TimerFired("main", "grace"))
+    assert [n.event for n in of(fx, Notify)] == ["file_missing"]
+
+
+def test_job_end_notifications_share_an_id_key_across_daemons() -> None:
+    a, b = Harness(), Harness()
+    for h in (a, b):
+        h.file(jar())
+        h(QueueObserved({"main": None}))
+    ends = [
+        of(h(QueueObserved({"main": None}, (job("5", "failed", at=T0, created=T0),))), Notify)
+        for h in (a, b)
+    ]
+    assert ends[0] == ends[1] and ends[0][0].key == "5"
