@@ -1,4 +1,4 @@
-"""The failure table: every message of docs/ytdlp-cookies.md and of the seed, as documented."""
+"""The failure table: every message of docs/ytdlp.md and of the backend's original pattern list."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cookie_supervisor.classify import Reason, classify, normalize, redact
+from cookie_supervisor.classify import (
+    DEFAULT_TRIGGERS,
+    Reason,
+    classify,
+    diagnose,
+    normalize,
+    redact,
+)
 
 HINT = (
     "Use --cookies-from-browser or --cookies for the authentication. See  "
@@ -92,7 +99,7 @@ YTDLP = [
     (
         "ERROR: [youtube] jNQXAC9IVRw: All player responses are invalid. Your IP is likely being "
         "blocked by Youtube",
-        Reason.BOT_DETECTION,
+        Reason.IP_FLAGGED,
     ),
     (
         "ERROR: [youtube:tab] Playlists that require authentication may not extract correctly without "
@@ -160,18 +167,52 @@ YTDLP = [
         Reason.NO_JS_RUNTIME,
     ),
     ("validation did not finish within 120s; killed", Reason.TIMEOUT),
+    # PO-token notices (issue 10.5): they mention "HTTP Error 403" but are not a 403
+    (
+        "WARNING: [youtube] jNQXAC9IVRw: android client https formats require a GVS PO Token which "
+        "was not provided. They will be skipped as they may yield HTTP Error 403. You can manually "
+        'pass a GVS PO Token for this client with --extractor-args "youtube:po_token=android.gvs+XXX"'
+        ". For more information, refer to  https://github.com/yt-dlp/yt-dlp/wiki/PO-Token-Guide",
+        Reason.PO_TOKEN_REQUIRED,
+    ),
+    (
+        "[debug] [youtube] jNQXAC9IVRw: web client https formats require a GVS PO Token which was "
+        "not provided. They will be skipped as they may yield HTTP Error 403.",
+        Reason.PO_TOKEN_REQUIRED,
+    ),
+    (
+        "WARNING: [youtube] jNQXAC9IVRw: Some android client subtitles require a PO Token which was "
+        "not provided. They will be discarded since they are not downloadable as-is.",
+        Reason.PO_TOKEN_REQUIRED,
+    ),
+    (
+        "WARNING: [youtube] Unable to fetch GVS PO Token for web client: Missing required Visitor "
+        'Data. You may need to pass Visitor Data with --extractor-args "youtube:visitor_data=XXX"',
+        Reason.PO_TOKEN_REQUIRED,
+    ),
+    # "cookies" in texts that are not about a login wall (the catch-all is gone)
+    (
+        'WARNING: [youtube] Skipping client "android" since it does not support cookies',
+        Reason.OTHER,
+    ),
+    (
+        'ERROR: could not find chrome cookies database in "/home/u/.config/google-chrome"',
+        Reason.OTHER,
+    ),
 ]
 
-# The seed backend's patterns (its README's list), each with the reason it now maps to.
-SEED = [
+# The backend's original pattern list (its README's), each with the reason it now maps to.
+ORIGINAL = [
     ("Sign in to confirm you're not a bot", Reason.BOT_DETECTION),
     ("sign in to confirm", Reason.AUTH_REQUIRED),
     ("bot", Reason.BOT_DETECTION),
     ("HTTP Error 403", Reason.FORBIDDEN),
     ("403", Reason.FORBIDDEN),
     ("Forbidden", Reason.FORBIDDEN),
-    ("cookies", Reason.AUTH_REQUIRED),
     ("login required", Reason.AUTH_REQUIRED),
+    ("sign-in required", Reason.AUTH_REQUIRED),
+    ("Sign-in required", Reason.AUTH_REQUIRED),
+    ("This helps protect our community. Learn more", Reason.BOT_DETECTION),
     ("requires authentication", Reason.AUTH_REQUIRED),
     ("age-restricted", Reason.AUTH_REQUIRED),
     ("members-only", Reason.AUTH_REQUIRED),
@@ -181,12 +222,12 @@ SEED = [
 ]
 
 
-@pytest.mark.parametrize(("text", "reason"), YTDLP + SEED)
+@pytest.mark.parametrize(("text", "reason"), YTDLP + ORIGINAL)
 def test_documented_messages(text: str, reason: Reason) -> None:
     assert classify(text).reason is reason
 
 
-@pytest.mark.parametrize(("text", "reason"), YTDLP + SEED)
+@pytest.mark.parametrize(("text", "reason"), YTDLP + ORIGINAL)
 def test_case_quotes_and_white_space_do_not_matter(text: str, reason: Reason) -> None:
     mangled = "  " + text.upper().replace("'", "’").replace(" ", " \t\n ") + "  "
     assert classify(mangled).reason is reason
@@ -207,10 +248,73 @@ def test_case_quotes_and_white_space_do_not_matter(text: str, reason: Reason) ->
         (Reason.TIMEOUT, False),
         (Reason.NO_JS_RUNTIME, False),
         (Reason.OTHER, False),
+        (Reason.UNREADABLE, False),
+        (Reason.NOT_A_FILE, False),
+        (Reason.IP_FLAGGED, False),
+        (Reason.PO_TOKEN_REQUIRED, False),
+        (Reason.ACCOUNT_RESTRICTED, False),
     ],
 )
 def test_fixable_flag(reason: Reason, fixable: bool) -> None:
     assert reason.fixable is fixable
+
+
+def test_no_reason_fresh_cookies_cannot_fix_is_a_default_trigger() -> None:
+    assert all(r.fixable for r in DEFAULT_TRIGGERS)
+    assert {Reason.RATE_LIMITED, Reason.IP_FLAGGED, Reason.PO_TOKEN_REQUIRED}.isdisjoint(
+        DEFAULT_TRIGGERS
+    )
+
+
+def test_the_catch_all_cookie_word_is_gone() -> None:
+    """A bare "cookies" proves nothing; a real login wall still says so in its own words."""
+    assert classify("cookies").reason is Reason.OTHER
+    assert classify("Could not copy Chrome cookie database").reason is Reason.OTHER
+    assert classify(YT + "Sign in to confirm your age. " + HINT).reason is Reason.AUTH_REQUIRED
+
+
+def test_po_token_notice_is_not_a_403() -> None:
+    c = classify("web client https formats require a GVS PO Token ... may yield HTTP Error 403")
+    assert c.reason is Reason.PO_TOKEN_REQUIRED and not c.fixable
+
+
+B, F, IP, P, A = (
+    Reason.BOT_DETECTION,
+    Reason.FORBIDDEN,
+    Reason.IP_FLAGGED,
+    Reason.PO_TOKEN_REQUIRED,
+    Reason.AUTH_REQUIRED,
+)
+
+
+@pytest.mark.parametrize(
+    ("with_cookies", "without_cookies", "diagnosis"),
+    [
+        (None, None, None),  # works with cookies: nothing to diagnose
+        (None, B, None),
+        (B, B, IP),  # the same bot wall as a guest: the address
+        (F, F, IP),  # a media 403 either way, no PO-token notice: the address
+        (B, F, IP),
+        (IP, IP, IP),
+        (F, P, P),  # a PO-token notice on either side names the cause
+        (P, P, P),
+        (P, B, P),
+        (B, None, Reason.ACCOUNT_RESTRICTED),  # a guest gets through, the account does not
+        (F, None, Reason.ACCOUNT_RESTRICTED),
+        (A, None, Reason.ACCOUNT_RESTRICTED),
+        (A, A, None),  # an age gate both ways: still the cookies' business
+        (B, Reason.NETWORK_ERROR, None),  # the second run proves nothing
+        (B, Reason.RATE_LIMITED, None),
+        (B, Reason.TIMEOUT, None),
+        (Reason.COOKIES_ROTATED, None, None),  # the cookies, certainly
+        (Reason.NETWORK_ERROR, None, None),
+        (Reason.RATE_LIMITED, Reason.RATE_LIMITED, None),
+    ],
+)
+def test_diagnose(
+    with_cookies: Reason | None, without_cookies: Reason | None, diagnosis: Reason | None
+) -> None:
+    assert diagnose(with_cookies, without_cookies) is diagnosis
 
 
 def test_words_inside_words_are_not_matches() -> None:
@@ -240,6 +344,34 @@ def test_redact_strips_header_values_and_signed_params() -> None:
     assert "SeCrEt" not in out and "\x07" not in out and "\n" not in out
     assert "expire=1" in out and "x=1" in out
     assert len(redact("x" * 1000, 100)) == 100
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Cookie: SID=SeCrEt1; HSID=SeCrEt2",
+        "error: SAPISID=SeCrEt1; LOGIN_INFO=SeCrEt2; __Secure-3PSID=SeCrEt3 while fetching",
+        "sent SID=SeCrEt1;HSID=SeCrEt2,SSID=SeCrEt3 APISID=SeCrEt4 SIDCC=SeCrEt5 PREF=SeCrEt6",
+        "Cookie%3A%20SID%3DSeCrEt1%3B%20LOGIN_INFO%3DSeCrEt2",  # URL-encoded
+        "q=SAPISID%253DSeCrEt1%253B%2520LOGIN_INFO%253DSeCrEt2",  # twice
+        "form: SAPISID%3DSeCrEt1%3B+LOGIN_INFO%3DSeCrEt2",
+        '{"cookies": {"SID": "SeCrEt1", "__Secure-1PSIDTS": "SeCrEt2"}}',
+        "x-goog-authuser: 0 SAPISIDHASH 1700000000_SeCrEt1 SAPISID3PHASH 1700000000_SeCrEt2",
+        "cookie=SID=SeCrEt1",
+    ],
+)
+def test_redact_cookie_looking_text(text: str) -> None:
+    out = redact(text, 500)
+    assert "SeCrEt" not in out and "[redacted]" in out, out
+
+
+def test_redact_leaves_ordinary_text() -> None:
+    for text in (
+        "ERROR: [youtube] jNQXAC9IVRw: Sign in to confirm you’re not a bot. " + HINT,
+        "inside=1 offset=4 consider=yes",
+        "yt-dlp -o '%(id)s.%(ext)s' failed: HTTP Error 403: Forbidden",
+    ):
+        assert redact(text, 1000) == text
 
 
 def test_cli_classify() -> None:

@@ -1,34 +1,238 @@
-"""The command line, as cron, a Nagios check or an operator would run it."""
+"""The command line, as cron, a monitoring check or an operator would run it: against a real daemon."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
-from cookie_supervisor import __version__
-from tests.support import SECRET_MARK, MediaServer, free_port
+from cookie_supervisor import __version__, cli
+from cookie_supervisor.config import ENV_PREFIX, Settings
+from tests.support import (
+    SECRET_MARK,
+    Daemon,
+    MediaServer,
+    RedisServer,
+    cookie_jar,
+    daemon_env,
+    free_port,
+    wait_for,
+    write_atomic,
+)
+
+TOKEN = f"tok-{SECRET_MARK}-api"
+ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    # The caller's own COOKIE_SUPERVISOR_* variables must not leak into what is being tested.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     return subprocess.run(
         [sys.executable, "-m", "cookie_supervisor", *args],
-        env={**os.environ, **(env or {})},
+        env={**inherited, **(env or {})},
         capture_output=True,
         text=True,
         timeout=60,
     )
 
 
-def test_version() -> None:
-    for args in (["--version"], ["version"]):
-        out = cli(*args)
-        assert out.returncode == 0 and out.stdout.strip() == f"cookie-supervisor {__version__}"
+def env_file(path: Path, port: int, token: str | None = TOKEN) -> Path:
+    lines = [
+        "# as /etc/cookie-supervisor/cookie-supervisor.env",
+        f"{ENV_PREFIX}LISTEN=127.0.0.1:{port}",
+    ]
+    if token is not None:
+        lines.append(f'{ENV_PREFIX}API_TOKEN="{token}"')
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def daemon(redis_url: str, jar: Path, tmp_path: Path) -> Iterator[Daemon]:
+    """A daemon with a token and two sources: `default` (healthy) and `alt` (logged out)."""
+    alt = tmp_path / "alt.txt"
+    write_atomic(alt, cookie_jar(login=False))
+    config = tmp_path / "sources.toml"
+    config.write_text(f'[[sources]]\nname = "alt"\ncookies_file = "{alt}"\nvalidation_urls = []\n')
+    env = daemon_env(
+        redis_url,
+        jar,
+        COOKIE_SUPERVISOR_CONFIG=str(config),
+        COOKIE_SUPERVISOR_API_TOKEN=TOKEN,
+    )
+    d = Daemon(env).start()
+    yield d
+    d.stop()
+
+
+def test_client_commands_show_the_daemons_state(
+    daemon: Daemon, redis_url: str, tmp_path: Path
+) -> None:
+    found = ["--env-file", str(env_file(tmp_path / "cs.env", daemon.port))]
+    wait_for(lambda: daemon.status("alt").get("last_validation"), what="alt's first validation")
+
+    status = run_cli("status", *found)
+    assert status.returncode == 0, status.stderr
+    assert f"daemon {daemon.base_url}: queue cookie-refresh:" in status.stdout
+    assert re.search(rf"last validation\s+ok {ISO} \(", status.stdout)
+    assert re.search(rf"login expires\s+{ISO} \(in 180 d\)", status.stdout)
+    assert re.search(r"last validation\s+FAIL logged_out", status.stdout)  # alt
+    view = json.loads(run_cli("status", "--json", *found).stdout)
+    assert view["redis_up"] is True
+    assert [s["source"] for s in view["sources"]] == ["default", "alt"]
+
+    check = run_cli("check", *found)
+    assert check.returncode == 1, check.stderr  # the worst source wins: alt is logged out
+    assert check.stdout.splitlines()[0].startswith("default: OK")
+    assert check.stdout.splitlines()[1].startswith("alt: FAIL logged_out")
+    assert run_cli("check", "--source", "default", *found).returncode == 0
+    [alt] = json.loads(run_cli("check", "--source", "alt", "--json", *found).stdout)
+    assert alt["reason"] == "logged_out" and alt["fixable"] is True
+
+    validate = run_cli("validate", "--source", "alt", *found)
+    assert validate.returncode == 1 and validate.stdout.startswith("alt: FAIL logged_out")
+    ok = run_cli("validate", "--json", *found)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["source"] == "default"
+
+    first = run_cli("trigger", "--reason", "manual", *found)
+    assert first.returncode == 0, first.stderr
+    job = re.search(r"^default: enqueued manual \(job (\d+)\): daemon says: ", first.stdout)
+    assert job, first.stdout
+    data = redis.Redis.from_url(redis_url).hget(f"bull:cookie-refresh:{job[1]}", "data")
+    assert json.loads(data or b"{}")["source"] == "default"
+    again = json.loads(run_cli("trigger", "--reason", "expired", "--json", *found).stdout)
+    assert again["state"] == "coalesced" and again["job_id"] == job[1]
+    assert re.search(rf"pending job\s+{job[1]}\n", run_cli("status", *found).stdout)
+
+    unfixable = run_cli("trigger", "--reason", "forbidden", "--error", "HTTP Error 404", *found)
+    assert unfixable.returncode == 2 and "ignored unavailable" in unfixable.stdout
+
+    everything = status.stdout + status.stderr + check.stdout + first.stdout + first.stderr
+    assert SECRET_MARK not in everything and TOKEN not in everything
+
+
+def test_token_and_source_refusals_are_one_line(daemon: Daemon, tmp_path: Path) -> None:
+    wrong = ["--env-file", str(env_file(tmp_path / "wrong.env", daemon.port, token="nope"))]
+    out = run_cli("trigger", "--reason", "manual", *wrong)
+    assert out.returncode == 2 and out.stdout == ""
+    [line] = out.stderr.splitlines()
+    assert "answered 401" in line and f"{ENV_PREFIX}API_TOKEN" in line
+    right = ["--env-file", str(env_file(tmp_path / "cs.env", daemon.port))]
+    unknown = run_cli("check", "--source", "nope", *right)
+    assert unknown.returncode == 2 and len(unknown.stderr.splitlines()) == 1
+    assert "unknown source" in unknown.stderr
+    # The environment wins over the file, and --url over both.
+    moved = run_cli("status", "--url", daemon.base_url, env={f"{ENV_PREFIX}LISTEN": "127.0.0.1:1"})
+    assert moved.returncode == 0, moved.stderr
+
+
+def test_trigger_with_redis_down_shows_the_daemons_answer(
+    own_redis: RedisServer, jar: Path, tmp_path: Path
+) -> None:
+    env = daemon_env(own_redis.url, jar, COOKIE_SUPERVISOR_REDIS_BACKOFF_MAX="0.2")
+    daemon = Daemon(env).start()
+    try:
+        found = ["--env-file", str(env_file(tmp_path / "cs.env", daemon.port, token=None))]
+        own_redis.stop()
+        out = run_cli("trigger", "--reason", "manual", *found)
+        assert out.returncode == 1, out.stderr
+        # The promise to enqueue later is the daemon's, and the CLI says whose it is.
+        assert out.stdout.startswith("default: deferred manual: daemon says: ")
+        status = run_cli("status", *found)
+        assert status.returncode == 1 and "Redis down" in status.stdout
+        assert re.search(r"refresh owed\s+manual", status.stdout)
+        own_redis.start()
+        r = redis.Redis.from_url(own_redis.url)
+        data = wait_for(lambda: r.hget("bull:cookie-refresh:1", "data"), timeout=10)
+        assert json.loads(data or b"{}")["reason"] == "manual"  # the daemon kept its word
+    finally:
+        daemon.stop()
+
+
+@pytest.fixture
+def call(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., tuple[int, str, str]]:
+    """The CLI in this process (no daemon involved): exit code, stdout, stderr."""
+    for key in list(os.environ):
+        if key.startswith(ENV_PREFIX):
+            monkeypatch.delenv(key)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        try:
+            code = cli.main(list(args))
+        except SystemExit as exc:  # argparse: --help, bad usage
+            code = int(exc.code or 0)
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
+def test_no_daemon_is_one_line_naming_the_url(
+    call: Callable[..., tuple[int, str, str]], tmp_path: Path
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    found = ["--url", url, "--env-file", str(env_file(tmp_path / "e", 1))]
+    for args in (["status"], ["check"], ["validate"], ["trigger", "--reason", "manual"]):
+        code, out, err = call(*args, *found)
+        assert code == 1 and out == "", args
+        [line] = err.splitlines()
+        assert line.startswith(f"cookie-supervisor: no daemon answers at {url}"), line
+
+
+def test_listen_comes_from_the_env_file(
+    call: Callable[..., tuple[int, str, str]], tmp_path: Path
+) -> None:
+    port = free_port()
+    code, _, err = call("status", "--env-file", str(env_file(tmp_path / "e", port)))
+    assert code == 1 and f"http://127.0.0.1:{port}" in err
+    code, _, err = call("status", "--env-file", str(tmp_path / "none.env"))
+    assert code == 2 and "none.env" in err
+    code, _, err = call("status", "--url", "file:///etc/passwd")
+    assert code == 2 and "--url" in err
+
+
+def test_trigger_reason_must_be_known(call: Callable[..., tuple[int, str, str]]) -> None:
+    code, _, err = call("trigger", "--reason", "because", "--url", "http://127.0.0.1:1")
+    assert code == 2 and "invalid choice: 'because'" in err
+    assert "network_error" not in cli.TRIGGER_REASONS and "manual" in cli.TRIGGER_REASONS
+
+
+def test_run_help_lists_the_environment(call: Callable[..., tuple[int, str, str]]) -> None:
+    code, out, _ = call("run", "--help")
+    assert code == 0
+    names = re.findall(r"^  ([A-Z_]+)\s", out, re.MULTILINE)
+    assert {"REDIS_URL", "YT_DLP_COOKIES_FILE", "COOKIE_SUPERVISOR_API_TOKEN"} <= set(names)
+    assert "COOKIE_SUPERVISOR_LISTEN" in names and "COOKIE_SUPERVISOR_VALIDATE_EVERY" in names
+    settable = {n for n in Settings.model_fields if n not in ("sources", "webhooks")}
+    assert len(names) == len(settable)
+    assert re.search(r"COOKIE_SUPERVISOR_JOB_BACKOFF\s+1m\n", out)
+
+
+def test_every_command_and_option_has_help() -> None:
+    parser = cli._parser()
+    [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    helps = {c.dest: c.help for c in sub._choices_actions}
+    assert set(helps) == set(sub.choices) and all(helps.values())
+    for name, command in sub.choices.items():
+        for action in command._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+
+
+def test_version(call: Callable[..., tuple[int, str, str]]) -> None:
+    out = run_cli("--version")  # the installed entry point, once
+    assert out.returncode == 0 and out.stdout.strip() == f"cookie-supervisor {__version__}"
+    assert call("version") == (0, f"cookie-supervisor {__version__}\n", "")
 
 
 @pytest.mark.parametrize(
@@ -39,75 +243,98 @@ def test_version() -> None:
         ("/missing.mp4", 2, "unavailable"),
     ],
 )
-def test_check_exit_codes(
+def test_check_local_exit_codes(
     media: MediaServer, jar: Path, path: str, code: int, reason: str | None
 ) -> None:
     env = {
         "YT_DLP_COOKIES_FILE": str(jar),
         "COOKIE_SUPERVISOR_VALIDATION_URLS": media.url(path),
         "REDIS_URL": f"redis://127.0.0.1:{free_port()}",
-    }  # check never needs Redis
-    out = cli("check", "--json", env=env)
+    }  # no daemon, no Redis: --local needs neither
+    out = run_cli("check", "--local", "--json", env=env)
     assert out.returncode == code, out.stderr
     result = json.loads(out.stdout)
     assert (
         result["ok"] is (code == 0) and result["reason"] == reason and result["source"] == "default"
     )
-    plain = cli("check", env=env)
-    assert plain.returncode == code and plain.stdout.startswith("default: ")
+    if reason == "unavailable":
+        plain = run_cli("check", "--local", env=env)
+        assert plain.returncode == code and plain.stdout.startswith(f"default: FAIL {reason}")
 
 
-def test_check_offline_failures(tmp_path: Path) -> None:
+def test_check_local_offline_failures(tmp_path: Path, redis_url: str) -> None:
     env = {
         "YT_DLP_COOKIES_FILE": str(tmp_path / "none.txt"),
         "COOKIE_SUPERVISOR_VALIDATION_URLS": "",
     }
-    out = cli("check", env=env)
+    out = run_cli("check", "--local", env=env)
     assert out.returncode == 1 and "FAIL missing_cookies" in out.stdout
-    assert cli("check", "--source", "nope", env=env).returncode == 2
-
-
-def test_trigger_and_status_go_straight_to_redis(redis_url: str, jar: Path) -> None:
-    env = {
-        "YT_DLP_COOKIES_FILE": str(jar),
-        "REDIS_URL": redis_url,
-        "COOKIE_SUPERVISOR_VALIDATION_URLS": "",
-    }
-    first = cli("trigger", "--reason", "manual", env=env)
-    assert first.returncode == 0, first.stderr
-    answer = json.loads(first.stdout)
-    assert (
-        answer["state"] == "enqueued" and answer["reason"] == "manual" and answer["job_id"] == "1"
+    assert run_cli("check", "--local", "--source", "nope", env=env).returncode == 2
+    # A check changes nothing: a logged-out jar with Redis reachable enqueues no refresh job,
+    # and the daemon's state file is not written.
+    logged_out = tmp_path / "out.txt"
+    write_atomic(logged_out, cookie_jar(login=False))
+    state = tmp_path / "state"
+    env.update(
+        YT_DLP_COOKIES_FILE=str(logged_out),
+        REDIS_URL=redis_url,
+        COOKIE_SUPERVISOR_STATE_DIR=str(state),
     )
-    again = json.loads(cli("trigger", "--reason", "bot_detection", env=env).stdout)
-    assert again["state"] == "coalesced" and again["job_id"] == "1"
-    unfixable = json.loads(
-        cli("trigger", "--reason", "x", "--error", "HTTP Error 404: Not Found", env=env).stdout
-    )
-    assert unfixable["state"] == "ignored" and unfixable["reason"] == "unavailable"
-    data = json.loads(redis.Redis.from_url(redis_url).hget("bull:cookie-refresh:1", "data") or b"")
-    assert data["origin"] == "cli" and data["source"] == "default"
-    status = cli("status", "--json", env=env)
-    assert status.returncode == 0
-    view = json.loads(status.stdout)
-    assert view["redis_up"] is True and view["counts"]["waiting"] == 1
-    [source] = view["sources"]
-    assert source["refresh"]["pending_job"] == "1" and source["logged_in"] is True
-    assert SECRET_MARK not in status.stdout
-    text = cli("status", env=env)
-    assert "queue cookie-refresh: waiting=1" in text.stdout and "pending_job=1" in text.stdout
+    out = run_cli("check", "--local", env=env)
+    assert out.returncode == 1 and "FAIL logged_out" in out.stdout
+    assert redis.Redis.from_url(redis_url).dbsize() == 0
+    assert not state.exists() or not any(state.iterdir())
 
 
-def test_trigger_with_redis_down_exits_1(jar: Path) -> None:
-    env = {"YT_DLP_COOKIES_FILE": str(jar), "REDIS_URL": f"redis://127.0.0.1:{free_port()}"}
-    out = cli("trigger", "--reason", "manual", env=env)
-    assert out.returncode == 1 and json.loads(out.stdout)["state"] == "deferred"
-    assert cli("status", env=env).returncode == 1
-
-
-def test_inspect_exit_codes(jar: Path, tmp_path: Path) -> None:
-    assert cli("inspect", str(jar)).returncode == 0
+def test_inspect_shows_iso_and_relative_times(jar: Path, tmp_path: Path) -> None:
+    out = run_cli("inspect", str(jar))
+    assert out.returncode == 0
+    assert re.search(rf"^login_expires_at\s+\d+  \({ISO} \(in 180 d\)\)$", out.stdout, re.M)
+    assert re.search(rf"^mtime\s+\d+  \({ISO} \((now|\d+ s ago)\)\)$", out.stdout, re.M)
+    assert SECRET_MARK not in out.stdout
     bad = tmp_path / "bad.txt"
     bad.write_text("garbage\n")
-    out = cli("inspect", "--json", str(bad))
+    out = run_cli("inspect", "--json", str(bad))
     assert out.returncode == 1 and json.loads(out.stdout)["problem"] == "corrupt_cookies"
+
+
+def test_times_and_addresses() -> None:
+    now = time.time()
+    assert cli.relative_time(180 * 86400 - 5) == "in 180 d"
+    assert cli.relative_time(-3 * 3600) == "3 h ago"
+    assert cli.relative_time(-42) == "42 s ago" and cli.relative_time(0.2) == "now"
+    assert cli.relative_time(600) == "in 10 min"
+    assert cli.when(0, now).startswith("1970-01-01T00:00:00Z (")
+    assert cli.when(None, now) == "-"
+    assert cli.base_url("0.0.0.0:9479") == "http://127.0.0.1:9479"
+    assert cli.base_url("[::]:9479") == "http://[::1]:9479"
+    assert cli.base_url("10.0.0.5:80") == "http://10.0.0.5:80"
+
+
+def test_env_file_syntax(tmp_path: Path) -> None:
+    path = tmp_path / "e"
+    path.write_text("# comment\n; also\n\nA=1\nB = 'two words'\nC=\"x=y\"\nnonsense\n")
+    assert cli.read_env_file(path) == {"A": "1", "B": "two words", "C": "x=y"}
+    toml = tmp_path / "c.toml"
+    toml.write_text('listen = "127.0.0.1:7000"\napi_token = "t"\n')
+    values = cli.daemon_settings(path, {f"{ENV_PREFIX}CONFIG": str(toml)})
+    assert values[f"{ENV_PREFIX}LISTEN"] == "127.0.0.1:7000"
+    env = {f"{ENV_PREFIX}CONFIG": str(toml), f"{ENV_PREFIX}LISTEN": "127.0.0.1:8000"}
+    assert cli.daemon_settings(path, env)[f"{ENV_PREFIX}LISTEN"] == "127.0.0.1:8000"
+
+
+def test_daemon_status_renders_missing_keys() -> None:
+    # An older or newer daemon may send fewer keys: nothing crashes, absent shows as '-'.
+    lines = cli.source_lines({"source": "x"}, time.time())
+    assert lines[0] == "x:" and all(line.endswith("-") or "none yet" in line for line in lines[1:])
+    assert cli.verdict({"source": "x"}).ok
+    # The file's current problem outranks an older passing validation; fixable or not decides.
+    not_a_file = {"source": "x", "problem": "not_a_file", "last_validation": {"ok": True}}
+    assert cli.verdict(not_a_file).exit_code == 2
+    assert cli.verdict({"source": "x", "problem": "missing_cookies"}).exit_code == 1
+    assert cli.verdict({"source": "x", "exists": False}).reason == "missing_cookies"
+    backoff = {"source": "x", "refresh": {"backoff_until": time.time() + 3 * 3600}}
+    assert any(
+        re.search(r"backoff until\s+\S+ \(in 3 h\)", line)
+        for line in cli.source_lines(backoff, time.time())
+    )

@@ -555,7 +555,7 @@ def test_conclude(
     media: Reason | None,
     account: Reason | None,
     ran: bool,
-    without: Reason | None | bool,
+    without: Reason | bool | None,
     verdict: Reason | None,
     diagnosis: Reason | None,
 ) -> None:

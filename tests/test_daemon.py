@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 
 from tests.support import (
+    ROOT,
     SECRET_MARK,
     Daemon,
     cookie_jar,
     daemon_env,
     metric,
+    parse_metrics,
     wait_for,
     write_atomic,
 )
@@ -69,17 +71,34 @@ def within(bound: float, predicate, what: str) -> float:  # type: ignore[no-unty
     return took
 
 
+def build_info(daemon: Daemon) -> dict[str, str]:
+    [labels] = [
+        dict(labels)
+        for (name, labels), value in parse_metrics(daemon.metrics()).items()
+        if name == "cookie_supervisor_build_info" and value == 1
+    ]
+    return labels
+
+
+def test_build_info_names_the_revision_and_the_yt_dlp_it_validates_with(daemon: Daemon) -> None:
+    from yt_dlp.version import __version__ as yt_dlp_version
+
+    rev = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    wait_for(lambda: build_info(daemon)["yt_dlp_version"] != "unknown", timeout=30)
+    info = build_info(daemon)
+    assert info["yt_dlp_version"] == yt_dlp_version and info["revision"] == rev
+    assert info["js_runtime"] in ("deno", "node", "bun", "none")
+
+
 def test_metrics_report_the_file(daemon: Daemon, jar: Path) -> None:
     text = daemon.metrics()
     st = jar.stat()
-    assert (
-        metric(
-            text,
-            "cookie_supervisor_build_info",
-            version=__import__("cookie_supervisor").__version__,
-        )
-        == 1
-    )
+    assert build_info(daemon)["version"] == __import__("cookie_supervisor").__version__
     assert metric(text, "cookie_supervisor_file_present", source="default") == 1
     assert metric(text, "cookie_supervisor_file_size_bytes", source="default") == st.st_size
     assert metric(

@@ -152,19 +152,34 @@ def test_file_evidence(redis_url: str, tmp_path: Path) -> None:
     """Logged out at once; missing only past the grace; an upload's delete-and-rename is fine."""
     jar = tmp_path / "cookies.txt"
     write_atomic(jar, cookie_jar())
-    d = Daemon(env=env(redis_url, jar, "", COOKIE_SUPERVISOR_REFRESH_COOLDOWN="0")).start()
+    quick = env(
+        redis_url,
+        jar,
+        "",
+        COOKIE_SUPERVISOR_REFRESH_COOLDOWN="0",
+        COOKIE_SUPERVISOR_QUEUE_POLL_INTERVAL="0.2",
+    )
+    d = Daemon(env=quick).start()
     r = redis.Redis.from_url(redis_url)
     try:
         write_atomic(jar, cookie_jar(login=False))  # YouTube cleared LOGIN_INFO, yt-dlp saved it
-        wait_for(lambda: job_reasons(r) == ["logged_out"], what="logged_out job")
-        r.flushall()
+        wait_for(lambda: job_reasons(r) == ["logged_out"], timeout=15, what="logged_out job")
         jar.unlink()
         write_atomic(jar, cookie_jar())  # delete-and-rename upload: no missing_cookies
         wait_for(lambda: d.status()["logged_in"] is True)
+        r.flushall()  # the job vanishes; its cause is gone, so nothing is asked again
+        lost = 'cookie_supervisor_pending_jobs_lost_total{source="default"} 1.0'
+        wait_for(lambda: lost in d.metrics(), what="the vanished job noticed")
         assert job_reasons(r) == []
     finally:
         d.stop()
-    fast = env(redis_url, jar, "", COOKIE_SUPERVISOR_REFRESH_COOLDOWN="0")
+    fast = env(
+        redis_url,
+        jar,
+        "",
+        COOKIE_SUPERVISOR_REFRESH_COOLDOWN="0",
+        COOKIE_SUPERVISOR_QUEUE_POLL_INTERVAL="0.2",
+    )
     cfg = source_config(
         tmp_path / "graces.toml", jar, missing_grace="1s", corrupt_grace="1s", refresh_cooldown="0"
     )
@@ -175,8 +190,9 @@ def test_file_evidence(redis_url: str, tmp_path: Path) -> None:
         start = time.monotonic()
         wait_for(lambda: job_reasons(r) == ["missing_cookies"], timeout=5, what="missing_cookies")
         assert time.monotonic() - start >= 0.9  # not before the grace
-        r.flushall()
         jar.write_text("this is not a cookie file\n")
+        wait_for(lambda: d.status()["problem"] == "corrupt_cookies", what="corrupt file seen")
+        r.flushall()  # the missing_cookies job vanishes; the corrupt file still calls for one
         wait_for(lambda: job_reasons(r) == ["corrupt_cookies"], timeout=5, what="corrupt_cookies")
     finally:
         d.stop()
@@ -197,15 +213,21 @@ def test_rotation_is_decided_once_by_two_daemons(redis_url: str, tmp_path: Path)
             for d in daemons
         ]
         assert due[0] == pytest.approx(jar.stat().st_mtime + 3, abs=0.01)
-        # both daemons reached the due date; exactly one request was made between them
-        wait_for(
-            lambda: all(
-                d.log().count("rotation taken by another daemon")
-                + d.log().count("refresh enqueued")
-                >= 1
-                for d in daemons
+
+        # both daemons reached the due date; Redis made it one job between them, and each
+        # knows it is pending (one asked and was coalesced, or saw it in the queue)
+        def asked(d: Daemon, outcome: str) -> float:
+            value = d.metric(
+                "cookie_supervisor_refresh_requests_total",
+                source="default",
+                reason="scheduled_rotation",
+                outcome=outcome,
             )
-        )
+            return value or 0.0
+
+        pending = "cookie_supervisor_refresh_pending"
+        wait_for(lambda: all(d.metric(pending, source="default") == 1 for d in daemons))
+        assert sum(asked(d, "enqueued") for d in daemons) == 1
         assert job_reasons(r) == ["scheduled_rotation"]
     finally:
         for d in daemons:

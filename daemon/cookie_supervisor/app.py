@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import logging
 import signal
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -18,17 +20,21 @@ from redis.asyncio import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from cookie_supervisor import __version__, api
+from cookie_supervisor import __version__, api, connections, core
 from cookie_supervisor.bull import BullQueue
 from cookie_supervisor.config import Settings
 from cookie_supervisor.metrics import Metrics
+from cookie_supervisor.probe import sweep_stale_copies, ytdlp_version
+from cookie_supervisor.reports import ReportInputs
 from cookie_supervisor.schedule import Timers
 from cookie_supervisor.supervisor import Supervisor
 from cookie_supervisor.systemd import Notifier
 from cookie_supervisor.watcher import FileWatcher
+from cookie_supervisor.webhooks import Event, WebhookSender, event_id_for
 
 log = logging.getLogger(__name__)
 RESCAN_EVERY = 60.0  # safety net for file events inotify cannot see (NFS, a replaced directory)
+CURSOR_SAVE_EVERY = 10.0  # journal and log-file positions reach the state file this often
 SHUTDOWN_TIMEOUT = 1.5
 
 
@@ -72,6 +78,33 @@ def build_supervisor(
     return Supervisor(settings, metrics or Metrics(), queue, Timers())
 
 
+def uvicorn_config(settings: Settings, app: Any) -> uvicorn.Config:
+    """uvicorn with every bound set: connections, request-read time, forwarded headers."""
+    cap = connections.connection_cap(settings.limit_concurrency)
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        http=connections.protocol(settings.header_timeout, cap),
+        ws="none",
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        date_header=False,
+        server_header=False,
+        # The protocol holds at most `cap` connections; uvicorn's own check counts the asking
+        # connection too, so cap + 1 leaves it a backstop that never answers first.
+        limit_concurrency=cap + 1,
+        backlog=connections.BACKLOG,
+        timeout_keep_alive=5,
+        h11_max_incomplete_event_size=16 * 1024,
+        # X-Forwarded-For is believed only from configured proxies: uvicorn's default trusts
+        # loopback, which gave every local client a fresh rate-limit bucket per request.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=list(settings.forwarded_allow_ips) or None,
+    )
+
+
 async def serve(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -80,6 +113,11 @@ async def serve(settings: Settings) -> int:
 
     redis = connect_redis(settings)
     supervisor = build_supervisor(settings, redis)
+    swept = await asyncio.to_thread(sweep_stale_copies)
+    if swept:
+        log.info("removed %d cookie copies left by a killed probe", swept)
+    sender = _webhooks(settings, supervisor)
+    inputs = _report_inputs(settings, supervisor)
     files = {name: st.settings.cookies_file for name, st in supervisor.sources.items()}
     watcher = FileWatcher(loop, files, supervisor.file_event, settings.debounce)
     notifier = Notifier.from_env()
@@ -87,17 +125,7 @@ async def serve(settings: Settings) -> int:
     app = api.build(
         supervisor, supervisor.metrics, lambda: watcher.running, token, settings.rate_limit
     )
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        lifespan="off",
-        date_header=False,
-        server_header=False,
-    )
-    server = _Server(config)
+    server = _Server(uvicorn_config(settings, app))
     server_task = loop.create_task(_serve_http(server))
     try:
         while not server.started:
@@ -106,8 +134,13 @@ async def serve(settings: Settings) -> int:
             await asyncio.sleep(0.01)
         supervisor.timers.start()
         watcher.start()
+        sender.start()
         await supervisor.start()
+        await inputs.start()
+        if inputs.followers:
+            supervisor.timers.every("cursors", CURSOR_SAVE_EVERY, _saver(supervisor))
         supervisor.timers.every("rescan", RESCAN_EVERY, _rescanner(supervisor, watcher))
+        supervisor.spawn(_build_info(settings, supervisor))
         watchdog = _start_watchdog(notifier)
         status = f"supervising {len(files)} source(s) on {settings.listen}"
         notifier.ready(status)
@@ -123,10 +156,87 @@ async def serve(settings: Settings) -> int:
             watchdog.cancel()
         watcher.stop()
         supervisor.timers.shutdown()
+        await inputs.aclose()
+        await sender.aclose()
         await supervisor.stop()
         await supervisor.queue.aclose()
         await redis.aclose()
     return 0
+
+
+def _webhooks(settings: Settings, supervisor: Supervisor) -> WebhookSender:
+    """Notifications: the core says what happened, the sender owns delivery and its outbox."""
+    hooks = settings.all_webhooks()
+    sender = WebhookSender(hooks, supervisor.metrics, supervisor.queue.claim, supervisor.save_soon)
+    stored = supervisor.stored.get("outbox")
+    sender.outbox.from_state(stored if isinstance(stored, list) else [])
+    supervisor.state_parts["outbox"] = sender.outbox.to_state
+    supervisor.metrics.outboxes = sender.outbox_sizes
+    for name, hook in sender.webhooks.items():
+        supervisor.metrics.init_webhook(name, hook.events)
+
+    def notify(n: core.Notify) -> None:
+        event_id = event_id_for(n.event, n.source, n.key)
+        at = supervisor.clock()
+        sender.submit(
+            Event(event_id, n.event, n.source, at, n.reason, n.job_id, supervisor.host, n.summary)
+        )
+
+    supervisor.notify = notify
+    return sender
+
+
+def _report_inputs(settings: Settings, supervisor: Supervisor) -> ReportInputs:
+    """Passive detection: the backend's journal and log lines become reports, like posted ones."""
+
+    def on_report(source: str, text: str, input_: str) -> None:
+        supervisor.spawn(supervisor.request(source, "report", origin="report", error=text))
+        supervisor.save_soon()  # the cursor moved past a line that mattered
+
+    stored = supervisor.stored.get("cursors")
+    cursors = {str(k): str(v) for k, v in stored.items()} if isinstance(stored, dict) else {}
+    inputs = ReportInputs(settings.all_sources(), on_report, supervisor.metrics, cursors=cursors)
+    supervisor.state_parts["cursors"] = inputs.cursors
+    return inputs
+
+
+async def _build_info(settings: Settings, supervisor: Supervisor) -> None:
+    """Which yt-dlp the daemon validates with: one `--version` run, off the start-up path."""
+    labels = supervisor.metrics.build_labels
+    labels["js_runtime"] = supervisor.js_runtime or "none"
+    labels["revision"] = await asyncio.to_thread(_revision)
+    version: str | None = await asyncio.to_thread(ytdlp_version, settings.yt_dlp_command)
+    labels["yt_dlp_version"] = version or "unknown"
+
+
+def _revision() -> str:
+    """The git revision when running from a checkout, else what `make install` recorded."""
+    here = Path(__file__).resolve()
+    recorded = here.with_name("REVISION")
+    if recorded.is_file():
+        return recorded.read_text().strip()[:40] or "unknown"
+    top = here.parents[2]
+    if not (top / ".git").exists():
+        return "unknown"
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(top), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    rev = out.stdout.strip()
+    return rev if out.returncode == 0 and rev.isalnum() else "unknown"
+
+
+def _saver(supervisor: Supervisor) -> Any:
+    async def save() -> None:
+        supervisor.save_soon()
+
+    return save
 
 
 async def _serve_http(server: _Server) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from urllib.parse import unquote
 
 
 class Reason(StrEnum):
@@ -27,6 +28,11 @@ class Reason(StrEnum):
     SCHEDULED_ROTATION = "scheduled_rotation"
     MANUAL = "manual"
     # Failures new cookies cannot fix: recorded, never a refresh.
+    UNREADABLE = "unreadable"  # the daemon may not read the file (EACCES): permissions, not cookies
+    NOT_A_FILE = "not_a_file"  # a directory, FIFO, socket or device sits at the jar's path
+    IP_FLAGGED = "ip_flagged"  # the same failure without cookies: the address is blocked
+    PO_TOKEN_REQUIRED = "po_token_required"  # noqa: S105 - formats need a PO token, cookies or not
+    ACCOUNT_RESTRICTED = "account_restricted"  # works without cookies, not with them: the account
     NETWORK_ERROR = "network_error"
     UNAVAILABLE = "unavailable"
     RATE_LIMITED = "rate_limited"
@@ -91,7 +97,7 @@ def strongest(a: Reason | None, b: Reason) -> Reason:
 # point: the rate-limit text contains "video unavailable", the bot check contains "sign in",
 # yt-dlp's OAuth notice contains the cookie hint, and weak one-word patterns come last.
 PATTERNS: tuple[tuple[str | re.Pattern[str], Reason], ...] = (
-    # the cookie file itself (yt-dlp's loader, and the seed backend's words)
+    # the cookie file itself (yt-dlp's loader, and the backend's original pattern list)
     ("does not look like a netscape format cookies file", Reason.CORRUPT_COOKIES),
     ("cookies file must be netscape formatted", Reason.CORRUPT_COOKIES),
     ("invalid netscape format cookies file", Reason.CORRUPT_COOKIES),
@@ -107,17 +113,23 @@ PATTERNS: tuple[tuple[str | re.Pattern[str], Reason], ...] = (
     ("cookies expired", Reason.EXPIRED),
     # not about cookies at all
     ("no supported javascript runtime", Reason.NO_JS_RUNTIME),
+    # yt-dlp's PO-token notices: they say "may yield HTTP Error 403", so before the 403s below
+    ("require a gvs po token", Reason.PO_TOKEN_REQUIRED),
+    ("require a po token which was not provided", Reason.PO_TOKEN_REQUIRED),
+    ("unable to fetch gvs po token", Reason.PO_TOKEN_REQUIRED),
     ("rate-limited by youtube", Reason.RATE_LIMITED),
     ("this content isn't available, try again later", Reason.RATE_LIMITED),
     ("try again later", Reason.RATE_LIMITED),
     ("http error 429", Reason.RATE_LIMITED),
     ("too many requests", Reason.RATE_LIMITED),
-    # bot and IP checks
+    # the address itself is blocked: fresh cookies from the same IP change nothing
+    ("your ip is likely being blocked", Reason.IP_FLAGGED),
+    ("all player responses are invalid", Reason.IP_FLAGGED),
+    # bot checks ("this helps protect our community" is YouTube's tail of the bot wall)
     ("confirm you're not a bot", Reason.BOT_DETECTION),
     ("not a bot", Reason.BOT_DETECTION),
     ("requiring a captcha", Reason.BOT_DETECTION),
-    ("your ip is likely being blocked", Reason.BOT_DETECTION),
-    ("all player responses are invalid", Reason.BOT_DETECTION),
+    ("this helps protect our community", Reason.BOT_DETECTION),
     # wrong way to authenticate: fresh cookies change nothing
     ("login with oauth is no longer supported", Reason.OTHER),
     ("login with password is not supported", Reason.OTHER),
@@ -133,6 +145,7 @@ PATTERNS: tuple[tuple[str | re.Pattern[str], Reason], ...] = (
     ("available to this channel's members", Reason.AUTH_REQUIRED),
     ("login details are needed", Reason.AUTH_REQUIRED),
     ("login required", Reason.AUTH_REQUIRED),
+    ("sign-in required", Reason.AUTH_REQUIRED),
     ("requires authentication", Reason.AUTH_REQUIRED),
     ("playlists that require authentication", Reason.AUTH_REQUIRED),
     ("use --cookies-from-browser or --cookies for the authentication", Reason.AUTH_REQUIRED),
@@ -171,10 +184,11 @@ PATTERNS: tuple[tuple[str | re.Pattern[str], Reason], ...] = (
     ("[ssl", Reason.NETWORK_ERROR),
     ("certificate verify failed", Reason.NETWORK_ERROR),
     ("transporterror", Reason.NETWORK_ERROR),
-    # weak, one-word patterns of the seed backend: only when nothing better matched
+    # weak, one-word patterns of the backend's original pattern list: only when nothing better
+    # matched. Its bare "cookies" is gone: it took "Skipping client ... does not support cookies"
+    # and "could not find chrome cookies database" for a login wall (docs/ytdlp.md).
     (re.compile(r"\bbot\b"), Reason.BOT_DETECTION),
     (re.compile(r"\b403\b"), Reason.FORBIDDEN),
-    (re.compile(r"\bcookies?\b"), Reason.AUTH_REQUIRED),
 )
 
 _QUOTES = str.maketrans({"’": "'", "‘": "'", "‛": "'", "′": "'", "“": '"', "”": '"', "„": '"'})
@@ -199,19 +213,67 @@ def describe(c: Classification) -> str:
     return f"{c.reason.value} ({'fixable' if c.fixable else 'not fixable'} by fresh cookies)"
 
 
+# --- the same probe with and without cookies ----------------------------------------------------
+
+# Failures that may be the address or the client rather than the cookies.
+_BLOCKED = frozenset({Reason.BOT_DETECTION, Reason.FORBIDDEN, Reason.IP_FLAGGED})
+_AMBIGUOUS = _BLOCKED | {Reason.PO_TOKEN_REQUIRED}
+
+
+def diagnose(with_reason: Reason | None, without_reason: Reason | None) -> Reason | None:
+    """What a run without cookies says about a failure with them (None: nothing to conclude).
+
+    Works with cookies: no diagnosis. Fails the same way without them: the address or a missing PO
+    token, not the cookies. Works without them only: the account. Anything else (a network error,
+    a rate limit, a different failure) proves nothing either way.
+    """
+    if with_reason is None or with_reason not in _AMBIGUOUS | {Reason.AUTH_REQUIRED}:
+        return None
+    if without_reason is None:
+        return Reason.ACCOUNT_RESTRICTED
+    if with_reason not in _AMBIGUOUS or without_reason not in _AMBIGUOUS:
+        return None
+    if Reason.PO_TOKEN_REQUIRED in (with_reason, without_reason):
+        return Reason.PO_TOKEN_REQUIRED
+    return Reason.IP_FLAGGED
+
+
+# --- text fit to leave the process ------------------------------------------------------------
+
 # Secrets that can ride along in error text: header values, cookie strings, signed URL params.
 _SECRETS = re.compile(
     r"(?i)\b(cookie|set-cookie|authorization|x-goog-authuser|x-youtube-identity-token)"
     r"(\s*[:=]\s*)[^|\n]+"
 )
+# Google's session cookies by name, bare (`SAPISID=…; LOGIN_INFO=…`) or JSON (`"SID": "…"`).
+# Names are case-sensitive, so no (?i): "inside=1" must survive.
+_COOKIE_NAME = (
+    r"(?:__Secure-[\w-]+|__Host-[\w-]+|[A-Z0-9]*SID(?:CC|TS)?|LOGIN_INFO|VISITOR_INFO1_LIVE"
+    r"|VISITOR_PRIVACY_METADATA|YSC|PREF|SOCS|CONSENT|NID|AEC)"
+)
+_COOKIE_PAIRS = re.compile(rf"(?<![\w-])({_COOKIE_NAME}\s*=\s*)[^;&\s|,]+")
+_COOKIE_JSON = re.compile(rf"""(["']{_COOKIE_NAME}["']\s*:\s*["'])[^"']*""")
+_SAPISIDHASH = re.compile(r"(SAPISID(?:1P|3P)?HASH\s+)\S+")
 _URL_SECRETS = re.compile(r"(?i)([?&](?:sig|lsig|signature|token|po_token|pot|key|auth)=)[^&\s]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def redact(text: str, limit: int) -> str:
-    """Text fit to leave the process: no header or token values, no control bytes, bounded."""
+    """Text fit to leave the process: no header, cookie or token values, no control bytes, bounded.
+
+    Percent-escapes are decoded first (a few rounds, for doubly encoded text), so that
+    `Cookie%3A%20SID%3D…` is redacted like `Cookie: SID=…`.
+    """
+    for _ in range(3):
+        decoded = unquote(text) if "%" in text else text
+        if decoded == text:
+            break
+        text = decoded
     text = _CONTROL.sub("", text)
     text = _SECRETS.sub(r"\1\2[redacted]", text)
+    text = _COOKIE_PAIRS.sub(r"\1[redacted]", text)
+    text = _COOKIE_JSON.sub(r"\1[redacted]", text)
+    text = _SAPISIDHASH.sub(r"\1[redacted]", text)
     text = _URL_SECRETS.sub(r"\1[redacted]", text)
     text = " | ".join(line.strip() for line in text.splitlines() if line.strip())
     return text if len(text) <= limit else text[: limit - 1] + "…"

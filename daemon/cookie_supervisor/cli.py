@@ -1,7 +1,9 @@
-"""`cookie-supervisor run | check | inspect | trigger | status | classify | version`.
+"""The command line: `run` the daemon, and ask the running daemon how its cookies are.
 
-Exit codes: 0 fine, 1 a problem found (check: fixable failure; trigger: Redis down), 2 bad usage,
-bad configuration, or (check) a failure fresh cookies cannot fix.
+`status`, `check`, `validate` and `trigger` are clients of the daemon's HTTP API (standard library
+only): the address and token come from the same environment file the service reads, so what they
+show is the daemon's own state. `run` and `check --local` are the only commands that build the
+daemon's runtime. `inspect`, `classify` and `version` need no daemon at all.
 """
 
 from __future__ import annotations
@@ -9,20 +11,62 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+import textwrap
+import time
+import tomllib
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from pydantic_core import PydanticUndefined
 
 from cookie_supervisor import __version__, cookiefile
-from cookie_supervisor.classify import classify, describe
-from cookie_supervisor.config import ConfigError, Settings, load_settings
+from cookie_supervisor.classify import Reason, classify, describe
+from cookie_supervisor.config import (
+    ENV_PREFIX,
+    ConfigError,
+    Settings,
+    SourceSettings,
+    load_settings,
+)
 
 if TYPE_CHECKING:
+    from cookie_supervisor.core import Validation
     from cookie_supervisor.supervisor import Supervisor
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+DEFAULT_ENV_FILE = Path("/etc/cookie-supervisor/cookie-supervisor.env")
+LISTEN_VAR, TOKEN_VAR = ENV_PREFIX + "LISTEN", ENV_PREFIX + "API_TOKEN"
+# What a person may ask a refresh for; the API itself stays lenient for backends.
+TRIGGER_REASONS = sorted({r.value for r in Reason if r.fixable} | {Reason.MANUAL.value})
+QUICK_TIMEOUT = 10.0
+VALIDATE_TIMEOUT = 900.0  # a validation in the daemon runs yt-dlp, up to probe_timeout per URL
+# Settings that only a TOML table can carry, left out of `run --help`'s variable list.
+_TOML_ONLY = {"sources", "webhooks"}
+
+EXIT_CODES = """\
+exit codes: 0 fine; 1 a problem (a failure fresh cookies fix, no daemon answering, Redis down,
+a refresh not enqueued now); 2 bad usage, bad configuration, or a failure fresh cookies cannot fix.
+"""
+
+
+class DaemonUnreachable(Exception):
+    """No cookie-supervisor answered at the URL; the message is one line."""
+
+
+class DaemonRefused(Exception):
+    """The daemon answered with an error the user must act on (bad token, unknown source)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,54 +77,201 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"cookie-supervisor: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except DaemonUnreachable as exc:
+        print(f"cookie-supervisor: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    except DaemonRefused as exc:
+        print(f"cookie-supervisor: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM if exc.status in (429, 503) else EXIT_USAGE
     except KeyboardInterrupt:
         return 130
 
 
+# --- the parser ------------------------------------------------------------------------------
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cookie-supervisor", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="cookie-supervisor",
+        description="Keeps the YouTube cookies of a yt-dlp download backend alive: the daemon, "
+        "and a client of the running daemon.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--version", action="version", version=f"cookie-supervisor {__version__}")
-    sub = p.add_subparsers(required=True, metavar="COMMAND")
+    sub = p.add_subparsers(required=True, metavar="COMMAND", title="commands")
 
     def command(
-        name: str, func: Callable[[argparse.Namespace], int], help: str
+        name: str, func: Callable[[argparse.Namespace], int], help: str, **kw: Any
     ) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help, description=help)
+        sp = sub.add_parser(name, help=help, description=help, **kw)
         sp.set_defaults(func=func)
         return sp
 
-    def with_config(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument(
-            "--config", type=Path, help="TOML file (default: $COOKIE_SUPERVISOR_CONFIG)"
-        )
+    client = _client_options()
+    sp = command(
+        "run",
+        _run,
+        "run the daemon in the foreground (what the systemd unit starts)",
+        epilog=_environment_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _config_option(sp)
 
-    with_config(command("run", _run, "run the daemon in the foreground"))
-    sp = command("check", _check, "run one validation now; exit 0 ok, 1 fixable, 2 other failure")
-    with_config(sp)
-    sp.add_argument("--source", default=None)
-    sp.add_argument("--json", action="store_true")
-    sp = command("inspect", _inspect, "report on a cookie file (never prints a cookie value)")
-    sp.add_argument("file", type=Path)
-    sp.add_argument("--json", action="store_true")
-    sp = command("trigger", _trigger, "ask for a cookie refresh straight through Redis")
-    with_config(sp)
-    sp.add_argument("--reason", required=True)
-    sp.add_argument("--source", default=None)
-    sp.add_argument("--error", default=None, help="the failure text, classified like the API does")
+    sp = command(
+        "status",
+        _status,
+        "the running daemon's view of every source: file, last validation, refresh jobs, queue",
+        parents=[client],
+    )
+    sp.add_argument("--source", help="show only this source (default: all)")
+    _json_option(sp)
+
+    sp = command(
+        "check",
+        _check,
+        "the running daemon's verdict on the cookies, for cron or a monitoring check "
+        "(exit 0 ok, 1 fresh cookies fix it, 2 they cannot); runs no validation of its own",
+        parents=[client],
+    )
+    sp.add_argument("--source", help="check only this source (default: all; the worst one wins)")
     sp.add_argument(
-        "--force", action="store_true", help="bypass the cooldown (never a pending job)"
+        "--local",
+        action="store_true",
+        help="no daemon: read the settings, check the file and run one yt-dlp validation here",
     )
-    sp = command("status", _status, "queue counts and the state of every source")
-    with_config(sp)
-    sp.add_argument("--json", action="store_true")
-    sp = command("classify", _classify, "classify a yt-dlp error text")
-    sp.add_argument("text", nargs="+")
-    command(
-        "version",
-        lambda a: print(f"cookie-supervisor {__version__}") or EXIT_OK,
-        "print the version",
+    _config_option(sp, "with --local: the TOML file (default: $COOKIE_SUPERVISOR_CONFIG)")
+    _json_option(sp)
+
+    sp = command(
+        "validate",
+        _validate,
+        "make the running daemon validate the cookies now (yt-dlp); it records the result "
+        "and acts on it like on any other validation",
+        parents=[client],
     )
+    sp.add_argument("--source", help="the source to validate (default: the daemon's first)")
+    _json_option(sp)
+
+    sp = command(
+        "trigger",
+        _trigger,
+        "ask the running daemon for a cookie refresh (exit 0 a job is pending, "
+        "1 none now: Redis down, cooldown or backoff, 2 ignored)",
+        parents=[client],
+    )
+    sp.add_argument(
+        "--reason",
+        required=True,
+        choices=TRIGGER_REASONS,
+        metavar="REASON",
+        help=f"why the cookies need a refresh: {', '.join(TRIGGER_REASONS)}",
+    )
+    sp.add_argument("--source", help="the source to refresh (default: the daemon's first)")
+    sp.add_argument(
+        "--error",
+        help="the failure text yt-dlp printed; the daemon classifies it and may refuse "
+        "failures fresh cookies cannot fix",
+    )
+    sp.add_argument(
+        "--force",
+        action="store_true",
+        help="bypass the cooldown after a finished job (never a pending job)",
+    )
+    _json_option(sp)
+
+    sp = command(
+        "inspect",
+        _inspect,
+        "report on a cookie file the way yt-dlp reads it (never prints a cookie value)",
+    )
+    sp.add_argument("file", type=Path, help="the Netscape cookie file")
+    _json_option(sp)
+
+    sp = command("classify", _classify, "classify a yt-dlp error text into a reason")
+    sp.add_argument("text", nargs="+", help="the error text (several words are joined)")
+
+    command("version", _version, "print the version")
     return p
+
+
+def _client_options() -> argparse.ArgumentParser:
+    """Where the daemon is: the options every client command shares."""
+    client = argparse.ArgumentParser(add_help=False)
+    group = client.add_argument_group("daemon")
+    group.add_argument(
+        "--url",
+        help=f"the daemon's base URL (default: from {LISTEN_VAR}, else http://127.0.0.1:9479)",
+    )
+    group.add_argument(
+        "--env-file",
+        type=Path,
+        metavar="FILE",
+        help=f"the service's environment file, read for {LISTEN_VAR} and {TOKEN_VAR} "
+        f"(default: {DEFAULT_ENV_FILE} when readable); the environment wins over it. "
+        "The token is never a command-line option: arguments are visible to every user in ps",
+    )
+    return client
+
+
+def _config_option(sp: argparse.ArgumentParser, help: str | None = None) -> None:
+    sp.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help=help
+        or "TOML file with more settings and [[sources]] (default: $COOKIE_SUPERVISOR_CONFIG)",
+    )
+
+
+def _json_option(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def _environment_help() -> str:
+    """Every environment variable `run` reads, from the settings model itself so it cannot drift."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        if name in _TOML_ONLY:
+            continue
+        alias = field.validation_alias
+        var = alias if isinstance(alias, str) else ENV_PREFIX + name.upper()
+        default = field.get_default(call_default_factory=True)
+        if default is None and name in SourceSettings.model_fields:  # the source's own default
+            source_default = SourceSettings.model_fields[name].get_default(
+                call_default_factory=True
+            )
+            if source_default not in (None, PydanticUndefined):
+                default = f"{_shown(source_default)} (source 'default')"
+        rows.append((var, _shown(default), field.description or ""))
+    width = max(len(var) for var, _, _ in rows)
+    lines = [f"  {var:<{width}}  {shown}  {about}".rstrip() for var, shown, about in rows]
+    intro = (
+        "environment variables, with their defaults (they win over the TOML file; durations "
+        "in seconds or like 30s, 10m, 7d; lists comma-separated):"
+    )
+    return (
+        textwrap.fill(intro, 100)
+        + "\n"
+        + "\n".join(lines)
+        + "\n\n[[sources]] and [[webhooks]] are tables of the TOML file (README.md, Configuration)."
+    )
+
+
+def _shown(value: object) -> str:
+    if value in (None, PydanticUndefined, "", []):
+        return "-"
+    if isinstance(value, float):  # every float setting is a duration in seconds
+        for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+            if value >= size and value % size == 0:
+                return f"{value / size:g}{unit}"
+        return f"{value:g}s"
+    if isinstance(value, list | tuple):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+# --- commands without a daemon ------------------------------------------------------------------
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -89,6 +280,20 @@ def _run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     logs.setup(settings.log_format, settings.log_level)
     return asyncio.run(app.serve(settings))
+
+
+def _version(args: argparse.Namespace) -> int:
+    print(f"cookie-supervisor {__version__}")
+    return EXIT_OK
+
+
+def _classify(args: argparse.Namespace) -> int:
+    print(describe(classify(" ".join(args.text))))
+    return EXIT_OK
+
+
+# Epoch seconds in the inspect report, shown with their ISO time and distance from now.
+_TIME_KEYS = ("mtime", "login_expires_at", "inspected_at")
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -102,28 +307,45 @@ def _inspect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(view, indent=2))
     else:
+        now = time.time()
         width = max(map(len, view))
         for key, value in view.items():
-            shown = ", ".join(value) if isinstance(value, list | tuple) else value
+            if key in _TIME_KEYS and isinstance(value, int | float):
+                shown = f"{value:.0f}  ({when(value, now)})"
+            elif isinstance(value, list | tuple):
+                shown = ", ".join(value)
+            else:
+                shown = value
             print(f"{key:<{width}}  {shown}")
     return EXIT_OK if report.valid else EXIT_PROBLEM
 
 
-def _classify(args: argparse.Namespace) -> int:
-    print(describe(classify(" ".join(args.text))))
-    return EXIT_OK
-
-
 def _check(args: argparse.Namespace) -> int:
+    if args.local:
+        return _check_local(args)
+    daemon = Daemon.from_args(args)
+    if args.source:
+        states = [daemon.get("/api/cookies/cookies-status", source=args.source)]
+    else:
+        states = daemon.get("/api/cookies/sources").get("sources") or []
+    verdicts = [verdict(s) for s in states]
+    if args.json:
+        print(json.dumps([v.as_dict() for v in verdicts], indent=2))
+    else:
+        for v in verdicts:
+            print(v.line())
+    return max((v.exit_code for v in verdicts), default=EXIT_OK)
+
+
+def _check_local(args: argparse.Namespace) -> int:
     async def check(sup: Supervisor, settings: Settings) -> int:
-        source = _source(sup, args.source)
-        await sup.inspect(source, initial=True)
-        result = await sup.run_validation(source, "cli")
+        source = _local_source(sup, args.source)
+        result = await local_validation(sup, source)
+        answer = {"source": source, **result.as_dict()}
         if args.json:
-            print(json.dumps({"source": source, **result.as_dict()}, indent=2))
+            print(json.dumps(answer, indent=2))
         else:
-            verdict = "OK" if result.ok else f"FAIL {result.reason}"
-            print(f"{source}: {verdict} in {result.duration:.2f}s {result.message}".rstrip())
+            print(_validation_line(answer))
         if result.ok:
             return EXIT_OK
         return EXIT_PROBLEM if result.reason and result.reason.fixable else EXIT_USAGE
@@ -131,54 +353,15 @@ def _check(args: argparse.Namespace) -> int:
     return _with_supervisor(args, check)
 
 
-def _trigger(args: argparse.Namespace) -> int:
-    async def trigger(sup: Supervisor, settings: Settings) -> int:
-        await sup.poll_queue()
-        outcome = await sup.request(
-            _source(sup, args.source), args.reason, origin="cli", error=args.error, force=args.force
-        )
-        print(
-            json.dumps(
-                {
-                    "state": outcome.state,
-                    "source": outcome.source,
-                    "reason": outcome.reason.value,
-                    "job_id": outcome.job_id,
-                    "message": outcome.message,
-                }
-            )
-        )
-        return EXIT_PROBLEM if outcome.state == "deferred" else EXIT_OK
+async def local_validation(sup: Supervisor, source: str) -> Validation:
+    """One validation with no daemon: the offline check, then yt-dlp. Records and decides nothing.
 
-    return _with_supervisor(args, trigger)
+    The one place `check --local` touches the supervisor's API, so a rename lands here only.
+    """
 
-
-def _status(args: argparse.Namespace) -> int:
-    async def status(sup: Supervisor, settings: Settings) -> int:
-        for name in sup.sources:
-            await sup.inspect(name, initial=True)
-        await sup.poll_queue()
-        sources = [sup.status(name) for name in sup.sources]
-        if args.json:
-            view = {
-                "queue": settings.queue,
-                "redis_up": sup.redis_up,
-                "counts": sup.counts,
-                "sources": sources,
-            }
-            print(json.dumps(view, indent=2))
-        else:
-            counts = " ".join(f"{k}={v}" for k, v in (sup.counts or {}).items()) or "redis down"
-            print(f"queue {settings.queue}: {counts}")
-            for s in sources:
-                pending = s["refresh"]["pending_job"] or "-"
-                print(
-                    f"  {s['source']}: {s['message']}; logged_in={s['logged_in']} "
-                    f"pending_job={pending} path={s['path']}"
-                )
-        return EXIT_OK if sup.redis_up else EXIT_PROBLEM
-
-    return _with_supervisor(args, status)
+    # act=False: what it sees is not handed to the decision core, so a mere check never
+    # enqueues a refresh job or writes the daemon's state file.
+    return await sup.run_validation(source, "cli", act=False)
 
 
 def _with_supervisor(
@@ -200,13 +383,381 @@ def _with_supervisor(
             await supervisor.queue.aclose()
             await client.aclose()
 
-    # redis-py connects lazily: `check` never touches Redis, so it needs none.
+    # redis-py connects lazily: a validation never touches Redis, so it needs none.
     return asyncio.run(go())
 
 
-def _source(sup: Supervisor, name: str | None) -> str:
+def _local_source(sup: Supervisor, name: str | None) -> str:
     if name is None:
         return next(iter(sup.sources))
     if name not in sup.sources:
         raise ConfigError(f"--source: unknown source {name!r} (known: {', '.join(sup.sources)})")
     return name
+
+
+# --- commands that ask the daemon ---------------------------------------------------------------
+
+
+def _status(args: argparse.Namespace) -> int:
+    daemon = Daemon.from_args(args)
+    if args.source:
+        sources = [daemon.get("/api/cookies/cookies-status", source=args.source)]
+    else:
+        sources = daemon.get("/api/cookies/sources").get("sources") or []
+    queue = daemon.get("/api/cookies/queue-status", ok_statuses=(503,))
+    redis_up = bool(queue.get("redis_up"))
+    if args.json:
+        view = {"daemon": daemon.url, "queue": queue, "redis_up": redis_up, "sources": sources}
+        print(json.dumps(view, indent=2))
+    else:
+        now = time.time()
+        print(_queue_line(daemon.url, queue))
+        for s in sources:
+            print("\n".join(source_lines(s, now)))
+    return EXIT_OK if redis_up else EXIT_PROBLEM
+
+
+def _validate(args: argparse.Namespace) -> int:
+    daemon = Daemon.from_args(args)
+    answer = daemon.post(
+        "/api/cookies/validate", None, timeout=VALIDATE_TIMEOUT, source=args.source
+    )
+    if args.json:
+        print(json.dumps(answer, indent=2))
+    else:
+        print(_validation_line(answer))
+    if answer.get("ok"):
+        return EXIT_OK
+    return EXIT_PROBLEM if _fixable(answer) else EXIT_USAGE
+
+
+def _trigger(args: argparse.Namespace) -> int:
+    daemon = Daemon.from_args(args)
+    # `origin` tells the daemon a person asked (the API ignores keys it does not know).
+    body: dict[str, Any] = {"reason": args.reason, "force": args.force, "origin": "cli"}
+    if args.source:
+        body["source"] = args.source
+    if args.error:
+        body["error"] = args.error
+    answer = daemon.post("/api/cookies/trigger-refresh", body)
+    state = answer.get("state")
+    if args.json:
+        print(json.dumps(answer, indent=2))
+    else:
+        job = f" (job {answer['job_id']})" if answer.get("job_id") else ""
+        retry = f"; retry in {answer['retry_after']:g} s" if answer.get("retry_after") else ""
+        # The daemon's own words: it keeps running, so what it promises (e.g. to enqueue the
+        # refresh once Redis is back) is its promise, not this short-lived process's.
+        print(
+            f"{answer.get('source', '?')}: {state} {answer.get('reason', args.reason)}{job}: "
+            f"daemon says: {answer.get('message', '')}{retry}"
+        )
+    if state in ("enqueued", "coalesced"):
+        return EXIT_OK
+    return EXIT_USAGE if state == "ignored" else EXIT_PROBLEM
+
+
+# --- the daemon's address and its HTTP API ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Daemon:
+    """The running daemon's API, spoken with urllib: a client command needs nothing more."""
+
+    url: str
+    token: str | None = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Daemon:
+        values = daemon_settings(args.env_file, os.environ, getattr(args, "config", None))
+        url = args.url or base_url(values.get(LISTEN_VAR) or "127.0.0.1:9479")
+        if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+            raise ConfigError(f"--url: expected an http:// or https:// URL, got {url!r}")
+        return cls(url.rstrip("/"), values.get(TOKEN_VAR) or None)
+
+    def get(
+        self, path: str, *, ok_statuses: tuple[int, ...] = (), **query: str | None
+    ) -> dict[str, Any]:
+        return self._call("GET", path, None, QUICK_TIMEOUT, ok_statuses, query)
+
+    def post(
+        self,
+        path: str,
+        body: dict[str, Any] | None,
+        *,
+        timeout: float = QUICK_TIMEOUT,
+        **query: str | None,
+    ) -> dict[str, Any]:
+        return self._call("POST", path, body, timeout, (), query)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        timeout: float,
+        ok_statuses: tuple[int, ...],
+        query: Mapping[str, str | None],
+    ) -> dict[str, Any]:
+        params = {k: v for k, v in query.items() if v is not None}
+        url = self.url + path + (f"?{urllib.parse.urlencode(params)}" if params else "")
+        headers = {"Accept": "application/json", "User-Agent": f"cookie-supervisor/{__version__}"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        # The scheme was checked in `from_args`: only http(s) reaches this point.
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
+        try:
+            with _OPENER.open(request, timeout=timeout) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            status, raw = exc.code, exc.read()
+        except (urllib.error.URLError, OSError) as exc:
+            why = getattr(exc, "reason", exc)
+            raise DaemonUnreachable(f"no daemon answers at {self.url}: {why}") from None
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            raise DaemonUnreachable(
+                f"{self.url} answered {status} without JSON: not a cookie-supervisor daemon?"
+            ) from None
+        if not isinstance(answer, dict):
+            raise DaemonUnreachable(f"{self.url} answered {status} with unexpected JSON")
+        if status >= 400 and status not in ok_statuses:
+            detail = str(answer.get("error") or answer.get("message") or "")[:300]
+            hint = f" ({self._token_hint()})" if status == 401 else ""
+            raise DaemonRefused(status, f"{self.url}{path} answered {status}: {detail}{hint}")
+        return answer
+
+    def _token_hint(self) -> str:
+        if (
+            self.token is None
+            and DEFAULT_ENV_FILE.exists()
+            and not os.access(DEFAULT_ENV_FILE, os.R_OK)
+        ):
+            return f"no token: {DEFAULT_ENV_FILE} is not readable by this user"
+        return f"set {TOKEN_VAR} in the environment or the environment file"
+
+
+# The daemon is local or on a private network: a proxy from the environment (set for a host's
+# outbound traffic) must not swallow requests to it.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def daemon_settings(
+    env_file: Path | None, environ: Mapping[str, str], config: Path | None = None
+) -> dict[str, str]:
+    """Where the daemon listens and its token, found where the service finds them.
+
+    Strongest first: the environment, the environment file, the TOML file it names.
+    """
+    values: dict[str, str] = {}
+    if env_file is not None:
+        values = read_env_file(env_file)
+    elif os.access(DEFAULT_ENV_FILE, os.R_OK):
+        values = read_env_file(DEFAULT_ENV_FILE)
+    values.update({k: v for k, v in environ.items() if k.startswith(ENV_PREFIX)})
+    toml_path = config or values.get(ENV_PREFIX + "CONFIG")
+    if toml_path:
+        table = _read_toml(Path(toml_path))
+        for key, var in (("listen", LISTEN_VAR), ("api_token", TOKEN_VAR)):
+            if var not in values and isinstance(table.get(key), str):
+                values[var] = table[key]
+    return values
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """`KEY=value` lines as systemd's EnvironmentFile= reads them (comments, optional quotes)."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"--env-file {path}: {exc.strerror}") from None
+    values = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in "#;" or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: invalid TOML: {exc}") from None
+
+
+def base_url(listen: str) -> str:
+    """The URL a client on this host reaches a `host:port` listener at."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    if host in ("", "0.0.0.0"):  # a wildcard listener is reached on loopback
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+# --- what the daemon said, for people ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    source: str
+    ok: bool
+    reason: str | None
+    fixable: bool
+    detail: str
+
+    @property
+    def exit_code(self) -> int:
+        if self.ok:
+            return EXIT_OK
+        return EXIT_PROBLEM if self.fixable else EXIT_USAGE
+
+    def line(self) -> str:
+        head = "OK" if self.ok else f"FAIL {self.reason}"
+        return f"{self.source}: {head}: {self.detail}" if self.detail else f"{self.source}: {head}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "ok": self.ok,
+            "reason": self.reason,
+            "fixable": self.fixable,
+            "detail": self.detail,
+        }
+
+
+def verdict(status: Mapping[str, Any], now: float | None = None) -> Verdict:
+    """One source's health from the daemon's status: the latest validation, else the file."""
+    now = time.time() if now is None else now
+    name = str(status.get("source", "?"))
+    last = status.get("last_validation") or {}
+    refresh = status.get("refresh") or {}
+    notes = [str(status.get("message") or "")]
+    if last:
+        notes.append(f"last validation {when(last.get('at'), now, iso=False)}")
+    if refresh.get("pending_job"):
+        notes.append(f"refresh job {refresh['pending_job']} pending")
+    elif refresh.get("owed"):
+        notes.append(f"refresh owed ({refresh['owed']})")
+    detail = "; ".join(n for n in notes if n)
+    if status.get("read_error"):  # the daemon's own trouble (EMFILE, EIO): no cookie verdict
+        return Verdict(name, False, f"read_error {status['read_error']}", False, detail)
+    if problem := status.get("problem"):  # the file as it is now outranks an older validation
+        return Verdict(name, False, problem, _fixable({"reason": problem}), detail)
+    if last and not last.get("ok", True):
+        return Verdict(name, False, last.get("reason"), _fixable(last), detail)
+    if "problem" not in status:  # a daemon that does not name the file's problem
+        for key, reason in (
+            ("exists", Reason.MISSING_COOKIES),
+            ("valid", Reason.CORRUPT_COOKIES),
+            ("logged_in", Reason.LOGGED_OUT),
+        ):
+            if status.get(key) is False:
+                return Verdict(name, False, reason.value, True, detail)
+    return Verdict(name, True, None, False, detail)
+
+
+def _fixable(answer: Mapping[str, Any]) -> bool:
+    if "fixable" in answer:
+        return bool(answer["fixable"])
+    try:
+        return Reason(str(answer.get("reason"))).fixable
+    except ValueError:
+        return False
+
+
+def _validation_line(answer: Mapping[str, Any]) -> str:
+    verdict = "OK" if answer.get("ok") else f"FAIL {answer.get('reason')}"
+    duration = answer.get("duration_seconds")
+    took = f" in {duration:.2f}s" if isinstance(duration, int | float) else ""
+    offline = " (offline check only)" if answer.get("offline") and answer.get("ok") else ""
+    message = answer.get("message") or ""
+    return f"{answer.get('source', '?')}: {verdict}{took}{offline} {message}".rstrip()
+
+
+def _queue_line(url: str, queue: Mapping[str, Any]) -> str:
+    if not queue.get("redis_up"):
+        return f"daemon {url}: Redis down ({queue.get('error', 'unavailable')})"
+    counts = queue.get("status") or {}
+    shown = " ".join(f"{k}={v}" for k, v in counts.items() if k != "total")
+    return f"daemon {url}: queue {queue.get('queue', '?')}: {shown}"
+
+
+def source_lines(s: Mapping[str, Any], now: float) -> list[str]:
+    """A source's status as a few aligned lines; keys the daemon did not send show as '-'."""
+    last = s.get("last_validation") or {}
+    refresh = s.get("refresh") or {}
+    if last:
+        outcome = "ok" if last.get("ok") else f"FAIL {last.get('reason')}"
+        took = last.get("duration_seconds")
+        took_text = f", {took:.2f}s" if isinstance(took, int | float) else ""
+        message = f", {last['message']}" if last.get("message") else ""
+        validation = f"{outcome} {when(last.get('at'), now)}{took_text}{message}"
+    else:
+        validation = "none yet"
+    owed = refresh.get("owed") or "-"
+    ratio = refresh.get("success_ratio")
+    rows = [
+        ("file", f"{s.get('path', '-')}: {s.get('message') or '-'}"),
+        ("logged in", _yes_no(s.get("logged_in"))),
+        ("file problem", s.get("problem") or "-"),
+        ("last validation", validation),
+        ("diagnosis", s.get("diagnosis") or "-"),
+        ("login expires", when(s.get("login_expires_at"), now)),
+        ("session since", when(s.get("session_changed_at"), now)),
+        ("rotation due", when(s.get("rotation_due_at"), now)),
+        ("pending job", refresh.get("pending_job") or "-"),
+        ("refresh owed", owed),
+        ("refresh needed", refresh.get("needed") or "-"),
+        ("verifying job", refresh.get("verifying_job") or "-"),
+        ("failures", str(refresh.get("consecutive_failures", "-"))),
+        ("backoff until", when(refresh.get("backoff_until"), now)),
+        ("success ratio", f"{ratio:.2f}" if isinstance(ratio, int | float) else "-"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return [f"{s.get('source', '?')}:"] + [f"  {k:<{width}}  {v}" for k, v in rows]
+
+
+def _yes_no(value: object) -> str:
+    return "-" if value is None else ("yes" if value else "no")
+
+
+def when(epoch: object, now: float, *, iso: bool = True) -> str:
+    """`2026-05-24T10:00:00Z (in 180 d)` for an epoch second; '-' for none."""
+    if not isinstance(epoch, int | float) or isinstance(epoch, bool):
+        return "-"
+    relative = relative_time(epoch - now)
+    if not iso:
+        return relative
+    stamp = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{stamp} ({relative})"
+
+
+def relative_time(delta: float) -> str:
+    """`in 180 d`, `3 h ago`, `now`: the largest unit that keeps the number readable."""
+    size = abs(delta)
+    if size < 1:
+        return "now"
+    if size < 90:
+        amount, unit = round(size), "s"
+    elif size < 90 * 60:
+        amount, unit = round(size / 60), "min"
+    elif size < 48 * 3600:
+        amount, unit = round(size / 3600), "h"
+    else:
+        amount, unit = round(size / 86400), "d"
+    return f"in {amount} {unit}" if delta > 0 else f"{amount} {unit} ago"

@@ -60,6 +60,8 @@ _AMBIGUOUS_WORDS = ("private video", "members", "join this channel", "sign in to
 # People asking: the evidence is their word, so it is neither filtered nor re-checked.
 _PEOPLE = frozenset({"cli"})
 _REPORTERS = frozenset({"api", "report"})
+_NOT_HONOURED = frozenset({Reason.LOGGED_OUT, Reason.COOKIES_ROTATED})
+_ROTATIONS = frozenset({Reason.SCHEDULED_ROTATION, Reason.EXPIRING_SOON})
 _MEDIA_DIAGNOSED = frozenset({Reason.BOT_DETECTION, Reason.FORBIDDEN, Reason.PO_TOKEN_REQUIRED})
 
 
@@ -619,6 +621,8 @@ def _pursue(state: State, src: Source, now: float, *, origin: Origin) -> list[Ef
         return _owe(src, Owed(reason, now, origin), quiet=True)
     # Several daemons may pursue the same need: Redis's marker and cooldown make it one job.
     src.requesting = True
+    if reason in _ROTATIONS:
+        origin = "rotation"  # whatever woke us, the calendar asked
     return [Enqueue(src.name, reason, origin)]
 
 
@@ -644,7 +648,7 @@ def still_owed(src: Source, owed: Owed, now: float) -> bool:
         return True
     if owed.reason in FILE_PROBLEMS:
         return _file_evidence(src, now) == owed.reason
-    if owed.reason in (Reason.SCHEDULED_ROTATION, Reason.EXPIRING_SOON):
+    if owed.reason in _ROTATIONS:
         return _rotation_evidence(src, now) is not None
     v = src.last_validation
     return not (v is not None and v.ok and v.at >= owed.at)
@@ -674,7 +678,7 @@ def conclude(
 
     `without` is False when the cookie-less probe did not run, else its failure or None (passed).
     """
-    if account_ran and account is not None and account.fixable:
+    if account_ran and account in _NOT_HONOURED:
         return account, None  # the session is not honoured: that is the cookies, whatever else
     if media is None:
         return None, None
@@ -775,8 +779,9 @@ def resolve_reason(reason_text: str, error: str | None) -> Reason:
     try:
         return Reason(reason_text.strip().lower())
     except ValueError:
-        found = classify(reason_text).reason
-        return Reason.MANUAL if found is Reason.OTHER else found
+        # A word we do not know is no evidence: `other`, counted and ignored (a person who
+        # wants a refresh says `manual`).
+        return classify(reason_text).reason
 
 
 def ambiguous(reason: Reason, text: str | None) -> bool:
@@ -794,7 +799,9 @@ def _refresh_asked(state: State, src: Source, ask: RefreshAsked, now: float) -> 
     person = ask.force or reason is Reason.MANUAL
     if not person and reason not in src.settings.trigger_on:
         return fx + _answer(src, ask, "ignored", f"{reason.value} is not in trigger_on")
-    if not person and ask.origin != "cli" and ambiguous(reason, ask.error or ask.detail):
+    # Ambiguous texts get a validation first, unless a refresh is coming anyway.
+    doubt = ambiguous(reason, ask.error or ask.detail) and src.pending_job is None
+    if not person and ask.origin != "cli" and doubt:
         fx += _validate(src, "report")
         return fx + _answer(src, ask, "validating", "Validating the cookies before a refresh")
     if state.redis_up is False:

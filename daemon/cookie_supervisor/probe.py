@@ -4,15 +4,24 @@ yt-dlp truncates and rewrites its `--cookies` file at the end of every run, simu
 the probe never hands it the production file: it copies the jar to a 0600 file in a private
 directory and throws the copy away afterwards. The child runs in its own session with a hard
 timeout; on expiry (or cancellation) the whole process group is killed and reaped.
+
+Three kinds of run (docs/ytdlp.md, "How the probe runs yt-dlp"): the media probe (with cookies, or
+without them to tell the cookies from the address), and the account check, one metadata request
+only a session YouTube still honours can answer. No file I/O happens on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
+import re
+import secrets
 import shutil
 import signal
+import stat
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,10 +32,11 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from cookie_supervisor.classify import Reason, classify, redact
+from cookie_supervisor.classify import Reason, classify, normalize, redact
 from cookie_supervisor.cookiefile import MAX_BYTES
 
-ProbeMode = Literal["download", "metadata"]
+ProbeMode = Literal["download", "metadata", "account"]
+Problem = tuple[Reason, str]  # a reason and a message, found before any child ran
 OUTPUT_LIMIT = 64 * 1024  # per stream; yt-dlp -v prints a few KiB
 MESSAGE_LIMIT = 500
 # `worst audio, else worst`: the cheapest format that still makes yt-dlp fetch media
@@ -34,6 +44,19 @@ MESSAGE_LIMIT = 500
 FORMAT = "wa/w"
 ACCOUNT_COOKIES = "found youtube account cookies"
 JS_RUNTIMES = ("deno", "node", "bun")
+# The account's liked videos: private, so only an honoured login session gets an entry back.
+ACCOUNT_CHECK_URL = "https://www.youtube.com/playlist?list=LL"
+# YouTube's answer for a private playlist to a session it does not take for the owner's
+NO_PLAYLIST = "youtube said: the playlist does not exist"
+# After the child's group is dead, what it wrote is already in the pipes: read it for this long
+# at most. Longer means a grandchild escaped the group and holds them; it is not waited for.
+DRAIN = 1.0
+VERSION_TIMEOUT = 30.0
+# Private copies are named PREFIX<pid>.<instance>.<random>: a sweep can tell a live daemon's copy
+# from one left by a killed process (even one whose pid this process now has).
+COPY_PREFIX = "cookie-supervisor-probe."
+STALE_AGE = 86400.0  # older than any probe: stale whoever made it
+_INSTANCE = secrets.token_hex(4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +68,8 @@ class ProbeResult:
     account_cookies: bool
     message: str
     exit_code: int | None
+    with_cookies: bool = True  # False: the diagnosis run, same probe without --cookies
+    check: Literal["media", "account"] = "media"
 
     @property
     def fixable(self) -> bool:
@@ -61,34 +86,69 @@ def detect_js_runtime(setting: str) -> str | None:
     return setting if shutil.which(path or name) else None
 
 
-def needs_js(url: str) -> bool:
+def is_youtube(url: str) -> bool:
     host = (urlsplit(url).hostname or "").lower()
     return host == "youtu.be" or host == "youtube.com" or host.endswith(".youtube.com")
 
 
+def default_account_check_url(validation_urls: Sequence[str]) -> str | None:
+    """The account check a source gets when it sets none: LL when it validates against YouTube."""
+    return ACCOUNT_CHECK_URL if any(is_youtube(url) for url in validation_urls) else None
+
+
 def ytdlp_args(
-    cookies: Path, url: str, mode: ProbeMode, js_runtime: str | None, cache_dir: Path | None
+    cookies: Path | None, url: str, mode: ProbeMode, js_runtime: str | None, cache_dir: Path | None
 ) -> list[str]:
     """yt-dlp's own socket timeout (20 s) stays: ending a hung server is the hard timeout's job."""
-    args = [
-        "--no-config",
-        "--no-playlist",
-        "--no-progress",
-        "--no-color",
-        # -v prints "Found YouTube account cookies"; never --no-warnings: rotation is a warning
-        "-v",
-        "--cookies",
-        str(cookies),
-    ]
+    # -v prints "Found YouTube account cookies" and the PO-token notices of the default
+    # clients; never --no-warnings: rotation is a warning
+    args = ["--no-config", "--no-progress", "--no-color", "-v"]
+    if cookies is not None:
+        args += ["--cookies", str(cookies)]
     if cache_dir is not None:
         args += ["--cache-dir", str(cache_dir)]
     if js_runtime:
         args += ["--js-runtimes", js_runtime]
     if mode == "download":
-        args += ["--simulate", "--check-formats", "-f", FORMAT]
-    else:
-        args += ["--simulate"]
+        args += ["--no-playlist", "--simulate", "--check-formats", "-f", FORMAT]
+    elif mode == "metadata":
+        args += ["--no-playlist", "--simulate"]
+    else:  # one flat entry of a playlist: a single metadata request, no video extraction
+        args += ["--flat-playlist", "-I", "1", "--simulate"]
     return [*args, "--", url]
+
+
+def ytdlp_command(command: Sequence[str]) -> list[str]:
+    return list(command) or [sys.executable, "-m", "yt_dlp"]
+
+
+def ytdlp_version(command: Sequence[str]) -> str | None:
+    """`yt-dlp --version` of the command the probe runs (it reads no cookies); None if it fails.
+
+    Blocking, once at start: call it off the event loop.
+    """
+    try:
+        out = subprocess.run(
+            [*ytdlp_command(command), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=VERSION_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    first = out.stdout.strip().partition("\n")[0].strip()
+    # it becomes a metric label: a version-shaped word or nothing
+    if out.returncode != 0 or not re.fullmatch(r"[\w.+-]{1,64}", first):
+        return None
+    return first
+
+
+def default_copy_dir() -> Path:
+    """systemd's RuntimeDirectory= (emptied when the unit stops) if there is one; else $TMPDIR."""
+    runtime = os.environ.get("RUNTIME_DIRECTORY")
+    return Path(runtime.split(":")[0]) if runtime else Path(tempfile.gettempdir())
 
 
 async def run_probe(
@@ -100,44 +160,202 @@ async def run_probe(
     command: Sequence[str] = (),
     js_runtime: str | None = None,
     workdir: Path | None = None,
+    cookies: bool = True,
+    copy_dir: Path | None = None,
 ) -> ProbeResult:
+    """One yt-dlp run on `url`; `cookies=False` runs it without `--cookies` (the diagnosis)."""
     started = time.monotonic()
+    check: Literal["media", "account"] = "account" if mode == "account" else "media"
 
-    def failed(reason: Reason, message: str, code: int | None = None) -> ProbeResult:
-        return ProbeResult(False, reason, url, time.monotonic() - started, False, message, code)
+    def result(
+        reason: Reason | None, message: str, account: bool = False, code: int | None = None
+    ) -> ProbeResult:
+        duration = time.monotonic() - started
+        return ProbeResult(
+            reason is None, reason, url, duration, account, message, code, cookies, check
+        )
 
-    if needs_js(url) and js_runtime is None:
-        return failed(Reason.NO_JS_RUNTIME, "no JavaScript runtime (deno, node) for yt-dlp")
-    with tempfile.TemporaryDirectory(prefix="cookie-supervisor-probe-") as private:
-        copy = Path(private) / "cookies.txt"
-        if not _copy_jar(cookies_file, copy):
-            return failed(Reason.MISSING_COOKIES, "cookie file missing or unreadable")
+    if is_youtube(url) and js_runtime is None:
+        return result(Reason.NO_JS_RUNTIME, "no JavaScript runtime (deno, node) for yt-dlp")
+    # The private directory and the copy in one thread call, shielded: a cancellation cannot
+    # leave a copy behind that nobody removes (it is removed when the thread is done).
+    jar_source = cookies_file if cookies else None
+    setup = asyncio.ensure_future(
+        asyncio.to_thread(_prepare, copy_dir or default_copy_dir(), jar_source)
+    )
+    try:
+        private, jar, problem = await asyncio.shield(setup)
+    except asyncio.CancelledError:
+        setup.add_done_callback(_remove_later)
+        raise
+    except OSError as exc:
+        return result(Reason.OTHER, f"no private directory for the probe: {_errno(exc)}")
+    try:
+        if problem is not None:
+            return result(*problem)
         cache = workdir or _cache_dir()
-        argv = [
-            *(command or (sys.executable, "-m", "yt_dlp")),
-            *ytdlp_args(copy, url, mode, js_runtime, cache),
-        ]
-        run = await _run(argv, timeout, cwd=private)
+        argv = [*ytdlp_command(command), *ytdlp_args(jar, url, mode, js_runtime, cache)]
+        try:
+            run = await _run(argv, timeout, cwd=private)
+        except OSError as exc:  # the command is not there, or not executable
+            return result(Reason.OTHER, f"could not start yt-dlp: {_errno(exc)}")
+    finally:
+        # in a thread even when cancelled: the removal finishes whether or not we wait for it
+        await asyncio.to_thread(shutil.rmtree, private, True)
     if run is None:
-        return failed(Reason.TIMEOUT, f"validation did not finish within {timeout:g}s; killed")
+        return result(Reason.TIMEOUT, f"validation did not finish within {timeout:g}s; killed")
     code, stdout, stderr = run
-    reason, message, account = judge(code, stdout, stderr)
-    return ProbeResult(
-        reason is None, reason, url, time.monotonic() - started, account, message, code
+    reason, message, account = judge(code, stdout, stderr, account_check=check == "account")
+    return result(reason, message, account, code)
+
+
+async def run_account_check(
+    cookies_file: Path,
+    url: str = ACCOUNT_CHECK_URL,
+    *,
+    timeout: float = 120.0,
+    command: Sequence[str] = (),
+    js_runtime: str | None = None,
+    workdir: Path | None = None,
+    copy_dir: Path | None = None,
+) -> ProbeResult:
+    """The first entry of a private playlist, flat: fails as logged_out/cookies_rotated when
+    YouTube no longer honours the session, whatever the local cookies look like."""
+    return await run_probe(
+        cookies_file,
+        url,
+        mode="account",
+        timeout=timeout,
+        command=command,
+        js_runtime=js_runtime,
+        workdir=workdir,
+        copy_dir=copy_dir,
     )
 
 
-def _copy_jar(source: Path, target: Path) -> bool:
-    """Bounded copy into a 0600 file that did not exist before."""
+# --- the private copy -----------------------------------------------------------------------------
+
+
+def _prepare(
+    base: Path, source: Path | None
+) -> tuple[Path, Path | None, tuple[Reason, str] | None]:
+    """(private 0700 directory, the jar's copy in it or None, the problem copying if any)."""
+    private = Path(tempfile.mkdtemp(prefix=f"{COPY_PREFIX}{os.getpid()}.{_INSTANCE}.", dir=base))
+    if source is None:
+        return private, None, None
+    jar = private / "cookies.txt"
     try:
-        with source.open("rb") as src:
-            data = src.read(MAX_BYTES + 1)
-    except OSError:
-        return False
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as dst:
+        return private, jar, _copy_jar(source, jar)
+    except BaseException:
+        shutil.rmtree(private, ignore_errors=True)
+        raise
+
+
+def _remove_later(setup: asyncio.Future[tuple[Path, Path | None, Problem | None]]) -> None:
+    if not setup.cancelled() and setup.exception() is None:
+        private = setup.result()[0]
+        asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, private, True)
+
+
+_KINDS = (
+    (stat.S_ISDIR, "directory"),
+    (stat.S_ISFIFO, "FIFO"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISCHR, "device"),
+    (stat.S_ISBLK, "device"),
+)
+
+
+def _copy_jar(source: Path, target: Path) -> Problem | None:
+    """Bounded copy into a 0600 file that did not exist before; the problem if there is one.
+
+    O_NONBLOCK: opening a FIFO must not wait for a writer. The type check is on the opened
+    descriptor, so a swap between a check and the open cannot slip a FIFO in.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    try:
+        fd = os.open(source, flags)
+    except (FileNotFoundError, NotADirectoryError):
+        return Reason.MISSING_COOKIES, "cookie file missing"
+    except PermissionError:
+        return Reason.UNREADABLE, "cookie file not readable by the daemon (permissions)"
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a socket (or a device with nothing behind it)
+            return Reason.NOT_A_FILE, "the cookie file's path holds a socket, not a regular file"
+        return Reason.OTHER, f"could not open the cookie file: {_errno(exc)} (a daemon problem)"
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _KINDS if test(mode)), "special file")
+            return Reason.NOT_A_FILE, f"the cookie file's path holds a {kind}, not a regular file"
+        data = _read(fd, MAX_BYTES + 1)
+    except OSError as exc:
+        return Reason.OTHER, f"could not read the cookie file: {_errno(exc)} (a daemon problem)"
+    finally:
+        os.close(fd)
+    out = os.open(
+        target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+    )
+    with os.fdopen(out, "wb") as dst:
         dst.write(data[:MAX_BYTES])
-    return True
+    return None
+
+
+def _read(fd: int, limit: int) -> bytes:
+    chunks = []
+    while limit > 0 and (chunk := os.read(fd, min(limit, 1 << 20))):
+        chunks.append(chunk)
+        limit -= len(chunk)
+    return b"".join(chunks)
+
+
+def _errno(exc: OSError) -> str:
+    return errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+
+
+def sweep_stale_copies(directory: Path | None = None) -> int:
+    """Remove private copies that killed probes left behind (SIGKILL, OOM); how many went.
+
+    A copy is stale when the process that made it is gone (or is an earlier process with this
+    process's pid), or when it is older than any probe runs. Other live daemons' copies stay.
+    Blocking: call it at start, off the event loop.
+    """
+    base = directory or default_copy_dir()
+    removed = 0
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return 0
+    now = time.time()
+    for entry in entries:
+        if not entry.name.startswith(COPY_PREFIX.rstrip(".")):  # "-" too: earlier versions
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            continue
+        if now - st.st_mtime > STALE_AGE or _orphaned(entry.name):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed += not os.path.lexists(entry.path)
+    return removed
+
+
+def _orphaned(name: str) -> bool:
+    pid_text, _, rest = name.removeprefix(COPY_PREFIX).partition(".")
+    if not name.startswith(COPY_PREFIX) or not pid_text.isdigit():
+        return False  # an earlier version's name: the age rule only
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return rest.partition(".")[0] != _INSTANCE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    return False
 
 
 def _cache_dir() -> Path | None:
@@ -146,28 +364,90 @@ def _cache_dir() -> Path | None:
     return Path(base.split(":")[0]) / "yt-dlp" if base else None
 
 
-async def _run(argv: list[str], timeout: float, cwd: str) -> tuple[int, str, str] | None:
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=cwd,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-    )
-    assert proc.stdout is not None and proc.stderr is not None
+# --- the child --------------------------------------------------------------------------------
+
+
+class _Tail(asyncio.Protocol):
+    """The last OUTPUT_LIMIT bytes written to a pipe; `closed` resolves at its end."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.chunks: deque[bytes] = deque()
+        self.size = 0
+        self.closed: asyncio.Future[None] = loop.create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.size += len(data)
+        while self.size - len(self.chunks[0]) >= OUTPUT_LIMIT:
+            self.size -= len(self.chunks.popleft())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def text(self) -> str:
+        return b"".join(self.chunks)[-OUTPUT_LIMIT:].decode("utf-8", "replace")
+
+
+async def _run(argv: list[str], timeout: float, cwd: Path) -> tuple[int, str, str] | None:
+    """(exit code, stdout, stderr), or None when killed at the timeout.
+
+    The pipes are ours, not asyncio's: asyncio's `Process.wait()` also waits for its pipes to
+    close, which a grandchild that left the process group can hold open for as long as it likes.
+    """
+    loop = asyncio.get_running_loop()
+    tails = (_Tail(loop), _Tail(loop))
+    transports: list[asyncio.ReadTransport] = []
+    write_ends: list[int] = []
     try:
-        out, err, code = await asyncio.wait_for(
-            asyncio.gather(_tail(proc.stdout), _tail(proc.stderr), proc.wait()), timeout
+        for tail in tails:
+            write_end, transport = await _pipe_to(loop, tail)
+            write_ends.append(write_end)
+            transports.append(transport)
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=write_ends[0],
+            stderr=write_ends[1],
+            start_new_session=True,
         )
-    except (TimeoutError, asyncio.CancelledError) as exc:
-        _kill_group(proc.pid)
-        await proc.wait()  # reap: no zombie
-        if isinstance(exc, asyncio.CancelledError):
-            raise
+        for fd in write_ends:
+            os.close(fd)
+        write_ends.clear()
+        code: int | None = None
+        try:
+            code = await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:  # also on cancellation
+            # yt-dlp on timeout, and whatever it left in its group (a JS runtime, ffmpeg)
+            _kill_group(proc.pid)
+            await proc.wait()  # reap: no zombie; returns at exit, the pipes being ours
+        await asyncio.wait([tail.closed for tail in tails], timeout=DRAIN)
+    finally:
+        for fd in write_ends:
+            os.close(fd)
+        for reader in transports:
+            reader.close()
+    if code is None:
         return None
-    _kill_group(proc.pid)  # anything yt-dlp left behind in its group (a JS runtime, ffmpeg)
-    return code, out, err
+    return code, tails[0].text(), tails[1].text()
+
+
+async def _pipe_to(
+    loop: asyncio.AbstractEventLoop, tail: _Tail
+) -> tuple[int, asyncio.ReadTransport]:
+    """A pipe whose read end feeds `tail`; the write end is the caller's to hand on and close."""
+    read_end, write_end = os.pipe()
+    pipe = os.fdopen(read_end, "rb", buffering=0)
+    try:
+        transport, _ = await loop.connect_read_pipe(lambda: tail, pipe)
+    except BaseException:
+        pipe.close()
+        os.close(write_end)
+        raise
+    return write_end, transport
 
 
 def _kill_group(pgid: int) -> None:
@@ -175,19 +455,12 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
-async def _tail(stream: asyncio.StreamReader) -> str:
-    """The last OUTPUT_LIMIT bytes of a stream, read to its end."""
-    chunks: deque[bytes] = deque()
-    size = 0
-    while chunk := await stream.read(16384):
-        chunks.append(chunk)
-        size += len(chunk)
-        while size - len(chunks[0]) >= OUTPUT_LIMIT:
-            size -= len(chunks.popleft())
-    return b"".join(chunks)[-OUTPUT_LIMIT:].decode("utf-8", "replace")
+# --- the verdict ------------------------------------------------------------------------------
 
 
-def judge(code: int, stdout: str, stderr: str) -> tuple[Reason | None, str, bool]:
+def judge(
+    code: int, stdout: str, stderr: str, *, account_check: bool = False
+) -> tuple[Reason | None, str, bool]:
     """(failure reason or None, message, yt-dlp saw account cookies) from one run's output."""
     lines = (stderr + "\n" + stdout).splitlines()
     account = any(ACCOUNT_COOKIES in line.lower() for line in lines)
@@ -205,5 +478,15 @@ def judge(code: int, stdout: str, stderr: str) -> tuple[Reason | None, str, bool
         # "Unable to download format ... Skipping", "No supported JavaScript runtime".
         decisive = verdicts
         reason = classify("\n".join(decisive)).reason
+    if reason is Reason.OTHER:
+        # For its default clients yt-dlp says "formats require a GVS PO Token" in -v debug
+        # lines only; when nothing else explains the failure, that is the explanation.
+        notices = [ln.strip() for ln in lines if "po token" in ln.lower()]
+        if notices and classify("\n".join(notices)).reason is Reason.PO_TOKEN_REQUIRED:
+            decisive, reason = [*notices[:1], *decisive], Reason.PO_TOKEN_REQUIRED
     text = "\n".join(decisive)
+    if account_check and (reason is Reason.AUTH_REQUIRED or NO_PLAYLIST in normalize(text)):
+        # The account's own private playlist "does not exist", or wants a login: YouTube no
+        # longer takes the session for that account's. (A 404 stays a 404: a wrong URL.)
+        reason = Reason.LOGGED_OUT
     return reason, redact(text or f"yt-dlp exited with {code}", MESSAGE_LIMIT), account

@@ -177,7 +177,7 @@ class Supervisor:
             case core.ResetBackoff():
                 await self._redis(self.queue.reset_backoff(fx.source))
             case core.Persist():
-                self._save_soon()
+                self.save_soon()
         return None
 
     def _fire(self, source: str, key: core.TimerKey) -> Callable[[], Awaitable[Any]]:
@@ -203,13 +203,15 @@ class Supervisor:
         """The watcher saw a burst of changes (or the rescan wants a look)."""
         self.spawn(self.inspect(source))
 
-    async def inspect(self, source: str) -> CookieReport:
+    async def inspect(self, source: str, *, act: bool = True) -> CookieReport:
+        """Read the file off the loop; with `act`, hand the report to the core."""
         src = self.source(source)
         async with self._inspect_locks[source]:  # reports are applied in the order they were taken
             report = await asyncio.to_thread(
                 cookiefile.inspect, src.settings.cookies_file, key=self.key
             )
-            await self.handle(core.FileInspected(source, report))
+            if act:
+                await self.handle(core.FileInspected(source, report))
         return report
 
     # --- validation ----------------------------------------------------------------------------
@@ -225,14 +227,15 @@ class Supervisor:
         return v
 
     async def run_validation(
-        self, source: str, trigger: str, *, diagnose: bool = False
+        self, source: str, trigger: str, *, diagnose: bool = False, act: bool = True
     ) -> Validation:
         """Offline check, media probe, account check and, when the core wants one, a cookie-less
-        probe. It decides nothing: `core.conclude` reads the parts."""
+        probe. It decides nothing: `core.conclude` reads the parts. Without `act` (the CLI's
+        standalone check) the file's report is not handed to the core either."""
         src = self.source(source)
         async with self._probe_locks[source]:
             started = self.clock()
-            report = await self.inspect(source)
+            report = await self.inspect(source, act=act)
             if report.os_error is not None:
                 return self._offline(
                     started, trigger, Reason.OTHER, f"daemon cannot read: {report.os_error}"
@@ -428,7 +431,7 @@ class Supervisor:
 
     # --- the state file ------------------------------------------------------------------------
 
-    def _save_soon(self) -> None:
+    def save_soon(self) -> None:
         if self._save_armed or self.store.path is None:
             return
         self._save_armed = True

@@ -1,0 +1,464 @@
+"""Webhook delivery: the one event schema, signing, a bounded outbox per webhook, retries.
+
+Owns *how* an event reaches a receiver, never *whether* one is due (that is the decision core's).
+Delivery is at-least-once and off the critical path: `submit` only appends to an outbox; one
+background task sends due entries, each webhook in its own worker, so a hanging receiver delays
+nobody else. Receivers drop duplicates by `event_id`, which stays the same on every try and is
+derived from what happened, so two daemons that see the same job end make the same id; a Redis
+claim before the first send makes only one of them send it.
+
+Signing is the Stripe scheme: `t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`.
+Neither the secret nor a webhook's URL (a Slack URL is a credential) is ever logged; a receiver's
+answer is logged at most 200 bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import hashlib
+import hmac
+import json
+import logging
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+
+from cookie_supervisor import __version__
+from cookie_supervisor.config import WebhookSettings
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Cookie-Supervisor-Signature"
+EVENT_HEADER = "X-Cookie-Supervisor-Event"
+EVENT_ID_HEADER = "X-Cookie-Supervisor-Event-Id"
+LOGGED_BODY = 200  # bytes of a receiver's answer a log line may carry
+RETRY_STATUSES = frozenset({408, 429})
+PER_WEBHOOK = 4  # deliveries in flight per webhook: bounded, yet a backlog drains quickly
+
+Claim = Callable[[str, float], Awaitable[bool]]
+
+
+class _Counter(Protocol):
+    def labels(self, *labels: str) -> Any: ...
+
+
+class WebhookMetrics(Protocol):
+    """What the sender counts on: `cookie_supervisor_webhook_deliveries_total`."""
+
+    @property
+    def webhook_deliveries_total(self) -> _Counter: ...
+
+
+# --- the event -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something a person may want to hear about. Never a cookie value, never a token."""
+
+    event_id: str
+    event: str  # one of config.WEBHOOK_EVENTS
+    source: str
+    at: float  # unix seconds
+    reason: str | None
+    job_id: str | None
+    host: str  # the daemon that saw it
+    summary: str  # one line for people
+
+    def as_json(self) -> dict[str, Any]:
+        """The one JSON schema every receiver gets (format `json`)."""
+        iso = datetime.fromtimestamp(self.at, UTC).isoformat(timespec="milliseconds")
+        return {
+            "event_id": self.event_id,
+            "event": self.event,
+            "source": self.source,
+            "at": iso.replace("+00:00", "Z"),
+            "at_unix": round(self.at, 3),
+            "reason": self.reason,
+            "job_id": self.job_id,
+            "host": self.host,
+            "summary": self.summary,
+        }
+
+    def slack_text(self) -> str:
+        """The one-liner of format `slack` (Slack, Mattermost, Discord's /slack endpoint)."""
+        return f"{self.summary} ({self.event}, source {self.source}, on {self.host})"
+
+
+def event_id_for(event: str, source: str, key: str) -> str:
+    """A stable id from what happened (e.g. the job id): every daemon derives the same one."""
+    digest = hashlib.sha256(f"{event}\x00{source}\x00{key}".encode()).hexdigest()
+    return f"evt_{digest[:32]}"
+
+
+def sign(secret: str, body: bytes, t: int) -> str:
+    """The signature header's value for `body` sent at unix time `t`."""
+    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+def webhook_name(hook: WebhookSettings) -> str:
+    """The `webhook` label: its name, else its URL's host (never the URL: it may be a secret)."""
+    return hook.name or urlsplit(hook.url).hostname or "webhook"
+
+
+# --- the outbox ------------------------------------------------------------------------------
+
+
+@dataclass
+class Entry:
+    """One event owed to one webhook."""
+
+    event: Event
+    first_at: float
+    next_at: float
+    attempts: int = 0
+    # This daemon holds the Redis claim: after a restart it sends without claiming again.
+    claimed: bool = False
+
+
+@dataclass
+class Outbox:
+    """Per webhook, the events not yet delivered, oldest first and at most `limits[name]`."""
+
+    limits: dict[str, int]
+    on_change: Callable[[], None] = lambda: None
+    on_drop: Callable[[str, Entry], None] = lambda name, entry: None
+    _boxes: dict[str, OrderedDict[str, Entry]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._boxes = {name: OrderedDict() for name in self.limits}
+
+    def add(self, name: str, entry: Entry) -> bool:
+        """Append; an event already owed to this webhook is not added twice."""
+        box = self._boxes[name]
+        if entry.event.event_id in box:
+            return False
+        box[entry.event.event_id] = entry
+        while len(box) > self.limits[name]:
+            _, oldest = box.popitem(last=False)
+            self.on_drop(name, oldest)
+        self.on_change()
+        return True
+
+    def remove(self, name: str, entry: Entry) -> None:
+        if self._boxes[name].pop(entry.event.event_id, None) is not None:
+            self.on_change()
+
+    def entries(self, name: str) -> Iterable[Entry]:
+        return self._boxes[name].values()
+
+    def holds(self, name: str, entry: Entry) -> bool:
+        return self._boxes[name].get(entry.event.event_id) is entry
+
+    def sizes(self) -> dict[str, int]:
+        return {name: len(box) for name, box in self._boxes.items()}
+
+    def to_state(self) -> list[dict[str, Any]]:
+        """Plain JSON for the state file."""
+        return [
+            {"webhook": name, **asdict(entry)}
+            for name, box in self._boxes.items()
+            for entry in box.values()
+        ]
+
+    def from_state(self, items: list[dict[str, Any]]) -> None:
+        """Take back what `to_state` saved; entries of webhooks no longer configured are dropped."""
+        for item in items:
+            try:
+                name = item["webhook"]
+                entry = Entry(
+                    event=Event(**item["event"]),
+                    first_at=float(item["first_at"]),
+                    next_at=float(item["next_at"]),
+                    attempts=int(item["attempts"]),
+                    claimed=bool(item.get("claimed", False)),
+                )
+            except (KeyError, TypeError, ValueError):
+                log.warning("webhook outbox: skipping an unreadable saved entry")
+                continue
+            if name in self._boxes:
+                self.add(name, entry)
+            else:
+                log.info(
+                    "webhook outbox: dropping an entry for webhook %r, no longer configured", name
+                )
+
+
+# --- delivery --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """What one try came to: the outcome and, for a retry, the receiver's wish."""
+
+    outcome: str  # delivered, failed, retry
+    detail: str
+    retry_after: float | None = None
+
+
+class WebhookSender:
+    """Delivers submitted events to every webhook that wants them, in the background."""
+
+    def __init__(
+        self,
+        webhooks: list[WebhookSettings],
+        metrics: WebhookMetrics,
+        claim: Claim,
+        on_change: Callable[[], None],
+        clock: Callable[[], float] = time.time,
+        client: httpx.AsyncClient | None = None,
+        backoff_base: float = 1.0,
+        backoff_cap: float = 300.0,
+    ) -> None:
+        self.webhooks = {webhook_name(h): h for h in webhooks}
+        self.metrics = metrics
+        self.claim = claim
+        self.clock = clock
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self._on_change = on_change
+        self._own_client = client is None
+        # Redirects are not followed: a receiver that moved must be reconfigured, not guessed.
+        self.client = client or httpx.AsyncClient(
+            headers={"User-Agent": f"cookie-supervisor/{__version__}"}, follow_redirects=False
+        )
+        self._wake = {name: asyncio.Event() for name in self.webhooks}
+        self._in_flight: dict[str, set[str]] = {name: set() for name in self.webhooks}
+        self._task: asyncio.Task[None] | None = None
+        limits = {name: h.outbox_limit for name, h in self.webhooks.items()}
+        self.outbox = Outbox(limits, on_change=self._changed, on_drop=self._dropped)
+
+    # --- the runtime's side ------------------------------------------------------------------
+
+    def submit(self, event: Event) -> None:
+        """Owe `event` to every webhook whose `events` include it. Never blocks, never raises."""
+        try:
+            now = self.clock()
+            for name, hook in self.webhooks.items():
+                if event.event in hook.events:
+                    self.outbox.add(name, Entry(event, first_at=now, next_at=now))
+        except Exception:  # a notification must never break the decision that caused it
+            log.exception("webhook: could not queue event %s", event.event)
+
+    def outbox_sizes(self) -> dict[str, int]:
+        return self.outbox.sizes()
+
+    def start(self) -> None:
+        if self._task is None and self.webhooks:
+            self._task = asyncio.create_task(self._run(), name="webhooks")
+
+    async def aclose(self) -> None:
+        """Stop sending; what is still owed stays in the outbox (and the state file)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._own_client:
+            await self.client.aclose()
+
+    # --- the background task -----------------------------------------------------------------
+
+    async def _run(self) -> None:
+        await asyncio.gather(*(self._worker(name) for name in self.webhooks))
+
+    async def _worker(self, name: str) -> None:
+        wake = self._wake[name]
+        while True:
+            wake.clear()  # before looking: a submit from here on wakes the wait below
+            now = self.clock()
+            due = self._due(name, now)
+            if due:
+                await asyncio.gather(*(self._deliver(name, e) for e in due))
+                continue
+            nexts = [e.next_at for e in self.outbox.entries(name)]
+            timeout = max(0.0, min(nexts) - now) if nexts else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout)
+
+    def _due(self, name: str, now: float) -> list[Entry]:
+        due: list[Entry] = []
+        for entry in self.outbox.entries(name):
+            if len(due) >= PER_WEBHOOK:
+                break
+            if entry.next_at <= now and entry.event.event_id not in self._in_flight[name]:
+                due.append(entry)
+        return due
+
+    async def _deliver(self, name: str, entry: Entry) -> None:
+        hook = self.webhooks[name]
+        event = entry.event
+        self._in_flight[name].add(event.event_id)
+        try:
+            if self.clock() - entry.first_at >= hook.max_age:
+                return self._finish(name, entry, "failed", f"older than max_age {hook.max_age}s")
+            if not entry.claimed and not await self._claim(name, entry):
+                return
+            answer = await self._send(hook, event)
+            if answer.outcome != "retry":
+                return self._finish(name, entry, answer.outcome, answer.detail)
+            self._retry(name, entry, answer)
+        except Exception:  # a bug here must cost one try, never the worker
+            log.exception("webhook %s: delivery of %s broke", name, event.event_id)
+            self._retry(name, entry, _Answer("retry", "internal error"))
+        finally:
+            self._in_flight[name].discard(event.event_id)
+
+    async def _claim(self, name: str, entry: Entry) -> bool:
+        """Only the daemon that claims an event sends it; Redis down means: try again later."""
+        hook = self.webhooks[name]
+        try:
+            won = await self.claim(f"{name}:{entry.event.event_id}", hook.max_age)
+        except Exception as exc:
+            log.warning(
+                "webhook %s: cannot claim %s (%s); will retry",
+                name,
+                entry.event.event_id,
+                type(exc).__name__,
+            )
+            entry.next_at = self.clock() + self._backoff(entry.attempts + 1)
+            self._changed()
+            return False
+        if not won:  # another daemon sends it: not a failure of ours
+            log.debug("webhook %s: %s claimed by another daemon", name, entry.event.event_id)
+            self.outbox.remove(name, entry)
+            return False
+        entry.claimed = True
+        self._changed()
+        return True
+
+    async def _send(self, hook: WebhookSettings, event: Event) -> _Answer:
+        body = _body(hook, event)
+        headers = {
+            "Content-Type": "application/json",
+            EVENT_HEADER: event.event,
+            EVENT_ID_HEADER: event.event_id,
+        }
+        if hook.secret is not None:
+            headers[SIGNATURE_HEADER] = sign(
+                hook.secret.get_secret_value(), body, int(self.clock())
+            )
+        try:
+            # httpx's timeout is per phase; this bounds the whole try, slow-drip answers included.
+            async with asyncio.timeout(hook.timeout):
+                req = self.client.build_request(
+                    "POST", hook.url, content=body, headers=headers, timeout=hook.timeout
+                )
+                response = await self.client.send(req, stream=True)
+                try:
+                    head = await _head(response, LOGGED_BODY)
+                finally:
+                    await response.aclose()
+        except (TimeoutError, httpx.TimeoutException):
+            return _Answer("retry", f"no answer within {hook.timeout}s")
+        except httpx.TransportError as exc:
+            return _Answer("retry", f"connection failed: {type(exc).__name__}")
+        return _judge(response, head, self.clock())
+
+    def _retry(self, name: str, entry: Entry, answer: _Answer) -> None:
+        hook = self.webhooks[name]
+        if not self.outbox.holds(name, entry):
+            return  # dropped from a full outbox meanwhile
+        entry.attempts += 1
+        now = self.clock()
+        delay = (
+            answer.retry_after if answer.retry_after is not None else self._backoff(entry.attempts)
+        )
+        if now + delay - entry.first_at >= hook.max_age:
+            return self._finish(name, entry, "failed", f"{answer.detail}; max_age reached")
+        entry.next_at = now + delay
+        self.metrics.webhook_deliveries_total.labels(name, entry.event.event, "retried").inc()
+        log.info(
+            "webhook %s: %s try %d failed (%s); next in %.1fs",
+            name,
+            entry.event.event_id,
+            entry.attempts,
+            answer.detail,
+            delay,
+        )
+        self._changed()
+
+    def _finish(self, name: str, entry: Entry, outcome: str, detail: str) -> None:
+        self.outbox.remove(name, entry)
+        self.metrics.webhook_deliveries_total.labels(name, entry.event.event, outcome).inc()
+        level = logging.INFO if outcome == "delivered" else logging.WARNING
+        log.log(
+            level,
+            "webhook %s: %s %s %s (%s)",
+            name,
+            entry.event.event,
+            entry.event.event_id,
+            outcome,
+            detail,
+        )
+
+    def _backoff(self, attempts: int) -> float:
+        """Exponential with full jitter: daemons and events that failed together spread out."""
+        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** max(0, attempts - 1))
+        return random.uniform(0, ceiling)
+
+    def _changed(self) -> None:
+        for wake in self._wake.values():
+            wake.set()
+        try:
+            self._on_change()
+        except Exception:
+            log.exception("webhook outbox: on_change failed")
+
+    def _dropped(self, name: str, entry: Entry) -> None:
+        self.metrics.webhook_deliveries_total.labels(name, entry.event.event, "dropped").inc()
+        log.warning(
+            "webhook %s: outbox full, dropped %s %s", name, entry.event.event, entry.event.event_id
+        )
+
+
+def _body(hook: WebhookSettings, event: Event) -> bytes:
+    payload = event.as_json() if hook.format == "json" else {"text": event.slack_text()}
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+async def _head(response: httpx.Response, limit: int) -> bytes:
+    """The first `limit` bytes of the answer; the rest is never read (it may be huge)."""
+    head = b""
+    async for chunk in response.aiter_bytes():
+        head += chunk
+        if len(head) >= limit:
+            break
+    return head[:limit]
+
+
+def _judge(response: httpx.Response, head: bytes, now: float) -> _Answer:
+    status = response.status_code
+    text = head.decode("utf-8", "replace").replace("\n", " ")
+    detail = f"HTTP {status}" + (f": {text}" if text and not 200 <= status < 300 else "")
+    if 200 <= status < 300:
+        return _Answer("delivered", detail)
+    if status < 500 and status not in RETRY_STATUSES:  # 4xx; 3xx too: redirects aren't followed
+        return _Answer("failed", detail)
+    return _Answer("retry", detail, retry_after(response.headers.get("retry-after"), now))
+
+
+def retry_after(value: str | None, now: float) -> float | None:
+    """`Retry-After` as seconds from now: delta-seconds or an HTTP date; None when absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now)

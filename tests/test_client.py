@@ -1,0 +1,202 @@
+"""The backend's client against a real daemon, a dead port, and servers that hang or drip."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from cookie_supervisor.client import report_failure, report_failure_async
+from tests.support import ROOT, Daemon, RedisServer, cookie_jar, daemon_env, free_port, write_atomic
+
+TOKEN = "client-test-token-0123456789"
+BOT = (
+    "ERROR: [youtube] jNQXAC9IVRw: Sign in to confirm you're not a bot. Use --cookies-from-browser"
+    " or --cookies for the authentication. See  https://github.com/yt-dlp/yt-dlp/wiki/FAQ#how-do-i-pass-cookies-to-yt-dlp  for how to manually pass cookies"
+)
+NETWORK = "ERROR: [generic] video: Unable to download webpage: [Errno 111] Connection refused"
+
+
+@pytest.fixture(scope="module")
+def daemon(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    import redis
+
+    with redis.Redis.from_url(redis_server.url) as r:
+        r.flushall()
+    jar = tmp_path_factory.mktemp("client") / "cookies.txt"
+    write_atomic(jar, cookie_jar())
+    env = daemon_env(redis_server.url, jar, COOKIE_SUPERVISOR_API_TOKEN=TOKEN)
+    d = Daemon(env).start()
+    yield d
+    d.stop()
+
+
+def test_importable_without_the_daemons_dependencies() -> None:
+    # -I -S: no site-packages at all, so httpx, redis, pydantic... cannot be imported.
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "import cookie_supervisor.client as c;"
+        "assert c.report_failure('x', url='http://127.0.0.1:1', timeout=0.2) is None;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in"
+        " {'httpx', 'redis', 'pydantic', 'prometheus_client', 'starlette', 'yt_dlp'}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code, str(ROOT / "daemon")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_reports_reach_the_daemon_and_coalesce(daemon: Daemon) -> None:
+    first = report_failure(BOT, video_id="jNQXAC9IVRw", url=daemon.base_url, token=TOKEN)
+    assert first is not None
+    assert first["state"] == "enqueued" and first["reason"] == "bot_detection"
+    assert first["job_id"]
+    again = report_failure(BOT, url=daemon.base_url, token=TOKEN, source="default")
+    assert again is not None and again["state"] == "coalesced"
+    assert again["job_id"] == first["job_id"]
+
+
+def test_address_and_token_come_from_the_environment(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COOKIE_SUPERVISOR_URL", daemon.base_url)
+    monkeypatch.setenv("COOKIE_SUPERVISOR_API_TOKEN", TOKEN)
+    answer = report_failure(NETWORK, video_id="not a valid id!")  # a bad id is left out, not fatal
+    assert answer is not None
+    assert answer["state"] == "ignored" and answer["reason"] == "network_error"
+
+
+def test_wrong_token_is_none_and_a_warning(
+    daemon: Daemon, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="cookie_supervisor.client"):
+        assert report_failure(BOT, url=daemon.base_url, token="wrong-token") is None
+    assert "HTTP 401" in caplog.text and "wrong-token" not in caplog.text
+    assert caplog.records[-1].levelno == logging.WARNING
+
+
+async def test_async_twin_reaches_the_daemon(daemon: Daemon) -> None:
+    answer = await report_failure_async(NETWORK, url=daemon.base_url, token=TOKEN)
+    assert answer is not None and answer["reason"] == "network_error"
+
+
+# --- a daemon that is away, stuck or unhappy -------------------------------------------------
+
+
+@pytest.fixture
+def server() -> Iterator[Callable[[str], str]]:
+    """A loopback server that misbehaves as asked: `hang`, `drip`, `429`, `503`."""
+    stop = threading.Event()
+    servers: list[ThreadingHTTPServer] = []
+
+    def make(mode: str) -> str:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                if mode == "hang":
+                    stop.wait(30)
+                    return
+                if mode == "drip":  # headers at once, then a byte now and then, forever
+                    self.send_response(200)
+                    self.send_header("Content-Length", "100000")
+                    self.end_headers()
+                    while not stop.wait(0.05):
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                    return
+                body = json.dumps({"success": False, "error": "busy"}).encode()
+                self.send_response(int(mode))
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        httpd.daemon_threads = True
+        threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        ).start()
+        servers.append(httpd)
+        return f"http://127.0.0.1:{httpd.server_address[1]}"
+
+    yield make
+    stop.set()
+    for httpd in servers:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_dead_port_is_none_at_once() -> None:
+    started = time.monotonic()
+    assert report_failure(BOT, url=f"http://127.0.0.1:{free_port()}") is None
+    assert time.monotonic() - started < 0.5
+
+
+def test_silent_listener_costs_the_timeout_and_no_more() -> None:
+    # Accepts connections (the kernel completes the handshake) and never reads or answers.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        started = time.monotonic()
+        assert report_failure(BOT, url=url, timeout=0.3) is None
+        elapsed = time.monotonic() - started
+    assert 0.25 <= elapsed < 0.6
+
+
+@pytest.mark.parametrize("mode", ["hang", "drip"])
+def test_the_timeout_covers_the_whole_exchange(server: Callable[[str], str], mode: str) -> None:
+    url = server(mode)
+    started = time.monotonic()
+    assert report_failure(BOT, url=url, timeout=0.3) is None
+    assert time.monotonic() - started < 0.6  # a dripping answer does not restart the clock
+
+
+@pytest.mark.parametrize("status", ["429", "503"])
+def test_busy_daemon_is_harmless(
+    server: Callable[[str], str], status: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="cookie_supervisor.client"):
+        assert report_failure(BOT, url=server(status)) is None
+    assert all(r.levelno == logging.DEBUG for r in caplog.records)
+    assert f"HTTP {status}" in caplog.text
+
+
+async def test_async_twin_never_blocks_the_loop(server: Callable[[str], str]) -> None:
+    url = server("hang")
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    task = asyncio.create_task(ticker())
+    started = time.monotonic()
+    assert await report_failure_async(BOT, url=url, timeout=0.3) is None
+    elapsed = time.monotonic() - started
+    task.cancel()
+    assert elapsed < 0.6
+    assert ticks >= 10  # the loop kept running while the report waited
+
+
+def test_bad_address_is_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COOKIE_SUPERVISOR_URL", "127.0.0.1:9479")  # no scheme
+    assert report_failure(BOT) is None

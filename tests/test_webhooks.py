@@ -1,0 +1,503 @@
+"""Webhook delivery against real loopback receivers: signing, retries, the outbox, claims."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import redis.asyncio
+from prometheus_client import CollectorRegistry, Counter
+from pydantic import SecretStr
+
+from cookie_supervisor.config import WebhookSettings
+from cookie_supervisor.webhooks import (
+    Event,
+    WebhookSender,
+    event_id_for,
+    retry_after,
+    sign,
+)
+from tests.support import ROOT, free_port
+
+SECRET = "s3cret-webhook-key-0123456789"
+HOOK_TOKEN = "T0KENinTHEpath"  # a Slack-style URL carries its credential in the path
+
+
+# --- a real receiver -------------------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    at: float
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    """An HTTP server on 127.0.0.1 answering from a script of (status, headers); then 200."""
+
+    script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    hang: bool = False
+    port: int = 0
+    requests: list[Received] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> Receiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append(Received(time.monotonic(), dict(self.headers), body))
+                if receiver.hang:
+                    receiver.release.wait(30)
+                    return
+                status, headers = receiver.script.pop(0) if receiver.script else (200, {})
+                payload = b"receiver says " + b"x" * 1000
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        ).start()
+        return self
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(r.body) for r in self.requests]
+
+
+@pytest.fixture
+def receivers() -> Iterator[Callable[..., Receiver]]:
+    started: list[Receiver] = []
+
+    def make(**kw: Any) -> Receiver:
+        started.append(Receiver(**kw).start())
+        return started[-1]
+
+    yield make
+    for r in started:
+        r.stop()
+
+
+class Counters:
+    """Stands in for metrics.Metrics: the one counter the sender uses, on a private registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.webhook_deliveries_total = Counter(
+            "cookie_supervisor_webhook_deliveries",
+            "Webhook deliveries by outcome.",
+            ["webhook", "event", "outcome"],
+            registry=self.registry,
+        )
+
+    def __call__(self, outcome: str, webhook: str = "hook", event: str = "refresh_failed") -> float:
+        value = self.registry.get_sample_value(
+            "cookie_supervisor_webhook_deliveries_total",
+            {"webhook": webhook, "event": event, "outcome": outcome},
+        )
+        return value or 0.0
+
+
+class MemoryClaims:
+    """SET NX semantics in memory, for tests that are not about Redis."""
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+
+    async def __call__(self, key: str, ttl: float) -> bool:
+        if key in self.keys:
+            return False
+        self.keys.add(key)
+        return True
+
+
+def hook(url: str, **kw: Any) -> WebhookSettings:
+    return WebhookSettings(**{"name": "hook", "url": url, **kw})
+
+
+def event(key: str = "job-1", name: str = "refresh_failed", source: str = "main") -> Event:
+    return Event(
+        event_id=event_id_for(name, source, key),
+        event=name,
+        source=source,
+        at=1795650067.512,
+        reason="bot_detection",
+        job_id=key,
+        host="dl-01",
+        summary=f"{source}: refresh job {key} failed after 3 attempts",
+    )
+
+
+@dataclass
+class Rig:
+    """Senders made for one test, closed at its end."""
+
+    senders: list[WebhookSender] = field(default_factory=list)
+    changes: int = 0
+
+    def sender(
+        self,
+        hooks: list[WebhookSettings],
+        metrics: Counters,
+        claim: Callable[[str, float], Awaitable[bool]] | None = None,
+        **kw: Any,
+    ) -> WebhookSender:
+        def changed() -> None:
+            self.changes += 1
+
+        s = WebhookSender(hooks, metrics, claim or MemoryClaims(), changed, backoff_base=0.01, **kw)
+        self.senders.append(s)
+        return s
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    r = Rig()
+    yield r
+    for s in r.senders:
+        await s.aclose()
+
+
+async def until(predicate: Callable[[], object], timeout: float = 5.0, what: str = "") -> None:
+    """Wait on a condition without blocking the loop the sender runs on."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        await asyncio.sleep(0.005)
+
+
+def readme_verifier() -> Callable[[str, str, bytes], bool]:
+    """The receiver-side snippet of the README's Webhooks section, executed as written."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Webhooks", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    code = next(b for b in blocks if "def verify_signature" in b)
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    return namespace["verify_signature"]  # type: ignore[no-any-return]
+
+
+# --- the event -------------------------------------------------------------------------------
+
+
+def test_event_ids_come_from_what_happened() -> None:
+    a = event_id_for("refresh_completed", "main", "42")
+    assert a == event_id_for("refresh_completed", "main", "42")  # another daemon, same id
+    assert a != event_id_for("refresh_failed", "main", "42")
+    assert a != event_id_for("refresh_completed", "other", "42")
+    assert re.fullmatch(r"evt_[0-9a-f]{32}", a)
+
+
+def test_event_json_schema() -> None:
+    body = event().as_json()
+    assert body == {
+        "event_id": event().event_id,
+        "event": "refresh_failed",
+        "source": "main",
+        "at": "2026-11-25T23:41:07.512Z",
+        "at_unix": 1795650067.512,
+        "reason": "bot_detection",
+        "job_id": "job-1",
+        "host": "dl-01",
+        "summary": "main: refresh job job-1 failed after 3 attempts",
+    }
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("7", 7.0),
+        (" 120 ", 120.0),
+        (formatdate(1_000_030, usegmt=True), 30.0),
+        (formatdate(999_000, usegmt=True), 0.0),  # in the past: now
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_retry_after_forms(header: str | None, expected: float | None) -> None:
+    assert retry_after(header, 1_000_000.0) == expected
+
+
+# --- delivery --------------------------------------------------------------------------------
+
+
+async def test_signature_verifies_with_the_readme_snippet(
+    rig: Rig, receivers: Callable[..., Receiver]
+) -> None:
+    rx = receivers()
+    metrics = Counters()
+    sender = rig.sender([hook(rx.url(), secret=SecretStr(SECRET))], metrics)
+    sender.start()
+    sender.submit(event())
+    await until(lambda: metrics("delivered") == 1)
+
+    (req,) = rx.requests
+    verify = readme_verifier()
+    signature = req.headers["X-Cookie-Supervisor-Signature"]
+    assert re.fullmatch(r"t=\d+,v1=[0-9a-f]{64}", signature)
+    assert verify(SECRET, signature, req.body)
+    assert not verify(SECRET, signature, req.body.replace(b"main", b"evil"))
+    assert not verify("another-secret-of-16+bytes", signature, req.body)
+    stale = sign(SECRET, req.body, int(time.time()) - 600)
+    assert not verify(SECRET, stale, req.body)  # a replay outside the tolerance
+    assert req.headers["X-Cookie-Supervisor-Event"] == "refresh_failed"
+    assert req.headers["X-Cookie-Supervisor-Event-Id"] == event().event_id
+    assert req.headers["Content-Type"] == "application/json"
+    assert json.loads(req.body) == event().as_json()
+    assert SECRET not in req.body.decode()
+
+
+async def test_failing_receiver_gets_the_event_once_as_a_success(
+    rig: Rig, receivers: Callable[..., Receiver]
+) -> None:
+    rx = receivers(script=[(500, {}), (503, {}), (502, {})])
+    metrics = Counters()
+    sender = rig.sender([hook(rx.url())], metrics)
+    sender.start()
+    sender.submit(event())
+    await until(lambda: metrics("delivered") == 1)
+
+    assert len(rx.requests) == 4
+    assert {r.headers["X-Cookie-Supervisor-Event-Id"] for r in rx.requests} == {event().event_id}
+    assert {r.body for r in rx.requests} == {rx.requests[0].body}
+    assert metrics("retried") == 3 and metrics("failed") == 0
+    assert sender.outbox_sizes() == {"hook": 0}
+    assert rig.changes > 0  # the runtime was told to save the outbox
+
+
+@pytest.mark.parametrize(
+    ("status", "final"),
+    [(301, True), (400, True), (404, True), (410, True), (408, False), (429, False)],
+)
+async def test_4xx_and_redirects_are_final_except_408_and_429(
+    rig: Rig, receivers: Callable[..., Receiver], status: int, final: bool
+) -> None:
+    rx = receivers(script=[(status, {})])
+    metrics = Counters()
+    sender = rig.sender([hook(rx.url())], metrics)
+    sender.start()
+    sender.submit(event())
+    outcome = "failed" if final else "delivered"
+    await until(lambda: metrics(outcome) == 1)
+    assert len(rx.requests) == (1 if final else 2)
+    assert metrics("retried") == (0 if final else 1)
+    assert sender.outbox_sizes() == {"hook": 0}
+
+
+async def test_retry_after_is_honoured(rig: Rig, receivers: Callable[..., Receiver]) -> None:
+    rx = receivers(script=[(503, {"Retry-After": "1"})])
+    metrics = Counters()
+    sender = rig.sender([hook(rx.url())], metrics)
+    sender.start()
+    sender.submit(event())
+    await until(lambda: metrics("delivered") == 1)
+    first, second = rx.requests
+    # The backoff alone would have retried within 10 ms.
+    assert second.at - first.at >= 0.95
+
+
+async def test_hanging_receiver_delays_no_other_webhook(
+    rig: Rig, receivers: Callable[..., Receiver]
+) -> None:
+    hanging, healthy = receivers(hang=True), receivers()
+    metrics = Counters()
+    sender = rig.sender(
+        [
+            hook(hanging.url(), name="hanging", timeout=1.0),
+            hook(healthy.url(), name="healthy"),
+        ],
+        metrics,
+    )
+    sender.start()
+    started = time.monotonic()
+    for i in range(3):
+        sender.submit(event(f"job-{i}"))
+    assert time.monotonic() - started < 0.05  # submit never waits for a receiver
+    await until(lambda: metrics("delivered", "healthy") == 3, timeout=2)
+    assert time.monotonic() - started < 0.8  # inside the hanging one's timeout
+    assert len(hanging.requests) >= 1 and metrics("delivered", "hanging") == 0
+    # The hanging receiver's tries end at its timeout and are retried, not lost.
+    await until(lambda: metrics("retried", "hanging") >= 3, timeout=3)
+    assert sender.outbox_sizes() == {"hanging": 3, "healthy": 0}
+
+
+async def test_outbox_survives_a_restart(rig: Rig, receivers: Callable[..., Receiver]) -> None:
+    port = free_port()  # nothing listens yet: every try is refused
+    hooks = [hook(f"http://127.0.0.1:{port}/hook")]
+    claims, metrics = MemoryClaims(), Counters()
+    first = rig.sender(hooks, metrics, claims)
+    first.start()
+    for i in range(5):
+        first.submit(event(f"job-{i}"))
+    await until(lambda: metrics("retried") >= 5, what="a refused try of each event")
+    await first.aclose()  # the daemon is killed
+    state = json.loads(json.dumps(first.outbox.to_state()))  # through the state file
+    assert len(state) == 5 and all(e["claimed"] and e["attempts"] >= 1 for e in state)
+
+    rx = receivers(port=port)
+    second = rig.sender(hooks, Counters(), claims)  # same Redis: the claims are still held
+    second.outbox.from_state(state)
+    assert second.outbox_sizes() == {"hook": 5}
+    second.start()
+    await until(lambda: len(rx.requests) == 5 and second.outbox_sizes() == {"hook": 0})
+    assert sorted(e["job_id"] for e in rx.events()) == [f"job-{i}" for i in range(5)]
+
+
+async def test_two_daemons_on_one_redis_deliver_once(
+    rig: Rig, receivers: Callable[..., Receiver], redis_url: str
+) -> None:
+    rx = receivers()
+    r = redis.asyncio.Redis.from_url(redis_url)
+
+    async def claim(key: str, ttl: float) -> bool:  # what bull.BullQueue.claim does
+        return bool(await r.set("bull:test:lease:" + key, "1", nx=True, px=int(ttl * 1000)))
+
+    a_metrics, b_metrics = Counters(), Counters()
+    a = rig.sender([hook(rx.url())], a_metrics, claim)
+    b = rig.sender([hook(rx.url())], b_metrics, claim)
+    a.start()
+    b.start()
+    for sender in (a, b):  # both saw job 42 end
+        sender.submit(event("42"))
+    await until(lambda: a.outbox_sizes() == b.outbox_sizes() == {"hook": 0})
+    await r.aclose()
+    assert len(rx.requests) == 1
+    assert a_metrics("delivered") + b_metrics("delivered") == 1
+    assert a_metrics("failed") + b_metrics("failed") == 0  # losing the claim is not a failure
+
+
+async def test_redis_down_at_claim_keeps_the_event(
+    rig: Rig, receivers: Callable[..., Receiver]
+) -> None:
+    rx = receivers()
+    calls: list[str] = []
+
+    async def flaky_claim(key: str, ttl: float) -> bool:
+        calls.append(key)
+        if len(calls) < 3:
+            raise ConnectionError("Redis is down")
+        return True
+
+    metrics = Counters()
+    sender = rig.sender([hook(rx.url())], metrics, flaky_claim)
+    sender.start()
+    sender.submit(event())
+    await until(lambda: metrics("delivered") == 1)
+    assert len(calls) == 3 and calls[0] == f"hook:{event().event_id}"
+    assert len(rx.requests) == 1
+
+
+async def test_bounded_outbox_drops_the_oldest(
+    rig: Rig, receivers: Callable[..., Receiver]
+) -> None:
+    rx = receivers()
+    metrics = Counters()
+    sender = rig.sender([hook(rx.url(), outbox_limit=3)], metrics)
+    for i in range(5):
+        sender.submit(event(f"job-{i}"))
+    sender.submit(event("job-4"))  # the same event again is not owed twice
+    assert sender.outbox_sizes() == {"hook": 3}
+    assert metrics("dropped") == 2
+    sender.start()
+    await until(lambda: metrics("delivered") == 3)
+    assert [e["job_id"] for e in rx.events()] == ["job-2", "job-3", "job-4"]
+
+
+async def test_gives_up_after_max_age(rig: Rig, receivers: Callable[..., Receiver]) -> None:
+    rx = receivers(script=[(503, {})] * 1000)
+    metrics = Counters()
+    sender = rig.sender([hook(rx.url(), max_age=0.3)], metrics)
+    sender.start()
+    sender.submit(event())
+    await until(lambda: metrics("failed") == 1)
+    assert sender.outbox_sizes() == {"hook": 0}
+    assert len(rx.requests) >= 2
+
+
+async def test_events_reach_only_webhooks_that_want_them_and_slack_gets_text(
+    rig: Rig, receivers: Callable[..., Receiver]
+) -> None:
+    all_rx, slack_rx = receivers(), receivers()
+    metrics = Counters()
+    sender = rig.sender(
+        [
+            hook(all_rx.url(), name="all"),
+            hook(slack_rx.url(), name="slack", format="slack", events=["file_missing"]),
+        ],
+        metrics,
+    )
+    sender.start()
+    sender.submit(event("job-1", "refresh_failed"))
+    sender.submit(event("main", "file_missing"))
+    await until(lambda: len(all_rx.requests) == 2 and len(slack_rx.requests) == 1)
+    (slack,) = slack_rx.events()
+    assert slack == {
+        "text": "main: refresh job main failed after 3 attempts (file_missing, source main, on dl-01)"
+    }
+    assert "X-Cookie-Supervisor-Signature" not in slack_rx.requests[0].headers  # no secret set
+
+
+async def test_logs_carry_neither_secret_nor_url_nor_a_long_answer(
+    rig: Rig, receivers: Callable[..., Receiver], caplog: pytest.LogCaptureFixture
+) -> None:
+    rx = receivers(script=[(500, {}), (404, {})])
+    metrics = Counters()
+    url = rx.url(f"/services/{HOOK_TOKEN}")
+    sender = rig.sender([hook(url, secret=SecretStr(SECRET))], metrics)
+    with caplog.at_level(logging.DEBUG, logger="cookie_supervisor.webhooks"):
+        sender.start()
+        sender.submit(event())
+        await until(lambda: metrics("failed") == 1)
+    text = caplog.text
+    assert "HTTP 404: receiver says" in text  # the answer is logged, cut short
+    assert "x" * 201 not in text
+    assert SECRET not in text and HOOK_TOKEN not in text
+
+
+async def test_unusable_saved_entries_are_skipped(rig: Rig) -> None:
+    sender = rig.sender([hook("http://127.0.0.1:9/hook")], Counters())
+    good = {
+        "webhook": "hook",
+        "event": event().__dict__,
+        "first_at": 1.0,
+        "next_at": 1.0,
+        "attempts": 2,
+    }
+    sender.outbox.from_state(
+        [{"junk": 1}, {**good, "webhook": "removed-since"}, {**good, "event": {"event": "x"}}, good]
+    )
+    assert sender.outbox_sizes() == {"hook": 1}
+    (saved,) = sender.outbox.to_state()
+    assert saved["attempts"] == 2 and saved["claimed"] is False
