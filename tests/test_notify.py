@@ -57,6 +57,10 @@ def test_ready_status_watchdog_stopping(
         ready = next(m for m in notify.messages if "READY=1" in m)
         assert "STATUS=supervising 1 source(s)" in ready
         assert f"MAINPID={d.proc.pid}" in ready  # type: ignore[union-attr]
+        # then the cookie health, for `systemctl status`
+        wait_for(lambda: notify.seen("STATUS=1 source: default ok"), what="health in STATUS=")
+        jar.unlink()
+        wait_for(lambda: notify.seen("STATUS=1 source: default missing cookies"), timeout=10)
         count = lambda: sum("WATCHDOG=1" in m for m in notify.drain())  # noqa: E731
         wait_for(lambda: count() >= 3, what="repeated WATCHDOG=1 pings")
     finally:

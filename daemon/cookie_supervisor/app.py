@@ -34,6 +34,7 @@ from cookie_supervisor.webhooks import Event, WebhookSender, event_id_for
 
 log = logging.getLogger(__name__)
 RESCAN_EVERY = 60.0  # safety net for file events inotify cannot see (NFS, a replaced directory)
+STATUS_EVERY = 2.0  # systemd's STATUS= line follows the cookie health this closely
 CURSOR_SAVE_EVERY = 10.0  # journal and log-file positions reach the state file this often
 SHUTDOWN_TIMEOUT = 1.5
 
@@ -141,6 +142,7 @@ async def serve(settings: Settings) -> int:
             supervisor.timers.every("cursors", CURSOR_SAVE_EVERY, _saver(supervisor))
         supervisor.timers.every("rescan", RESCAN_EVERY, _rescanner(supervisor, watcher))
         supervisor.spawn(_build_info(settings, supervisor))
+        supervisor.timers.every("status", STATUS_EVERY, _status_reporter(supervisor, notifier))
         watchdog = _start_watchdog(notifier)
         status = f"supervising {len(files)} source(s) on {settings.listen}"
         notifier.ready(status)
@@ -230,6 +232,18 @@ def _revision() -> str:
         return "unknown"
     rev = out.stdout.strip()
     return rev if out.returncode == 0 and rev.isalnum() else "unknown"
+
+
+def _status_reporter(supervisor: Supervisor, notifier: Notifier) -> Any:
+    last = ""
+
+    async def report() -> None:
+        nonlocal last
+        line = core.health(supervisor.state, supervisor.clock())
+        if line != last and notifier.status(line):
+            last = line
+
+    return report
 
 
 def _saver(supervisor: Supervisor) -> Any:

@@ -1050,3 +1050,32 @@ def backoff_delay(failures: int, base: float, cap: float) -> float:
     if failures <= 0:
         return 0.0
     return float(min(cap, base * 2.0 ** (failures - 1)))
+
+
+def health(state: State, now: float) -> str:
+    """Cookie health for systemd's STATUS=, e.g. "2 sources: main ok, alt refresh pending"."""
+    parts = [f"{name} {_health_word(src, now)}" for name, src in state.sources.items()]
+    head = f"{len(parts)} source{'s' if len(parts) != 1 else ''}: "
+    redis = "redis down; " if state.redis_up is False else ""
+    return redis + head + ", ".join(parts)
+
+
+def _health_word(src: Source, now: float) -> str:
+    v = src.last_validation
+    if src.read_error is not None:
+        return f"unreadable by the daemon ({src.read_error})"
+    if src.pending_job is not None:
+        return "refresh pending"
+    if src.owed is not None:
+        return "refresh owed"
+    if src.verifying is not None:
+        return "verifying refresh"
+    if src.problem is not None:
+        return src.problem.value.replace("_", " ")
+    if src.diagnosis is not None:
+        return src.diagnosis.value.replace("_", " ")
+    if src.backoff_until is not None and src.backoff_until > now:
+        return "backing off"
+    if v is not None and not v.ok:
+        return f"failing ({(v.reason or Reason.OTHER).value})"
+    return "ok"
