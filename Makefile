@@ -1,32 +1,33 @@
 # Two commands do all the set-up on a fresh Debian machine (as root): `make run` and `make test`.
+# Neither starts, stops or disables a service of this machine: Debian packages are installed only
+# when their command is missing, with service starts forbidden (scripts/system-deps.sh).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-VAR := $(CURDIR)/var
-REDIS_PORT ?= 6399
-APT_PACKAGES_TEST := redis-server prometheus prometheus-alertmanager
+# One venv, two levels: `make run` needs the runtime dependencies, `make test`/`lint` add the
+# test and lint tools (the `test` extra of pyproject.toml).
+VENV_RUNTIME := $(VENV)/.installed-runtime
+VENV_TEST := $(VENV)/.installed-test
+# `make install`: DESTDIR stages into another root (see scripts/install.sh).
+DESTDIR ?=
 
-.PHONY: run test lint bench clean system-deps system-deps-test venv node-deps
+.PHONY: run test lint bench clean install uninstall system-deps-run system-deps-test system-deps-bench node-deps
 
-venv: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml
+$(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+
+$(VENV_RUNTIME): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
 	touch $@
 
-# Debian packages, installed only when their command is missing.
-system-deps:
-	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+$(VENV_TEST): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@ $(VENV_RUNTIME)
 
-system-deps-test:
-	@missing=""; \
-	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
-	command -v promtool >/dev/null || missing="$$missing prometheus"; \
-	command -v amtool >/dev/null || missing="$$missing prometheus-alertmanager"; \
-	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
-	@systemctl disable --now prometheus prometheus-alertmanager prometheus-node-exporter redis-server >/dev/null 2>&1 || true
+system-deps-run system-deps-test system-deps-bench: system-deps-%:
+	@bash scripts/system-deps.sh $*
 
 node-deps: tests/interop/node_modules/.package-lock.json
 tests/interop/node_modules/.package-lock.json: tests/interop/package-lock.json
@@ -34,20 +35,25 @@ tests/interop/node_modules/.package-lock.json: tests/interop/package-lock.json
 
 # The daemon in the foreground, against a private Redis under ./var unless REDIS_URL is set,
 # and a demo cookie file under ./var unless YT_DLP_COOKIES_FILE / COOKIE_SUPERVISOR_CONFIG is set.
-run: venv system-deps
+run: system-deps-run $(VENV_RUNTIME)
 	@exec $(CURDIR)/scripts/run-dev.sh
 
-test: venv system-deps-test node-deps
+test: system-deps-test $(VENV_TEST) node-deps
 	$(PY) -m pytest -q
 
-lint: venv
-	$(VENV)/bin/ruff check daemon tests grafana scripts
-	$(VENV)/bin/ruff format --check daemon tests grafana scripts
+lint: $(VENV_TEST)
+	$(VENV)/bin/ruff check daemon tests grafana scripts alerts
+	$(VENV)/bin/ruff format --check daemon tests grafana scripts alerts
 	$(VENV)/bin/mypy
 
-bench: venv system-deps-test node-deps
-	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+bench: system-deps-bench $(VENV_TEST) node-deps
 	$(PY) tests/benchmarks/run_all.py
+
+install:
+	@DESTDIR="$(DESTDIR)" PYTHON="$(PYTHON)" bash scripts/install.sh install
+
+uninstall:
+	@DESTDIR="$(DESTDIR)" bash scripts/install.sh uninstall
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

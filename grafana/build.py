@@ -4,21 +4,42 @@
     python3 grafana/build.py --check  # exit 1 when the committed JSON is out of date
 
 Provisioning-friendly: a `datasource` template variable instead of `__inputs`, a fixed uid, and
-`$__rate_interval` in every rate. Only metric names from daemon/cookie_supervisor/metrics.py.
+`$__rate_interval` in every rate (a panel that shows an alert's own quantity uses the alert's
+window). Only metric names from daemon/cookie_supervisor/metrics.py. Every panel says what it
+shows; a panel that shows what an alert watches links the alert's runbook entry and draws the
+alert's limit, read from the rules file's threshold records so the two never disagree.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 OUT = Path(__file__).with_name("cookie-supervisor.json")
+RULES = Path(__file__).resolve().parent.parent / "alerts" / "cookie-supervisor.rules.yml"
+RUNBOOK = "https://github.com/example/cookie-supervisor/blob/main/alerts/RUNBOOK.md"
 UID = "cookie-supervisor"
 DS = {"type": "prometheus", "uid": "${datasource}"}
 SEL = 'instance=~"$instance", source=~"$source"'
 INST = 'instance=~"$instance"'
+# Series that exist only while something is wrong fall back to 0 per source, so a healthy
+# source reads 0 instead of "No data".
+ZERO = f"or on (source) max by (source) (0 * cookie_supervisor_file_present{{{SEL}}})"
+
+
+def limits() -> dict[str, float]:
+    """The alert thresholds: `cookie_supervisor:threshold_NAME` records of the rules file."""
+    found = re.findall(
+        r"record: cookie_supervisor:threshold_(\w+)\s+expr: vector\(([\d.]+)\)", RULES.read_text()
+    )
+    return {name: float(value) for name, value in found}
+
+
+LIMIT = limits()
+Line = list[dict[str, Any]]
 
 _ids = iter(range(1, 1000))
 _y = 0
@@ -47,7 +68,7 @@ def panel(
     x: int,
     w: int,
     h: int = 8,
-    description: str = "",
+    description: str,
     **options: Any,
 ) -> dict[str, Any]:
     p: dict[str, Any] = {
@@ -76,14 +97,14 @@ def line(
     *,
     x: int,
     w: int = 12,
-    description: str = "",
+    description: str,
     **options: Any,
 ) -> dict[str, Any]:
     return panel("timeseries", title, targets, unit, x=x, w=w, description=description, **options)
 
 
 def up_down(
-    title: str, expr: str, legend: str, good: str, bad: str, *, x: int, description: str = ""
+    title: str, expr: str, legend: str, good: str, bad: str, *, x: int, description: str
 ) -> dict[str, Any]:
     mappings = [
         {
@@ -100,7 +121,7 @@ def up_down(
         [(expr, legend)],
         "none",
         x=x,
-        w=4,
+        w=3,
         h=4,
         description=description,
         defaults={
@@ -117,7 +138,7 @@ def up_down(
 
 
 def counter_line(
-    title: str, counter: str, by: str, *, x: int, w: int = 8, description: str = ""
+    title: str, counter: str, by: str, *, x: int, w: int = 8, description: str
 ) -> dict[str, Any]:
     """How much a counter grew per rate interval, one series per source and `by`."""
     expr = f"sum by (source, {by}) (increase({counter}{{{SEL}}}[$__rate_interval]))"
@@ -125,71 +146,151 @@ def counter_line(
     return line(title, [(expr, legend)], "short", x=x, w=w, description=description)
 
 
+def alerting(
+    p: dict[str, Any], *alerts: str, limit: float | None = None, below: bool = False
+) -> dict[str, Any]:
+    """Link the runbook entries of `alerts`; draw `limit` (red above it, or below it)."""
+    p["links"] = [
+        {"title": f"Runbook: {name}", "url": f"{RUNBOOK}#{name.lower()}", "targetBlank": True}
+        for name in alerts
+    ]
+    if limit is not None:
+        ok, bad = {"color": "green", "value": None}, {"color": "red", "value": None}
+        steps = (
+            [bad, {"color": "green", "value": limit}]
+            if below
+            else [ok, {"color": "red", "value": limit}]
+        )
+        defaults = p["fieldConfig"]["defaults"]
+        defaults["thresholds"] = {"mode": "absolute", "steps": steps}
+        if p["type"] == "timeseries":
+            defaults["custom"] = {"thresholdsStyle": {"mode": "line+area"}}
+        else:
+            defaults["color"] = {"mode": "thresholds"}
+    return p
+
+
 def next_row(height: int) -> None:
     global _y
     _y += height
 
 
-def panels() -> list[dict[str, Any]]:
-    out = [row("Now")]
-    out += [
-        up_down(
-            "Cookie file",
-            f"cookie_supervisor_file_present{{{SEL}}}",
-            "{{source}}",
-            "present",
-            "MISSING",
-            x=0,
+def now_row() -> list[dict[str, Any]]:
+    return [
+        alerting(
+            up_down(
+                "Daemon",
+                f"up{{{INST}}} and on (instance, job) max_over_time(cookie_supervisor_build_info{{{INST}}}[1d])",
+                "{{instance}}",
+                "up",
+                "DOWN",
+                x=0,
+                description="Prometheus scrapes the daemon (targets that exported its metrics in the last day)",
+            ),
+            "CookieSupervisorDown",
+            "CookieSupervisorMetricsAbsent",
         ),
-        up_down(
-            "Logged in (yt-dlp's rule)",
-            f"cookie_supervisor_logged_in{{{SEL}}}",
-            "{{source}}",
-            "logged in",
-            "LOGGED OUT",
-            x=4,
+        alerting(
+            up_down(
+                "Cookie file",
+                f"cookie_supervisor_file_present{{{SEL}}}",
+                "{{source}}",
+                "present",
+                "MISSING",
+                x=3,
+                description="The cookie file exists at its path",
+            ),
+            "CookieFileMissing",
         ),
-        up_down(
-            "Last validation",
-            f"cookie_supervisor_validation_success{{{SEL}}}",
-            "{{source}}",
-            "passed",
-            "FAILED",
-            x=8,
+        alerting(
+            up_down(
+                "Logged in (yt-dlp's rule)",
+                f"cookie_supervisor_logged_in{{{SEL}}}",
+                "{{source}}",
+                "logged in",
+                "LOGGED OUT",
+                x=6,
+                description="LOGIN_INFO and a SAPISID cookie are present and unexpired, as yt-dlp decides it",
+            ),
+            "CookieJarLoggedOut",
         ),
-        up_down(
-            "Redis", f"cookie_supervisor_redis_up{{{INST}}}", "{{instance}}", "up", "DOWN", x=12
+        alerting(
+            up_down(
+                "Last validation",
+                f"cookie_supervisor_validation_success{{{SEL}}}",
+                "{{source}}",
+                "passed",
+                "FAILED",
+                x=9,
+                description="Whether the last validation download with these cookies passed",
+            ),
+            "CookieValidationFailing",
+        ),
+        alerting(
+            up_down(
+                "Redis",
+                f"cookie_supervisor_redis_up{{{INST}}}",
+                "{{instance}}",
+                "up",
+                "DOWN",
+                x=12,
+                description="The Redis of the refresh queue answered the daemon's last call",
+            ),
+            "CookieSupervisorRedisDown",
         ),
         panel(
             "stat",
             "Refresh pending",
             [(f"cookie_supervisor_refresh_pending{{{SEL}}}", "{{source}}")],
             "none",
-            x=16,
-            w=4,
+            x=15,
+            w=3,
             h=4,
-            description="1 while a refresh job waits, is delayed or runs",
+            description="1 while a refresh job waits, is delayed or runs; no value while Redis is down",
         ),
-        panel(
-            "stat",
-            "Cookie file permissions",
-            [(f"cookie_supervisor_file_secure_permissions{{{SEL}}}", "{{source}}")],
-            "none",
-            x=20,
-            w=4,
-            h=4,
-            description="1: no group/other bits (0600)",
+        alerting(
+            up_down(
+                "Cookie file permissions",
+                f"cookie_supervisor_file_secure_permissions{{{SEL}}}",
+                "{{source}}",
+                "0600",
+                "OPEN",
+                x=18,
+                description="1: no group/other permission bits; 0: other users can copy the session",
+            ),
+            "CookieFileReadableByOthers",
+        ),
+        alerting(
+            panel(
+                "stat",
+                "Cookie file problem",
+                [
+                    (
+                        f"max by (source, reason) (cookie_supervisor_file_problem{{{SEL}}}) {ZERO}",
+                        "{{source}} {{reason}}",
+                    )
+                ],
+                "none",
+                x=21,
+                w=3,
+                h=4,
+                description="1 with the reason while the file is missing, corrupt, logged out, expired, unreadable or not a regular file",
+            ),
+            "CookieFileUnreadable",
+            limit=1,
         ),
     ]
-    next_row(4)
-    out.append(row("The seed's four"))
-    out += [
+
+
+def refresh_health_row() -> list[dict[str, Any]]:
+    return [
         counter_line(
             "Refresh jobs triggered",
             "cookie_supervisor_refresh_jobs_enqueued_total",
             "reason",
             x=0,
             w=6,
+            description="Refresh jobs put into the queue per interval, by the reason that asked",
         ),
         panel(
             "stat",
@@ -199,6 +300,7 @@ def panels() -> list[dict[str, Any]]:
             x=6,
             w=6,
             defaults={"min": 0, "max": 1},
+            description="Share of the last 20 finished refresh jobs that completed",
         ),
         panel(
             "stat",
@@ -212,6 +314,7 @@ def panels() -> list[dict[str, Any]]:
             "s",
             x=12,
             w=6,
+            description="Since a refresh job last completed",
         ),
         line(
             "Cookie file age",
@@ -222,24 +325,45 @@ def panels() -> list[dict[str, Any]]:
             description="Since the last write; the backend's yt-dlp rewrites the file after every download",
         ),
     ]
-    next_row(8)
-    out.append(row("Cookies"))
-    out += [
-        line(
-            "Login-cookie expiry countdown",
-            [(f"cookie_supervisor_login_expiry_timestamp_seconds{{{SEL}}} - time()", "{{source}}")],
-            "s",
-            x=0,
-            w=8,
-            description="Earliest expiry among the login cookies",
+
+
+def cookies_rows() -> list[Line]:
+    first = [
+        alerting(
+            line(
+                "Login-cookie expiry countdown",
+                [
+                    (
+                        f"cookie_supervisor_login_expiry_timestamp_seconds{{{SEL}}} - time()",
+                        "{{source}}",
+                    )
+                ],
+                "s",
+                x=0,
+                w=8,
+                description="Earliest expiry among the login cookies; the alert fires below the red line",
+            ),
+            "CookieLoginExpiringSoon",
+            "CookieLoginExpired",
+            limit=LIMIT["login_expiry_warning_seconds"],
+            below=True,
         ),
-        line(
-            "Rotation due in",
-            [(f"cookie_supervisor_rotation_due_timestamp_seconds{{{SEL}}} - time()", "{{source}}")],
-            "s",
-            x=8,
-            w=8,
-            description="Negative: overdue",
+        alerting(
+            line(
+                "Rotation overdue by",
+                [
+                    (
+                        f"time() - cookie_supervisor_rotation_due_timestamp_seconds{{{SEL}}}",
+                        "{{source}}",
+                    )
+                ],
+                "s",
+                x=8,
+                w=8,
+                description="Negative: time left until the proactive rotation; the alert fires above the red line",
+            ),
+            "CookieRotationOverdue",
+            limit=LIMIT["rotation_overdue_seconds"],
         ),
         line(
             "Login session age",
@@ -252,11 +376,10 @@ def panels() -> list[dict[str, Any]]:
             "s",
             x=16,
             w=8,
-            description="Since a new login session arrived",
+            description="Since a new login session arrived (not the file's mtime)",
         ),
     ]
-    next_row(8)
-    out += [
+    second = [
         line(
             "Cookies in the file",
             [
@@ -267,6 +390,7 @@ def panels() -> list[dict[str, Any]]:
             "short",
             x=0,
             w=8,
+            description="Cookies as yt-dlp reads the file; malformed lines are ones it would skip",
         ),
         line(
             "File size",
@@ -274,25 +398,40 @@ def panels() -> list[dict[str, Any]]:
             "bytes",
             x=8,
             w=8,
+            description="Size of the cookie file; no value while it is missing",
         ),
-        line(
-            "File changes",
-            [
-                (
-                    f"sum by (source) (rate(cookie_supervisor_file_changes_total{{{SEL}}}[$__rate_interval]))",
-                    "{{source}}",
-                )
-            ],
-            "ops",
-            x=16,
-            w=8,
+        alerting(
+            line(
+                "File changes and read errors",
+                [
+                    (
+                        f"sum by (source) (rate(cookie_supervisor_file_changes_total{{{SEL}}}[$__rate_interval]))",
+                        "{{source}} changes",
+                    ),
+                    (
+                        f"sum by (source, errno) (rate(cookie_supervisor_file_read_errors_total{{{SEL}}}[$__rate_interval])) {ZERO}",
+                        "{{source}} read errors {{errno}}",
+                    ),
+                ],
+                "ops",
+                x=16,
+                w=8,
+                description="Debounced changes of the file; OS errors reading it (descriptors, memory, disk) are the daemon's trouble",
+            ),
+            "CookieSupervisorReadErrors",
         ),
     ]
-    next_row(8)
-    out.append(row("Validation"))
-    out += [
+    return [first, second]
+
+
+def validation_row() -> list[dict[str, Any]]:
+    return [
         counter_line(
-            "Validation runs by result", "cookie_supervisor_validation_runs_total", "result", x=0
+            "Validation runs by result",
+            "cookie_supervisor_validation_runs_total",
+            "result",
+            x=0,
+            description="Validation runs per interval: ok, or the reason they failed",
         ),
         line(
             "Validation duration",
@@ -309,47 +448,155 @@ def panels() -> list[dict[str, Any]]:
             "s",
             x=8,
             w=8,
+            description="Wall time of one validation (a yt-dlp child process)",
         ),
-        line(
-            "Time since the last passing validation",
-            [
-                (
-                    f"time() - cookie_supervisor_validation_last_success_timestamp_seconds{{{SEL}}}",
-                    "{{source}}",
-                )
-            ],
-            "s",
-            x=16,
-            w=8,
+        alerting(
+            line(
+                "Time since the last passing validation",
+                [
+                    (
+                        f"time() - cookie_supervisor_validation_last_success_timestamp_seconds{{{SEL}}}",
+                        "{{source}}",
+                    )
+                ],
+                "s",
+                x=16,
+                w=8,
+                description="The alert fires above the red line while validations keep running",
+            ),
+            "CookieValidationNoSuccess",
+            limit=LIMIT["validation_success_age_seconds"],
         ),
     ]
-    next_row(8)
-    out.append(row("Refresh queue"))
-    out += [
+
+
+def diagnosis_row() -> list[dict[str, Any]]:
+    non_cookie = 'reason=~"rate_limited|ip_flagged|po_token_required"'
+    return [
+        alerting(
+            line(
+                "YouTube diagnosis",
+                [
+                    (
+                        f"max by (source, diagnosis) (cookie_supervisor_diagnosis{{{SEL}}}) {ZERO}",
+                        "{{source}} {{diagnosis}}",
+                    )
+                ],
+                "none",
+                x=0,
+                w=8,
+                defaults={"min": 0, "max": 1},
+                description="1 while the latest validation's diagnosis stands: ip_flagged or po_token_required (the host), account_restricted (the account); fresh cookies fix none of them",
+            ),
+            "YouTubeBlocksThisHost",
+            "YouTubeAccountRestricted",
+            limit=1,
+        ),
+        counter_line(
+            "Backend failure reports by reason",
+            "cookie_supervisor_failure_reports_total",
+            "reason",
+            x=8,
+            description="Every failure the backend reported (API, journal, log files), including the ones no refresh can fix",
+        ),
+        alerting(
+            line(
+                "Non-cookie failure reports (15 min)",
+                [
+                    (
+                        f"sum by (source, reason) (increase(cookie_supervisor_failure_reports_total{{{SEL}, {non_cookie}}}[15m]))",
+                        "{{source}} {{reason}}",
+                    )
+                ],
+                "short",
+                x=16,
+                w=8,
+                description="Rate-limit, IP and PO-token failures the backend reported in the last 15 minutes; the alert fires above the red line",
+            ),
+            "BackendNonCookieFailureSurge",
+            limit=LIMIT["non_cookie_failures_per_15m"],
+        ),
+    ]
+
+
+def queue_rows() -> list[Line]:
+    first = [
         counter_line(
             "Refresh requests by outcome",
             "cookie_supervisor_refresh_requests_total",
             "outcome",
             x=0,
-            description="enqueued, coalesced (a job was pending), cooldown, deferred (Redis down)",
+            description="enqueued, coalesced (a job was pending), cooldown, backoff, deferred (Redis down), ignored (not fixable by fresh cookies)",
         ),
-        line(
-            "Queue jobs by state",
-            [(f"max by (queue, state) (cookie_supervisor_queue_jobs{{{INST}}})", "{{state}}")],
-            "short",
-            x=8,
-            w=8,
-            description="As bull's getJobCounts()",
+        alerting(
+            line(
+                "Queue jobs by state",
+                [(f"max by (queue, state) (cookie_supervisor_queue_jobs{{{INST}}})", "{{state}}")],
+                "short",
+                x=8,
+                w=8,
+                description="As bull's getJobCounts(); the backlog alert fires when waiting jobs stay above the red line",
+            ),
+            "CookieRefreshQueueBacklog",
+            limit=LIMIT["queue_waiting_jobs"],
         ),
         counter_line(
             "Refresh jobs finished",
             "cookie_supervisor_refresh_jobs_finished_total",
             "outcome",
             x=16,
+            description="Refresh jobs that completed or failed for good (after Bull's retries), per interval",
         ),
     ]
-    next_row(8)
-    out += [
+    second = [
+        alerting(
+            line(
+                "Refresh jobs failed in the last hour",
+                [
+                    (
+                        f'sum by (source) (increase(cookie_supervisor_refresh_jobs_finished_total{{{SEL}, outcome="failed"}}[1h]))',
+                        "{{source}}",
+                    )
+                ],
+                "short",
+                x=0,
+                w=8,
+                description="The alert fires above the red line",
+            ),
+            "CookieRefreshFailing",
+            limit=LIMIT["refresh_failures_per_hour"],
+        ),
+        alerting(
+            line(
+                "Unsuccessful refreshes in a row",
+                [(f"cookie_supervisor_refresh_consecutive_failures{{{SEL}}}", "{{source}}")],
+                "short",
+                x=8,
+                w=8,
+                description="Refreshes that ended failed, still_failing or no_upload since the last verified one; each doubles the backoff",
+            ),
+            "CookieRefreshIneffective",
+            limit=LIMIT["refresh_consecutive_failures"],
+        ),
+        alerting(
+            line(
+                "Refresh backoff remaining",
+                [
+                    (
+                        f"max by (source) (cookie_supervisor_refresh_backoff_until_timestamp_seconds{{{SEL}}} - time()) {ZERO}",
+                        "{{source}}",
+                    )
+                ],
+                "s",
+                x=16,
+                w=8,
+                description="How long automatic refreshes still wait; 0: no backoff",
+            ),
+            "CookieRefreshIneffective",
+            limit=LIMIT["refresh_backoff_seconds"],
+        ),
+    ]
+    third = [
         counter_line(
             "Refresh verification",
             "cookie_supervisor_refresh_verifications_total",
@@ -357,13 +604,60 @@ def panels() -> list[dict[str, Any]]:
             x=0,
             description="Did a completed refresh fix things? verified, still_failing, no_upload",
         ),
+        alerting(
+            line(
+                "Pending jobs lost from Redis",
+                [
+                    (
+                        f"sum by (source) (increase(cookie_supervisor_pending_jobs_lost_total{{{SEL}}}[$__rate_interval]))",
+                        "{{source}}",
+                    )
+                ],
+                "short",
+                x=8,
+                w=8,
+                description="Pending refresh jobs that vanished without finishing (Redis restarted empty, flushed, failed over)",
+            ),
+            "CookieRefreshJobLost",
+        ),
         line(
             "Redis reachable",
             [(f"cookie_supervisor_redis_up{{{INST}}}", "{{instance}}")],
             "none",
-            x=8,
+            x=16,
             w=8,
             defaults={"min": 0, "max": 1},
+            description="1 when Redis answered the daemon's last call",
+        ),
+    ]
+    return [first, second, third]
+
+
+def notifications_row() -> list[dict[str, Any]]:
+    return [
+        alerting(
+            line(
+                "Webhook deliveries by outcome",
+                [
+                    (
+                        f"sum by (webhook, outcome) (increase(cookie_supervisor_webhook_deliveries_total{{{INST}}}[$__rate_interval]))",
+                        "{{webhook}} {{outcome}}",
+                    )
+                ],
+                "short",
+                x=0,
+                w=8,
+                description="Notification attempts per interval: delivered, retried, failed (final 4xx), dropped (outbox full)",
+            ),
+            "CookieWebhookFailing",
+        ),
+        line(
+            "Webhook outbox",
+            [(f"max by (webhook) (cookie_supervisor_webhook_outbox{{{INST}}})", "{{webhook}}")],
+            "short",
+            x=8,
+            w=8,
+            description="Events waiting for delivery (kept across restarts)",
         ),
         line(
             "Daemon memory (RSS)",
@@ -376,9 +670,30 @@ def panels() -> list[dict[str, Any]]:
             "bytes",
             x=16,
             w=8,
+            description="Resident memory of the daemon (validations run in child processes, not counted here)",
         ),
     ]
-    next_row(8)
+
+
+def panels() -> list[dict[str, Any]]:
+    """Rows of lines of panels; each line is placed below the previous one."""
+    sections: list[tuple[str, list[Line], int]] = [
+        ("Now", [now_row()], 4),
+        ("Refresh health", [refresh_health_row()], 8),
+        ("Cookies", cookies_rows(), 8),
+        ("Validation", [validation_row()], 8),
+        ("Diagnosis and backend reports", [diagnosis_row()], 8),
+        ("Refresh queue", queue_rows(), 8),
+        ("Notifications and the daemon", [notifications_row()], 8),
+    ]
+    out: list[dict[str, Any]] = []
+    for title, lines, height in sections:
+        out.append(row(title))
+        for panels_in_line in lines:
+            for item in panels_in_line:
+                item["gridPos"]["y"] = _y
+                out.append(item)
+            next_row(height)
     return out
 
 
@@ -405,7 +720,8 @@ def variables() -> list[dict[str, Any]]:
             "label": "Data source",
             "type": "datasource",
             "query": "prometheus",
-            "current": {},
+            # The provisioned data source (provisioning/datasources), else Grafana's default.
+            "current": {"text": "Prometheus", "value": "prometheus-cookie-supervisor"},
             "hide": 0,
             "refresh": 1,
         },

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # `make run`: the daemon in the foreground with everything it needs on this machine.
-# - REDIS_URL unset: a private redis-server on 127.0.0.1:$REDIS_PORT with its files under ./var
+# - REDIS_URL unset: a private redis-server on 127.0.0.1:$REDIS_PORT (6399) with its files under
+#   ./var; when something already answers PING on that port, it is reused (and said so).
 # - no cookie file configured: a demo jar under ./var (fake values), and validation downloads off,
 #   because they would go to YouTube; set YT_DLP_COOKIES_FILE (or COOKIE_SUPERVISOR_CONFIG) for real use.
+# - state that survives a restart: ./var/state unless COOKIE_SUPERVISOR_STATE_DIR is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 var="$PWD/var"
@@ -10,14 +12,20 @@ mkdir -p "$var"
 
 if [ -z "${REDIS_URL:-}" ]; then
   port="${REDIS_PORT:-6399}"
-  if ! redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1; then
+  if redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1; then
+    echo "redis: reusing the Redis that already answers on 127.0.0.1:$port (another port: REDIS_PORT=N make run)" >&2
+  else
     redis-server --port "$port" --bind 127.0.0.1 --dir "$var" --save '' --appendonly no \
       --maxmemory-policy noeviction --daemonize yes --pidfile "$var/redis.pid" --logfile "$var/redis.log"
     for _ in $(seq 100); do redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
-    echo "started redis-server on 127.0.0.1:$port (stop: kill \$(cat var/redis.pid))" >&2
+    echo "redis: started a private redis-server on 127.0.0.1:$port (stop: kill \$(cat var/redis.pid))" >&2
   fi
   export REDIS_URL="redis://127.0.0.1:$port"
+else
+  echo "redis: using REDIS_URL from the environment" >&2
 fi
+# The URL without its password, if it has one.
+echo "redis: $(sed -E 's#(://[^:/@]*:)[^@]*@#\1***@#' <<<"$REDIS_URL")" >&2
 
 if [ -z "${YT_DLP_COOKIES_FILE:-}" ] && [ -z "${COOKIE_SUPERVISOR_CONFIG:-}" ]; then
   export YT_DLP_COOKIES_FILE="$var/cookies.txt"
@@ -25,5 +33,9 @@ if [ -z "${YT_DLP_COOKIES_FILE:-}" ] && [ -z "${COOKIE_SUPERVISOR_CONFIG:-}" ]; 
   export COOKIE_SUPERVISOR_VALIDATION_URLS="${COOKIE_SUPERVISOR_VALIDATION_URLS-}"
   echo "demo cookie file: $YT_DLP_COOKIES_FILE (validation downloads off)" >&2
 fi
+
+export COOKIE_SUPERVISOR_STATE_DIR="${COOKIE_SUPERVISOR_STATE_DIR:-$var/state}"
+mkdir -p -m 0700 "$COOKIE_SUPERVISOR_STATE_DIR"
+echo "state: $COOKIE_SUPERVISOR_STATE_DIR" >&2
 
 exec .venv/bin/cookie-supervisor run

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.support import MediaServer, RedisServer, cookie_jar, write_atomic
+from tests.support import MediaServer, Receiver, RedisServer, cookie_jar, write_atomic
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +48,16 @@ def jar(tmp_path: Path) -> Path:
     path = tmp_path / "cookies.txt"
     write_atomic(path, cookie_jar())
     return path
+
+
+@pytest.fixture
+def receivers() -> Iterator[Callable[..., Receiver]]:
+    started: list[Receiver] = []
+
+    def make(**kw: Any) -> Receiver:
+        started.append(Receiver(**kw).start())
+        return started[-1]
+
+    yield make
+    for r in started:
+        r.stop()

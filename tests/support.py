@@ -10,9 +10,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -374,16 +376,69 @@ def _media_handler(server: MediaServer) -> Any:
 
 
 def exported_metric_names() -> set[str]:
-    """Every sample name the daemon's registry can export (counters' _total, histograms' parts)."""
+    """Every sample name the daemon can export (counters' _total, histograms' parts)."""
     from cookie_supervisor.metrics import Metrics
 
-    names = set()
-    for family in Metrics().registry.collect():
-        names.add(family.name)
-        suffixes = {
-            "counter": ["_total"],
-            "histogram": ["_bucket", "_sum", "_count"],
-            "info": ["_info"],
-        }.get(family.type, [])
-        names.update(family.name + s for s in suffixes)
-    return names
+    metrics = Metrics()
+    names = metrics.names()
+    histogram = metrics.validation_duration_seconds.name
+    return names | {histogram + s for s in ("_bucket", "_sum", "_count")}
+
+
+@dataclass
+class Received:
+    at: float
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    """An HTTP server on 127.0.0.1 answering from a script of (status, headers); then 200."""
+
+    script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    hang: bool = False
+    port: int = 0
+    requests: list[Received] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> Receiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append(Received(time.monotonic(), dict(self.headers), body))
+                if receiver.hang:
+                    receiver.release.wait(30)
+                    return
+                status, headers = receiver.script.pop(0) if receiver.script else (200, {})
+                payload = b"receiver says " + b"x" * 1000
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        ).start()
+        return self
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(r.body) for r in self.requests]

@@ -1,10 +1,11 @@
-"""Alert rules, their unit tests, the runbook and the Alertmanager example, with the real tools."""
+"""Alert rules, their unit tests, their scoping, the runbook and the Alertmanager example, with the real tools."""
 
 from __future__ import annotations
 
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ ALERTS = ROOT / "alerts"
 RULES = ALERTS / "cookie-supervisor.rules.yml"
 RULE_TESTS = sorted((ALERTS / "tests").glob("*.yml"))
 RUNBOOK = ALERTS / "RUNBOOK.md"
-ALERTMANAGER = ALERTS / "alertmanager.example.yml"
+ALERTMANAGER = ALERTS / "alertmanager" / "alertmanager.example.yml"
 SEVERITIES = {"critical", "warning", "info"}
 
 
@@ -36,8 +37,11 @@ def alert_rules() -> list[dict[str, Any]]:
     return [rule for g in groups for rule in g["rules"] if "alert" in rule]
 
 
-def test_promtool_check_rules() -> None:
-    out = run(tool("promtool"), "check", "rules", str(RULES))
+def test_promtool_check_rules_on_every_yml_in_alerts() -> None:
+    """`promtool check rules alerts/*.yml`, as an operator would type it: rules files only there."""
+    files = sorted(ALERTS.glob("*.yml"))
+    assert files == [RULES]
+    out = run(tool("promtool"), "check", "rules", *map(str, files))
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -64,7 +68,7 @@ def test_rule_tests_can_fail(tmp_path: Path) -> None:
 def test_alerts_follow_the_mixin_conventions() -> None:
     anchors = {h.strip().lower() for h in re.findall(r"^## (.+)$", RUNBOOK.read_text(), re.M)}
     rules = alert_rules()
-    assert len(rules) >= 14
+    assert len(rules) >= 21
     for rule in rules:
         name = rule["alert"]
         assert re.fullmatch(r"(?:[A-Z][a-z0-9]+)+", name), f"{name}: not CamelCase"
@@ -91,6 +95,57 @@ def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
     names = {rule["alert"] for rule in alert_rules()}
     assert names - firing == set(), "never tested firing"
     assert names - quiet == set(), "never tested quiet"
+
+
+def test_rules_select_on_the_metric_prefix_not_a_job() -> None:
+    for rule in alert_rules():
+        assert "job=" not in rule["expr"] and "job!" not in rule["expr"], rule["alert"]
+
+
+def scoped_rule_tests(tmp_path: Path, matcher: str) -> Path:
+    """The rule tests against alerts/scope.py's output; absent() gains the matcher's labels."""
+    scoped = run(sys.executable, str(ALERTS / "scope.py"), matcher)
+    assert scoped.returncode == 0, scoped.stderr
+    (tmp_path / RULES.name).write_text(scoped.stdout)
+    (tmp_path / "tests").mkdir()
+    tests = yaml.safe_load(RULE_TESTS[0].read_text())
+    for test in tests["tests"]:
+        for case in test.get("alert_rule_test", []):
+            for alert in case.get("exp_alerts") or []:
+                if case["alertname"] == "CookieSupervisorMetricsAbsent":
+                    alert["exp_labels"]["job"] = "cookie-supervisor"
+    path = tmp_path / "tests" / "scoped.yml"
+    path.write_text(yaml.safe_dump(tests))
+    return path
+
+
+def test_scoped_rules_behave_the_same_for_their_job(tmp_path: Path) -> None:
+    tests = scoped_rule_tests(tmp_path, 'job="cookie-supervisor"')
+    rules = (tmp_path / RULES.name).read_text()
+    assert rules.count('job="cookie-supervisor"') >= len(alert_rules())
+    check = run(tool("promtool"), "check", "rules", str(tmp_path / RULES.name))
+    assert check.returncode == 0, check.stdout + check.stderr
+    out = run(tool("promtool"), "test", "rules", str(tests))
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_scoped_rules_ignore_other_jobs(tmp_path: Path) -> None:
+    out = run(tool("promtool"), "test", "rules", str(scoped_rule_tests(tmp_path, 'job="other"')))
+    assert out.returncode != 0
+    assert "CookieFileMissing" in out.stdout + out.stderr  # a firing case that no longer fires
+
+
+def test_no_internal_jargon_in_user_facing_files() -> None:
+    files = [
+        *ALERTS.rglob("*.yml"),
+        RUNBOOK,
+        *(ROOT / "grafana").rglob("*.json"),
+        *(ROOT / "grafana").rglob("*.yml"),
+        *(ROOT / "systemd").iterdir(),
+        *(ROOT / "scripts").iterdir(),
+    ]
+    for path in files:
+        assert not re.search(r"\bseeds?\b", path.read_text(), re.I), path
 
 
 def test_rules_use_only_exported_metrics() -> None:

@@ -206,7 +206,7 @@ def test_logged_out_jar(daemon: Daemon, jar: Path) -> None:
 
 def test_cookies_status_shape(daemon: Daemon, jar: Path) -> None:
     s = daemon.status()
-    # the seed backend's keys, unchanged
+    # the original backend's keys, unchanged
     for key in ("exists", "configured", "path", "size_bytes", "last_modified", "message"):
         assert key in s
     assert s["exists"] is True and s["configured"] is True and s["path"] == str(jar)

@@ -1,4 +1,5 @@
-"""The Grafana dashboard: provisioning-safe structure, and every panel answered by a real Prometheus."""
+"""The Grafana dashboard: provisioning-safe structure, alert limits and runbook links, and every
+panel answered by a real Prometheus."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,22 @@ GRAFANA = ROOT / "grafana"
 DASHBOARD = json.loads((GRAFANA / "cookie-supervisor.json").read_text())
 PANELS = [p for p in DASHBOARD["panels"] if p["type"] != "row"]
 EXPRS = [(p["title"], t["expr"]) for p in PANELS for t in p["targets"]]
+RULES_FILE = ROOT / "alerts" / "cookie-supervisor.rules.yml"
+RULES = [r for g in yaml.safe_load(RULES_FILE.read_text())["groups"] for r in g["rules"]]
+ALERTS = {r["alert"]: r["expr"] for r in RULES if "alert" in r}
+LIMITS = {  # threshold record name → its number, from `expr: vector(N)`
+    r["record"]: float(r["expr"].removeprefix("vector(").removesuffix(")"))
+    for r in RULES
+    if "record" in r
+}
+RUNBOOK_ANCHORS = {
+    h.strip().lower()
+    for h in re.findall(r"^## (.+)$", (ROOT / "alerts" / "RUNBOOK.md").read_text(), re.M)
+}
+
+
+def linked_alerts(panel: dict[str, Any]) -> list[str]:
+    return [link["url"].rsplit("#", 1)[1] for link in panel.get("links", [])]
 
 
 def test_committed_json_is_what_build_py_writes() -> None:
@@ -57,15 +76,25 @@ def test_structure_survives_provisioning() -> None:
 
 @pytest.mark.parametrize(("title", "expr"), EXPRS, ids=[t for t, _ in EXPRS])
 def test_rates_use_rate_interval_and_real_metrics(title: str, expr: str) -> None:
+    """$__rate_interval, or the window of the alert the panel shows (its quantity exactly)."""
+    [panel] = [p for p in PANELS if p["title"] == title]
+    alert_exprs = [e for name, e in ALERTS.items() if name.lower() in linked_alerts(panel)]
     for window in re.findall(r"\b(?:rate|irate|increase)\([^\[]*\[([^\]]+)\]", expr):
-        assert window == "$__rate_interval", f"{title}: [{window}]"
+        shown = any(f"[{window}]" in e for e in alert_exprs)
+        assert window == "$__rate_interval" or shown, f"{title}: [{window}]"
     used = set(re.findall(r"\b(?:cookie_supervisor|process)_[a-z_]+\b", expr))
     assert used and used <= exported_metric_names() | {"process_resident_memory_bytes"}, used
 
 
-def test_the_seeds_four_and_the_issue_panels_are_there() -> None:
+def test_the_panels_an_operator_needs_are_there() -> None:
     titles = " | ".join(p["title"].lower() for p in PANELS)
     for needle in (
+        "failure reports by reason",
+        "in a row",
+        "backoff remaining",
+        "diagnosis",
+        "webhook deliveries",
+        "webhook outbox",
         "refresh jobs triggered",
         "refresh success rate",
         "time since last successful refresh",
@@ -81,10 +110,47 @@ def test_the_seeds_four_and_the_issue_panels_are_there() -> None:
         assert needle in titles, needle
 
 
+def test_every_panel_says_what_it_shows() -> None:
+    for panel in DASHBOARD["panels"]:
+        if panel["type"] != "row":
+            assert len(panel["description"]) > 20, panel["title"]
+    rows = [p["title"] for p in DASHBOARD["panels"] if p["type"] == "row"]
+    assert len(rows) == len(set(rows)) and all(rows)
+
+
+def test_every_alert_is_on_a_panel_that_links_its_runbook_entry() -> None:
+    linked = {name for panel in PANELS for name in linked_alerts(panel)}
+    assert linked == {name.lower() for name in ALERTS}
+    assert linked <= RUNBOOK_ANCHORS
+    for panel in PANELS:
+        for link in panel.get("links", []):
+            assert link["url"].startswith("https://") and "RUNBOOK.md#" in link["url"]
+
+
+def test_thresholds_are_the_alert_limits() -> None:
+    """A panel showing an alert's quantity draws that alert's limit, from the rules file."""
+    checked = 0
+    for panel in PANELS:
+        steps = panel["fieldConfig"]["defaults"].get("thresholds", {}).get("steps", [])
+        values = {s["value"] for s in steps if s["value"] is not None}
+        for name, expr in ALERTS.items():
+            if name.lower() not in linked_alerts(panel):
+                continue
+            records = re.findall(r"cookie_supervisor:threshold_\w+", expr)
+            if records and panel["type"] == "timeseries":
+                limits = {LIMITS[r] for r in records}
+                assert values & limits, (panel["title"], name, values, limits)
+                checked += 1
+    assert checked >= 7
+
+
 def test_provisioning_files() -> None:
     ds = yaml.safe_load((GRAFANA / "provisioning/datasources/prometheus.yml").read_text())
     [source] = ds["datasources"]
     assert source["type"] == "prometheus" and source["uid"]
+    assert source["isDefault"] is False  # Grafana refuses a second default data source
+    variables = {v["name"]: v for v in DASHBOARD["templating"]["list"]}
+    assert variables["datasource"]["current"]["value"] == source["uid"]
     dash = yaml.safe_load((GRAFANA / "provisioning/dashboards/cookie-supervisor.yml").read_text())
     [provider] = dash["providers"]
     assert provider["type"] == "file" and provider["options"]["path"]
@@ -147,6 +213,27 @@ def prometheus(tmp_path: Path) -> Iterator[Any]:
         prom.proc.wait(10)
 
 
+@pytest.fixture
+def webhook_receiver() -> Iterator[str]:
+    """A loopback webhook receiver that accepts everything, so the webhook panels have series."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hook"
+    server.shutdown()
+    server.server_close()
+
+
 def substitute(expr: str) -> str:
     return (
         expr.replace("$__rate_interval", "15s")
@@ -156,7 +243,7 @@ def substitute(expr: str) -> str:
 
 
 def test_every_panel_returns_series_from_real_prometheus(
-    redis_url: str, tmp_path: Path, prometheus: Any
+    redis_url: str, tmp_path: Path, prometheus: Any, webhook_receiver: str
 ) -> None:
     gate = MediaServer(require_cookie="session=fresh")
     session = "127.0.0.1\tFALSE\t/\tFALSE\t0\tsession\t{}"
@@ -171,12 +258,22 @@ def test_every_panel_returns_series_from_real_prometheus(
             jar,
             COOKIE_SUPERVISOR_VALIDATION_URLS=gate.url(),
             COOKIE_SUPERVISOR_VALIDATE_EVERY="0",
+            COOKIE_SUPERVISOR_WEBHOOK_URL=webhook_receiver,
         )
     )
     try:
         worker.wait("ready")
         daemon.start()
         prometheus.start(f"127.0.0.1:{daemon.port}")
+        # A failure fresh cookies cannot fix, as the backend would report it: counted, no job.
+        report = daemon.post(
+            "/api/cookies/trigger-refresh",
+            json={
+                "reason": "rate_limited",
+                "error": "This content isn't available, try again later",
+            },
+        )
+        assert report.status_code == 200 and report.json()["triggered"] is False
         # start-up validation fails → refresh → upload → revalidation passes → verified
         wait_for(
             lambda: (

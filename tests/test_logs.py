@@ -1,11 +1,16 @@
-"""Structured logs: extra fields as JSON keys or key=value pairs; nothing from other libraries' extras."""
+"""Structured logs: extra fields as JSON keys or key=value pairs; journald priorities under systemd."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
-from cookie_supervisor.logs import JsonFormatter, TextFormatter
+from cookie_supervisor.logs import JsonFormatter, TextFormatter, syslog_priority
 
 
 def record(**extra: object) -> logging.LogRecord:
@@ -29,3 +34,72 @@ def test_json_lines_carry_the_fields() -> None:
 def test_text_lines_end_with_key_values() -> None:
     line = TextFormatter().format(record(source="default", reason="forbidden"))
     assert line.endswith("cookie_supervisor.x: refresh enqueued source=default reason=forbidden")
+
+
+# --- journald: priorities when stderr is the stream systemd announced ----------------------
+
+EMIT = """
+import logging, sys
+from cookie_supervisor import logs
+logs.setup(sys.argv[1], "debug")
+log = logging.getLogger("cookie_supervisor.t")
+log.debug("d")
+log.info("i", extra={"source": "main"})
+log.warning("w")
+log.error("e")
+log.critical("c")
+try:
+    raise ValueError("boom")
+except ValueError:
+    log.exception("x")
+"""
+
+
+def emit(tmp_path: Path, fmt: str, journal_stream: str | None) -> list[str]:
+    """Run logs.setup in a child whose stderr is a file, as systemd would hand it a socket."""
+    err = tmp_path / f"stderr-{fmt}"
+    env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+    with err.open("w") as fh:
+        if journal_stream == "match":
+            st = os.fstat(fh.fileno())
+            journal_stream = f"{st.st_dev}:{st.st_ino}"
+        if journal_stream is not None:
+            env["JOURNAL_STREAM"] = journal_stream
+        subprocess.run(
+            [sys.executable, "-c", EMIT, fmt], stderr=fh, env=env, check=True, timeout=30
+        )
+    return err.read_text().splitlines()
+
+
+def test_priority_of_each_level() -> None:
+    levels = [logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL]
+    assert [syslog_priority(level) for level in levels] == [7, 6, 4, 3, 2]
+
+
+def test_journal_stream_lines_carry_priorities_and_no_timestamp(tmp_path: Path) -> None:
+    lines = emit(tmp_path, "text", "match")
+    assert lines[:5] == [
+        "<7>DEBUG   cookie_supervisor.t: d",
+        "<6>INFO    cookie_supervisor.t: i source=main",
+        "<4>WARNING cookie_supervisor.t: w",
+        "<3>ERROR   cookie_supervisor.t: e",
+        "<2>CRITICAL cookie_supervisor.t: c",
+    ]
+    traceback = lines[5:]
+    assert traceback[0] == "<3>ERROR   cookie_supervisor.t: x"
+    assert len(traceback) > 2 and all(line.startswith("<3>") for line in traceback)
+    assert traceback[-1] == "<3>ValueError: boom"
+
+
+def test_json_on_the_journal_stream_is_prefixed_json(tmp_path: Path) -> None:
+    lines = emit(tmp_path, "json", "match")
+    assert [line[:3] for line in lines] == ["<7>", "<6>", "<4>", "<3>", "<2>", "<3>"]
+    assert json.loads(lines[1][3:])["source"] == "main"
+
+
+def test_another_stream_or_none_keeps_timestamps(tmp_path: Path) -> None:
+    """JOURNAL_STREAM inherited by a process whose stderr was redirected must not count."""
+    for announced in (None, "1:2", "garbage"):
+        lines = emit(tmp_path, "text", announced)
+        assert not lines[0].startswith("<"), announced
+        assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} DEBUG ", lines[0]), lines[0]

@@ -2,14 +2,20 @@
 
 The daemon logs names, reasons, counts and ids — never a cookie value or a token — so the
 formatters need no redaction of their own.
+
+Under systemd, stderr is a stream to journald: `JOURNAL_STREAM` holds that stream's
+`device:inode`, and when it matches stderr every line starts with its syslog priority (`<4>`),
+which journald turns into the entry's PRIORITY (sd-daemon(3)), so `journalctl -p warning` works;
+the journal stamps each entry itself, so such lines carry no timestamp of their own.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`. uvicorn adds a
 # `color_message` copy of its message for its own formatter.
@@ -28,8 +34,46 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     }
 
 
+def syslog_priority(levelno: int) -> int:
+    """The syslog priority of a logging level: critical 2, error 3, warning 4, info 6, debug 7."""
+    for floor, priority in (
+        (logging.CRITICAL, 2),
+        (logging.ERROR, 3),
+        (logging.WARNING, 4),
+        (logging.INFO, 6),
+    ):
+        if levelno >= floor:
+            return priority
+    return 7
+
+
+def is_journal_stream(stream: TextIO) -> bool:
+    """True when `stream` is the journald stream systemd announced in $JOURNAL_STREAM."""
+    dev, _, ino = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    if not (dev.isdigit() and ino.isdigit()):
+        return False
+    try:
+        st = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):  # closed, or not a real file (pytest capture)
+        return False
+    return (st.st_dev, st.st_ino) == (int(dev), int(ino))
+
+
+def _prefixed(priority: int, text: str) -> str:
+    # journald reads the prefix per line: a traceback's lines keep the record's priority too.
+    return "\n".join(f"<{priority}>{line}" for line in text.splitlines() or [""])
+
+
 class JsonFormatter(logging.Formatter):
+    def __init__(self, journal: bool = False) -> None:
+        super().__init__()
+        self.journal = journal
+
     def format(self, record: logging.LogRecord) -> str:
+        line = self._json(record)
+        return _prefixed(syslog_priority(record.levelno), line) if self.journal else line
+
+    def _json(self, record: logging.LogRecord) -> str:
         entry = {
             "ts": round(record.created, 3),
             "level": record.levelname.lower(),
@@ -43,18 +87,26 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    def __init__(self, journal: bool = False) -> None:
+        stamp = "" if journal else "%(asctime)s "
+        super().__init__(stamp + "%(levelname)-7s %(name)s: %(message)s")
+        self.journal = journal
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         extra = " ".join(f"{k}={v}" for k, v in _fields(record).items())
-        return f"{line} {extra}" if extra else line
+        if extra:
+            # After the message's first line, so a traceback below it stays readable.
+            first, sep, rest = line.partition("\n")
+            line = f"{first} {extra}{sep}{rest}"
+        return _prefixed(syslog_priority(record.levelno), line) if self.journal else line
 
 
-def setup(fmt: str = "text", level: str = "info") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+def setup(fmt: str = "text", level: str = "info", stream: TextIO | None = None) -> None:
+    out = stream or sys.stderr
+    journal = is_journal_stream(out)
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter(journal) if fmt == "json" else TextFormatter(journal))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

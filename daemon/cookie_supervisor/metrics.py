@@ -103,8 +103,8 @@ class _Family:
         return self.values.get(tuple(values))
 
     def render(self, out: list[str]) -> None:
-        out.append(f"# HELP {self.name} {self.help}\n# TYPE {self.name} {self.kind}\n")
         text, sample = self._text, self.name + ("_total" if self.kind == "counter" else "")
+        out.append(f"# HELP {sample} {self.help}\n# TYPE {sample} {self.kind}\n")
         for key, value in self.values.items():
             head = text.get(key)
             if head is None:
@@ -291,6 +291,16 @@ class Metrics:
         for event in events:
             for outcome in WEBHOOK_OUTCOMES:
                 self.webhook_deliveries_total.touch(webhook, event, outcome)
+
+    def names(self) -> set[str]:
+        """Every family name the daemon can export (alerts and the dashboard use only these)."""
+        found = {f"{NS}_{name}" for name, _ in _GAUGES}
+        found |= {f"{NS}_build_info", f"{NS}_redis_up", f"{NS}_queue_jobs", f"{NS}_webhook_outbox"}
+        found |= {f.name + ("_total" if f.kind == "counter" else "") for f in self._families}
+        found.add(self.validation_duration_seconds.name)
+        for family in self.registry.collect():
+            found.add(family.name + ("_total" if family.type == "counter" else ""))
+        return found
 
     def exposition(self) -> bytes:
         out: list[str] = []

@@ -6,7 +6,8 @@ Like yt-dlp it rewrites the file given to --cookies (truncate, then write) on it
 FAKE_RECORD names a file, it records its arguments, the cookie file's mode and its pids there.
 FAKE_WITH_COOKIES / FAKE_WITHOUT_COOKIES, when set, replace SCENARIO for a run with / without
 --cookies: one command answers the probe and its diagnosis run differently. `--version` prints
-FAKE_VERSION (default 2026.10.26).
+FAKE_VERSION (default 2026.10.26). FAKE_ACCOUNT, when set, answers runs on the account check's
+liked-videos playlist.
 """
 
 import json
@@ -150,6 +151,8 @@ def main() -> int:
         return 0
     cookies = args[args.index("--cookies") + 1] if "--cookies" in args else None
     case = os.environ.get("FAKE_WITH_COOKIES" if cookies else "FAKE_WITHOUT_COOKIES")
+    if args and args[-1] == LL and os.environ.get("FAKE_ACCOUNT"):
+        case = os.environ["FAKE_ACCOUNT"]  # the account check has an answer of its own
     scenario = case or scenario
     record = {
         "args": args,
