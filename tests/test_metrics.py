@@ -173,3 +173,27 @@ def test_label_values_are_escaped() -> None:
         ),
     )
     assert parsed[key] == 1
+
+
+def test_validation_durations_are_observed() -> None:
+    state = state_with(GOOD)
+    v = core.Validation(True, None, T0, T0 + 1.5, "schedule")
+    m = Metrics()
+    m.init_source("main")
+    for fx in core.step(state, core.ValidationFinished("main", v), T0 + 2):
+        if isinstance(fx, core.Observe):
+            getattr(m, fx.metric).observe(fx.source, fx.value)
+    s = parse_metrics(m.exposition().decode())
+    count = (
+        "cookie_supervisor_validation_duration_seconds_count",
+        frozenset({"source": "main"}.items()),
+    )
+    le2 = (
+        "cookie_supervisor_validation_duration_seconds_bucket",
+        frozenset({"source": "main", "le": "2.0"}.items()),
+    )
+    le1 = (
+        "cookie_supervisor_validation_duration_seconds_bucket",
+        frozenset({"source": "main", "le": "1.0"}.items()),
+    )
+    assert s[count] == 1 and s[le2] == 1 and s[le1] == 0

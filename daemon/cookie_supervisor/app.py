@@ -117,6 +117,7 @@ async def serve(settings: Settings) -> int:
     swept = await asyncio.to_thread(sweep_stale_copies)
     if swept:
         log.info("removed %d cookie copies left by a killed probe", swept)
+    supervisor.metrics.tasks = lambda: len(asyncio.all_tasks(loop))
     sender = _webhooks(settings, supervisor)
     inputs = _report_inputs(settings, supervisor)
     files = {name: st.settings.cookies_file for name, st in supervisor.sources.items()}

@@ -362,6 +362,13 @@ class Count:
 
 
 @dataclass(frozen=True, slots=True)
+class Observe:
+    metric: str
+    source: str
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
 class Log:
     level: int
     message: str
@@ -408,6 +415,7 @@ Effect = (
     | RecordOutcome
     | ResetBackoff
     | Count
+    | Observe
     | Log
     | Notify
     | Answer
@@ -696,6 +704,7 @@ def _validation_finished(state: State, src: Source, v: Validation, now: float) -
     result = "ok" if v.ok else (v.reason or Reason.OTHER).value
     fx: list[Effect] = [
         Count("validation_runs_total", (src.name, result)),
+        Observe("validation_duration_seconds", src.name, v.duration),
         _log(
             logging.INFO if v.ok else logging.WARNING,
             "validation passed" if v.ok else "validation failed",

@@ -66,11 +66,11 @@ class _Child:
     key: tuple[str, ...]
 
     def inc(self, amount: float = 1.0) -> None:
-        values = self.family.values
-        values[self.key] = values.get(self.key, 0.0) + amount
+        self.family.inc(self.key, amount)
 
     def set(self, value: float) -> None:
         self.family.values[self.key] = float(value)
+        self.family.text = None
 
 
 @dataclass(slots=True)
@@ -82,7 +82,8 @@ class _Family:
     kind: str
     labelnames: tuple[str, ...]
     values: dict[tuple[str, ...], float] = field(default_factory=dict)
-    _text: dict[tuple[str, ...], str] = field(default_factory=dict)
+    text: str | None = None  # the rendered family, until a value changes
+    _heads: dict[tuple[str, ...], str] = field(default_factory=dict)
 
     def labels(self, *values: str) -> _Child:
         if len(values) != len(self.labelnames):
@@ -91,25 +92,32 @@ class _Family:
 
     def inc(self, key: tuple[str, ...], amount: float = 1.0) -> None:
         self.values[key] = self.values.get(key, 0.0) + amount
+        self.text = None
 
     def touch(self, *values: str) -> None:
         """Create a series at 0, so `increase()` sees its first event after a restart."""
         self.values.setdefault(tuple(values), 0.0)
+        self.text = None
 
     def remove(self, *values: str) -> None:
         self.values.pop(tuple(values), None)
+        self.text = None
 
     def value(self, *values: str) -> float | None:
         return self.values.get(tuple(values))
 
     def render(self, out: list[str]) -> None:
-        text, sample = self._text, self.name + ("_total" if self.kind == "counter" else "")
-        out.append(f"# HELP {sample} {self.help}\n# TYPE {sample} {self.kind}\n")
-        for key, value in self.values.items():
-            head = text.get(key)
-            if head is None:
-                head = text[key] = sample + _labels(self.labelnames, key)
-            out.append(f"{head} {_number(value)}\n")
+        # Most families change far less often than they are scraped: render on change only.
+        if self.text is None:
+            heads, sample = self._heads, self.name + ("_total" if self.kind == "counter" else "")
+            lines = [f"# HELP {sample} {self.help}\n# TYPE {sample} {self.kind}\n"]
+            for key, value in self.values.items():
+                head = heads.get(key)
+                if head is None:
+                    head = heads[key] = sample + _labels(self.labelnames, key)
+                lines.append(f"{head} {_number(value)}\n")
+            self.text = "".join(lines)
+        out.append(self.text)
 
 
 @dataclass(slots=True)
@@ -118,8 +126,10 @@ class _Histogram:
     help: str
     buckets: tuple[float, ...]
     series: dict[str, list[float]] = field(default_factory=dict)  # source → counts…, sum, count
+    text: str | None = None
 
     def observe(self, source: str, value: float) -> None:
+        self.text = None
         row = self.series.setdefault(source, [0.0] * (len(self.buckets) + 2))
         for i, bound in enumerate(self.buckets):
             if value <= bound:
@@ -129,8 +139,16 @@ class _Histogram:
 
     def touch(self, source: str) -> None:
         self.series.setdefault(source, [0.0] * (len(self.buckets) + 2))
+        self.text = None
 
     def render(self, out: list[str]) -> None:
+        if self.text is None:
+            lines: list[str] = []
+            self._render(lines)
+            self.text = "".join(lines)
+        out.append(self.text)
+
+    def _render(self, out: list[str]) -> None:
         out.append(f"# HELP {self.name} {self.help}\n# TYPE {self.name} histogram\n")
         les = [_number(b) for b in self.buckets]
         for source, row in self.series.items():
@@ -159,6 +177,7 @@ class Metrics:
         }
         self.state: Callable[[], core.State] | None = None
         self.outboxes: Callable[[], Mapping[str, int]] = dict
+        self.tasks: Callable[[], int] | None = None  # the event loop's task count (leak watch)
         self.clock: Callable[[], float] = time.time
         self.queue = "cookie-refresh"
 
@@ -295,7 +314,8 @@ class Metrics:
     def names(self) -> set[str]:
         """Every family name the daemon can export (alerts and the dashboard use only these)."""
         found = {f"{NS}_{name}" for name, _ in _GAUGES}
-        found |= {f"{NS}_build_info", f"{NS}_redis_up", f"{NS}_queue_jobs", f"{NS}_webhook_outbox"}
+        found |= {f"{NS}_{n}" for n in ("build_info", "redis_up", "queue_jobs", "webhook_outbox")}
+        found.add(f"{NS}_asyncio_tasks")
         found |= {f.name + ("_total" if f.kind == "counter" else "") for f in self._families}
         found.add(self.validation_duration_seconds.name)
         for family in self.registry.collect():
@@ -311,6 +331,10 @@ class Metrics:
         if self.state is not None:
             render_state(self.state(), self.clock(), self.queue, out)
         self._render_outboxes(out)
+        if self.tasks is not None:
+            g = _Gauges(out)
+            g.head("asyncio_tasks", "Tasks on the daemon's event loop (flat when nothing leaks).")
+            g.sample("asyncio_tasks", "", self.tasks())
         return "".join(out).encode() + generate_latest(self.registry)
 
     def _render_info(self, out: list[str]) -> None:

@@ -156,6 +156,8 @@ class Supervisor:
         match fx:
             case core.Count():
                 self.metrics.count(fx.metric, fx.labels)
+            case core.Observe():
+                self.metrics.validation_duration_seconds.observe(fx.source, fx.value)
             case core.Answer():
                 return fx
             case core.Enqueue():

@@ -4,7 +4,10 @@
 
 Modes: one at a time (await each add), and many in flight (`--inflight` adds awaited together:
 Promise.all in Node, asyncio.gather here). Rounds alternate Node and Python so that drift of this
-shared 2-core box hits both; medians are reported. Also the coalesced path of request_refresh.
+shared 2-core box hits both; medians are reported. The Python side is the tests' producer
+(tests/bullkit.py), on the daemon's own add Lua. Also the coalesced path of request_refresh, the
+daemon's trigger path, one at a time and with 50 callers (requests in flight together share one
+round trip), with the client CPU per call.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from redis.asyncio import Redis
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from cookie_supervisor.bull import BullQueue, JobOptions
+from tests.bullkit import Producer
 from tests.support import INTEROP, RedisServer
 
 HERE = Path(__file__).resolve().parent
@@ -49,32 +53,38 @@ def node_rate(url: str, queue: str, jobs: int, inflight: int) -> float:
 
 async def python_rate(url: str, queue: str, jobs: int, inflight: int) -> float:
     client = Redis.from_url(url)
-    q = BullQueue(client, queue)
-    await q.add(data(-1))  # warm: connection, script load
+    kit = Producer(BullQueue(client, queue))
+    await kit.add(data(-1))  # warm: connection, script load
     start = time.perf_counter()
     for done in range(0, jobs, inflight):
         batch = range(done, min(jobs, done + inflight))
         if inflight == 1:
-            await q.add(data(done))
+            await kit.add(data(done))
         else:
-            await asyncio.gather(*[q.add(data(i)) for i in batch])
+            await asyncio.gather(*[kit.add(data(i)) for i in batch])
     rate = jobs / (time.perf_counter() - start)
-    await q.aclose()
     await client.aclose()
     return rate
 
 
-async def coalesced_rate(url: str, calls: int) -> float:
+async def coalesced_rate(url: str, calls: int, callers: int) -> tuple[float, float]:
+    """Calls per second and client CPU microseconds per call, `callers` looping together."""
     client = Redis.from_url(url)
-    q = BullQueue(client, "bench-coalesce")
+    q = BullQueue(client, f"bench-coalesce-{callers}")
     await q.request_refresh("default", data(0), JobOptions(), cooldown_s=600)
-    start = time.perf_counter()
-    for _ in range(calls):
-        await q.request_refresh("default", data(0), JobOptions(), cooldown_s=600)
-    rate = calls / (time.perf_counter() - start)
+
+    async def caller() -> None:
+        for _ in range(calls // callers):
+            await q.request_refresh("default", data(0), JobOptions(), cooldown_s=600)
+
+    start, cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*[caller() for _ in range(callers)])
+    done = calls // callers * callers
+    rate = done / (time.perf_counter() - start)
+    cpu_us = (time.process_time() - cpu) / done * 1e6
     await q.aclose()
     await client.aclose()
-    return rate
+    return rate, cpu_us
 
 
 def main() -> None:
@@ -98,7 +108,7 @@ def main() -> None:
                 rates.setdefault(("python", mode), []).append(
                     asyncio.run(python_rate(redis.url, f"py-{tag}", args.jobs, inflight))
                 )
-        coalesced = asyncio.run(coalesced_rate(redis.url, args.jobs))
+        coalesced = {n: asyncio.run(coalesced_rate(redis.url, args.jobs, n)) for n in (1, 50)}
     finally:
         redis.cleanup()
     print(f"enqueue, {args.jobs} jobs per run, median of {args.rounds} alternating rounds")
@@ -107,7 +117,11 @@ def main() -> None:
         node = statistics.median(rates[("node", mode)])
         py = statistics.median(rates[("python", mode)])
         print(f"{mode:<18}{node:>14,.0f}/s{py:>12,.0f}/s{py / node:>8.2f}")
-    print(f"request_refresh, coalesced path, one at a time: {coalesced:,.0f}/s")
+    for callers, (rate, cpu_us) in coalesced.items():
+        print(
+            f"request_refresh, coalesced path, {callers:>2} caller(s): {rate:,.0f}/s, "
+            f"{cpu_us:.0f} us client CPU per call"
+        )
 
 
 if __name__ == "__main__":

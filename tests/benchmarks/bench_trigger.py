@@ -1,10 +1,12 @@
-"""Trigger-endpoint throughput and latency under concurrent load, all coalescing onto one job.
+"""Trigger-endpoint throughput and latency under concurrent load, all coalescing onto one job,
+side by side with a bare Starlette/uvicorn endpoint that parses the same JSON body.
 
     .venv/bin/python tests/benchmarks/bench_trigger.py [--seconds 10] [--connections 50]
 
 Load from wrk (C, Debian's `wrk`; `make bench` installs it) on 127.0.0.1, so the figures are the
-daemon's, not a Python client's. wrk and the daemon share this 2-core box. After the run, Redis
-must hold exactly one job: coalescing under load.
+servers', not a Python client's. wrk and the servers share this 2-core box; the two targets are
+run alternately (bare, daemon, bare, daemon) and the medians compared, so drift hits both. After
+the run, Redis must hold exactly one job: coalescing under load.
 """
 
 from __future__ import annotations
@@ -12,60 +14,119 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import httpx
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.support import Daemon, RedisServer, cookie_jar, daemon_env, write_atomic
+from tests.support import (
+    Daemon,
+    RedisServer,
+    cookie_jar,
+    daemon_env,
+    free_port,
+    wait_for,
+    write_atomic,
+)
 
 HERE = Path(__file__).resolve().parent
+
+
+def bare_server(port: int) -> None:
+    """The yardstick: uvicorn with the daemon's settings, one route that parses the body."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def trigger(request: Request) -> JSONResponse:
+        body = await request.json()
+        return JSONResponse({"success": True, "reason": body.get("reason")})
+
+    app = Starlette(routes=[Route("/api/cookies/trigger-refresh", trigger, methods=["POST"])])
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        date_header=False,
+        server_header=False,
+    )
+
+
+def wrk(url: str, seconds: int, connections: int) -> dict[str, str]:
+    binary = shutil.which("wrk")
+    assert binary, "wrk is not installed: apt-get install wrk (make bench does)"
+    cmd = [binary, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    out = subprocess.run(
+        [*cmd, "-s", str(HERE / "trigger.lua"), url], capture_output=True, text=True, check=True
+    ).stdout
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rate": rate.group(1) if rate else "0",
+        "errors": errors.group(1) if errors else "0",
+        **dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", out, re.M)),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--bare", type=int, help=argparse.SUPPRESS)  # run the bare server on PORT
     args = ap.parse_args()
-    wrk = shutil.which("wrk")
-    assert wrk, "wrk is not installed: apt-get install wrk (make bench does)"
+    if args.bare:
+        bare_server(args.bare)
+        return
     server = RedisServer().start()
     jar = Path(tempfile.mkdtemp(prefix="cs-bench-")) / "cookies.txt"
     write_atomic(jar, cookie_jar())
     d = Daemon(env=daemon_env(server.url, jar)).start()
+    port = free_port()
+    bare = subprocess.Popen([sys.executable, __file__, "--bare", str(port)])
+    bare_url = f"http://127.0.0.1:{port}/api/cookies/trigger-refresh"
+    runs: dict[str, list[dict[str, str]]] = {"bare": [], "daemon": []}
     try:
-        url = d.base_url + "/api/cookies/trigger-refresh"
-        cmd = [
-            wrk,
-            "-t2",
-            f"-c{args.connections}",
-            f"-d{args.seconds}s",
-            "--latency",
-            "-s",
-            str(HERE / "trigger.lua"),
-            url,
-        ]
-        subprocess.run([*cmd[:3], "-d2s", *cmd[4:]], capture_output=True, check=True)  # warm-up
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        wait_for(lambda: httpx.post(bare_url, json={}).status_code == 200, timeout=10)
+        urls = {"bare": bare_url, "daemon": d.base_url + "/api/cookies/trigger-refresh"}
+        for url in urls.values():
+            wrk(url, 2, args.connections)  # warm-up
+        for _ in range(args.rounds):
+            for name, url in urls.items():
+                runs[name].append(wrk(url, args.seconds, args.connections))
         jobs = [
             k
             for k in redis.Redis.from_url(server.url).keys("bull:cookie-refresh:*")
             if k.rsplit(b":", 1)[1].isdigit()
         ]
     finally:
+        bare.terminate()
+        bare.wait()
         d.stop()
         server.cleanup()
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    lat = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", out, re.M))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    print(f"trigger-refresh under wrk: {args.connections} connections, {args.seconds} s")
-    print(f"  throughput : {float(rate.group(1)) if rate else 0:.0f} req/s")
-    print(f"  latency    : p50 {lat.get('50')}, p90 {lat.get('90')}, p99 {lat.get('99')}")
-    print(f"  non-2xx    : {errors.group(1) if errors else 0}")
+    print(
+        f"trigger-refresh under wrk: {args.connections} connections, {args.seconds} s, "
+        f"median of {args.rounds} alternating rounds"
+    )
+    rates = {name: statistics.median(float(r["rate"]) for r in rs) for name, rs in runs.items()}
+    for name, rs in runs.items():
+        last = rs[-1]
+        print(
+            f"  {name:<7}: {rates[name]:.0f} req/s; latency (last round) p50 {last.get('50')}, "
+            f"p90 {last.get('90')}, p99 {last.get('99')}; non-2xx {last['errors']}"
+        )
+    print(f"  ratio  : {rates['daemon'] / rates['bare']:.2f}x the bare endpoint (target >= 0.8x)")
     print(f"  jobs in Redis afterwards: {len(jobs)} (every other request coalesced)")
 
 

@@ -14,6 +14,7 @@ BENCHMARKS = [
     "bench_probe.py",
     "bench_daemon.py",
     "bench_memory.py",
+    "bench_metrics.py",
     "bench_soak.py",
 ]
 
