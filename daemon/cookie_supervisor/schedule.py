@@ -48,8 +48,3 @@ class Timers:
     def cancel(self, key: str) -> None:
         if self._scheduler.get_job(key) is not None:
             self._scheduler.remove_job(key)
-
-    def due(self, key: str) -> float | None:
-        job = self._scheduler.get_job(key)
-        when = getattr(job, "next_run_time", None) if job else None
-        return when.timestamp() if when else None
