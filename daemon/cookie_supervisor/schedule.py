@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 Job = Callable[[], Awaitable[Any]]
+_LATEST = 253_370_764_800.0  # 9999-01-01T00:00:00Z
 
 
 class Timers:
@@ -42,6 +44,8 @@ class Timers:
 
     def at(self, key: str, when: float, job: Job) -> None:
         """Run `job` once at epoch time `when` (at once if that has passed)."""
+        # A date datetime cannot hold (a huge duration setting, a far expiry) waits "forever".
+        when = min(max(when, 0.0), _LATEST) if math.isfinite(when) else _LATEST
         run_date = dt.datetime.fromtimestamp(when, dt.UTC)
         self._scheduler.add_job(job, DateTrigger(run_date, dt.UTC), id=key, replace_existing=True)
 
