@@ -191,3 +191,145 @@ def test_cli_config_error_is_one_line_exit_2(tmp_path: Path) -> None:
         and "nope.toml" in missing.stderr
         and "Traceback" not in missing.stderr
     )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"COOKIE_SUPERVISOR_LISTEN": "0.0.0.0:9479", "COOKIE_SUPERVISOR_API_TOKEN": ""},
+            "COOKIE_SUPERVISOR_LISTEN: a non-loopback address needs COOKIE_SUPERVISOR_API_TOKEN",
+        ),
+        (
+            {"COOKIE_SUPERVISOR_LISTEN": "0.0.0.0:9479", "COOKIE_SUPERVISOR_API_TOKEN": " \t "},
+            "COOKIE_SUPERVISOR_LISTEN: a non-loopback address needs COOKIE_SUPERVISOR_API_TOKEN",
+        ),
+        (
+            {"COOKIE_SUPERVISOR_LISTEN": "[::]:9479", "COOKIE_SUPERVISOR_API_TOKEN": "x" * 15},
+            "COOKIE_SUPERVISOR_API_TOKEN: must be at least 16 bytes",
+        ),
+        ({"YT_DLP_COOKIES_FILE": ""}, "YT_DLP_COOKIES_FILE: no cookie file configured"),
+        ({"YT_DLP_COOKIES_FILE": "  "}, "YT_DLP_COOKIES_FILE: no cookie file configured"),
+        ({"YT_DLP_COOKIES_FILE": "/tmp"}, "YT_DLP_COOKIES_FILE: '/tmp' is a directory"),
+        ({"REDIS_URL": "http://x"}, "REDIS_URL: must start with"),
+        ({"COOKIE_SUPERVISOR_REDIS_URL": "http://x"}, "COOKIE_SUPERVISOR_REDIS_URL: must start"),
+        (
+            {"COOKIE_SUPERVISOR_FORWARDED_ALLOW_IPS": "10.0.0.1, proxy.local"},
+            "COOKIE_SUPERVISOR_FORWARDED_ALLOW_IPS: not an IP address or network: 'proxy.local'",
+        ),
+        ({"COOKIE_SUPERVISOR_HEADER_TIMEOUT": "0"}, "COOKIE_SUPERVISOR_HEADER_TIMEOUT: must be"),
+        ({"COOKIE_SUPERVISOR_LIMIT_CONCURRENCY": "0"}, "COOKIE_SUPERVISOR_LIMIT_CONCURRENCY: "),
+    ],
+)
+def test_refusals_name_the_variable_the_user_set(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
+    monkeypatch.setenv("YT_DLP_COOKIES_FILE", "/srv/c.txt")
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert str(err.value).startswith(message), str(err.value)  # the name the user wrote, first
+
+
+def test_a_cookie_source_that_is_a_directory_is_refused(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[[sources]]\nname = "a"\ncookies_file = "{tmp_path}"\n')
+    with pytest.raises(ConfigError, match=r"^sources\[a\]\.cookies_file: .* is a directory"):
+        load_settings(cfg)
+    cfg.write_text('[[sources]]\nname = "a"\ncookies_file = ""\n')
+    with pytest.raises(ConfigError, match=r"^sources\[a\]\.cookies_file: .* is a directory"):
+        load_settings(cfg)  # "" is the current directory: refused, never supervised
+
+
+def test_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("YT_DLP_COOKIES_FILE", "/srv/c.txt")
+    monkeypatch.setenv("COOKIE_SUPERVISOR_API_TOKEN", "")
+    assert load_settings().api_token is None  # loopback: an empty line means no token
+    monkeypatch.setenv("COOKIE_SUPERVISOR_LISTEN", "0.0.0.0:9479")
+    monkeypatch.setenv("COOKIE_SUPERVISOR_API_TOKEN", "  0123456789abcdef \n")
+    token = load_settings().api_token
+    assert token is not None and token.get_secret_value() == "0123456789abcdef"
+    assert "0123456789abcdef" not in repr(load_settings())
+
+
+def test_settings_for_the_http_listener(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("YT_DLP_COOKIES_FILE", "/srv/c.txt")
+    s = load_settings()
+    assert s.forwarded_allow_ips == [] and s.limit_concurrency == 256 and s.header_timeout == 10
+    monkeypatch.setenv("COOKIE_SUPERVISOR_FORWARDED_ALLOW_IPS", "10.0.0.1,fd00::/8")
+    monkeypatch.setenv("COOKIE_SUPERVISOR_HEADER_TIMEOUT", "5s")
+    s = load_settings()
+    assert s.forwarded_allow_ips == ["10.0.0.1", "fd00::/8"] and s.header_timeout == 5
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        (
+            {"COOKIE_SUPERVISOR_LISTEN": "0.0.0.0:9479", "COOKIE_SUPERVISOR_API_TOKEN": ""},
+            "COOKIE_SUPERVISOR_API_TOKEN",
+        ),
+        ({"YT_DLP_COOKIES_FILE": ""}, "YT_DLP_COOKIES_FILE: no cookie file configured"),
+    ],
+)
+def test_cli_refuses_an_empty_setting_with_exit_2(
+    tmp_path: Path, env: dict[str, str], needle: str
+) -> None:
+    base = {"PATH": "/usr/bin:/bin", "YT_DLP_COOKIES_FILE": str(tmp_path / "c.txt")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "cookie_supervisor", "run"],
+        env={**base, **env, "REDIS_URL": "redis://127.0.0.1:1"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert needle in proc.stderr and proc.stderr.strip().count("\n") == 0, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"COOKIE_SUPERVISOR_WEBHOOK_URL": "ftp://hooks.example/x"},
+            "COOKIE_SUPERVISOR_WEBHOOK_URL: must be an http(s) URL with a host",
+        ),
+        (
+            {"COOKIE_SUPERVISOR_WEBHOOK_URL": "https:///no-host"},
+            "COOKIE_SUPERVISOR_WEBHOOK_URL: must be an http(s) URL with a host",
+        ),
+        (
+            {
+                "COOKIE_SUPERVISOR_WEBHOOK_URL": "https://hooks.example/x",
+                "COOKIE_SUPERVISOR_WEBHOOK_SECRET": "short",
+            },
+            "COOKIE_SUPERVISOR_WEBHOOK_SECRET: must be at least 16 bytes",
+        ),
+    ],
+)
+def test_webhook_settings_from_the_environment_are_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
+    monkeypatch.setenv("YT_DLP_COOKIES_FILE", str(tmp_path / "c.txt"))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert str(err.value) == message
+    assert "short" not in str(err.value) and "ftp://" not in str(err.value)
+
+
+def test_webhook_tables_are_checked_and_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("YT_DLP_COOKIES_FILE", str(tmp_path / "c.txt"))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[[webhooks]]\nname = "ops"\nurl = "https://hooks.example/x"\nevents = ["nope"]\n'
+    )
+    with pytest.raises(ConfigError, match=r"^webhooks\[ops\]\.events: unknown nope"):
+        load_settings(cfg)
+    cfg.write_text('[[webhooks]]\nurl = "https://hooks.example/x"\nsecret = "0123456789abcdef"\n')
+    [hook] = load_settings(cfg).all_webhooks()
+    assert hook.name == "hooks.example" and hook.format == "json" and hook.timeout == 5

@@ -286,3 +286,17 @@ def test_starts_without_redis_and_without_the_file(tmp_path: Path) -> None:
         )
     finally:
         d.stop()
+
+
+def test_ready_only_after_every_file_was_inspected(redis_url: str, tmp_path: Path) -> None:
+    """A client that writes the jar right after /readyz must not race the first inspection."""
+    jar = tmp_path / "cookies.txt"
+    write_atomic(jar, cookie_jar())
+    d = Daemon(env=daemon_env(redis_url, jar)).start(wait_ready=False)
+    try:
+        wait_for(lambda: d.get("/readyz").status_code == 200, timeout=20, interval=0.005)
+        status = d.status()
+        assert status["exists"] is True and status["logged_in"] is True
+        assert status["session_changed_at"] is not None
+    finally:
+        d.stop()

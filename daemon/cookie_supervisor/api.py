@@ -1,17 +1,23 @@
-"""HTTP: metrics, health, and the `/api/cookies/*` routes the download backend already speaks.
+"""HTTP: metrics, health, the `/api/cookies/*` routes the download backend already speaks, a landing
+page and the OpenAPI description of all of it.
 
-The three seed routes keep their paths and JSON shapes; everything added is extra keys.
-Every error is JSON with a reason, and no answer ever carries a cookie value or the token.
+The backend's three routes keep their paths and JSON shapes; everything added is extra keys. One
+table (`Api.endpoints`) gives both the routes and their description, so the two cannot drift.
+Every error is JSON with a reason, whatever the input; no answer ever carries a cookie value or
+the token. State-changing routes are rate limited per client *before* the token is checked, so
+guessing the token is throttled too.
 """
 
 from __future__ import annotations
 
 import hmac
+import html
 import json
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -19,52 +25,161 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from cookie_supervisor import __version__
 from cookie_supervisor.metrics import Metrics
 from cookie_supervisor.supervisor import Supervisor, TriggerOutcome, UnknownSource
 
 MAX_BODY = 16 * 1024
+MAX_CLIENTS = 10_000  # rate-limit buckets kept; the least recently seen client is forgotten first
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-class TriggerRequest(BaseModel):
-    """The seed backend's body, plus optional extras. Unknown keys are ignored for old clients."""
+# --- bodies and answers (the OpenAPI description is built from these) -------------------------
 
-    model_config = ConfigDict(extra="ignore")
+
+class TriggerRequest(BaseModel):
+    """The backend's body, plus optional extras. Unknown keys are ignored for old clients; known
+    ones are strict (`"force": "yes"` is refused, not read as true)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-    source: Annotated[str, StringConstraints(max_length=64)] | None = None
+    source: str | None = None
     error: Annotated[str, StringConstraints(max_length=8000)] | None = None
     video_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
     force: bool = False
 
 
-class RateLimiter:
-    """A token bucket per client: `per_minute` requests, refilled continuously."""
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="allow")
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+
+class Error(_Answer):
+    """Every error, whatever the route or the input."""
+
+    success: bool
+    error: str
+
+
+class Health(_Answer):
+    status: str
+
+
+class Ready(_Answer):
+    ready: bool
+    redis_up: bool
+    sources: list[str]
+
+
+class CookiesStatus(_Answer):
+    """The backend's keys; the daemon adds more (login cookies, validation, refresh state)."""
+
+    success: bool
+    source: str
+    exists: bool
+    configured: bool
+    path: str
+    size_bytes: int | None
+    last_modified: float | None
+    message: str
+
+
+class Sources(_Answer):
+    success: bool
+    sources: list[dict[str, Any]]
+
+
+class QueueStatus(_Answer):
+    """Bull's job counts (`status`), or `error` with `redis_up: false`."""
+
+    success: bool
+    queue: str
+    redis_up: bool
+    status: dict[str, int] | None = None
+    error: str | None = None
+
+
+class TriggerAnswer(_Answer):
+    success: bool
+    message: str
+    reason: str
+    triggered: bool
+    state: str
+    source: str
+    job_id: str | None
+    coalesced: bool
+    retry_after: float | None = None
+
+
+class ValidateAnswer(_Answer):
+    success: bool
+    source: str
+    ok: bool
+    reason: str | None
+
+
+# --- the rate limiter ---------------------------------------------------------------------------
+
+
+class RateLimiter:
+    """A token bucket per client: `per_minute` requests, refilled continuously.
+
+    At most `max_clients` buckets are kept, least recently used first out: clearing them all
+    would free every throttled client at once.
+    """
+
+    def __init__(
+        self,
+        per_minute: int,
+        clock: Callable[[], float] = time.monotonic,
+        max_clients: int = MAX_CLIENTS,
+    ) -> None:
         self.capacity = float(per_minute)
         self.rate = per_minute / 60.0
         self.clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self.max_clients = max_clients
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
     def take(self, client: str) -> float:
         """0 when allowed, else seconds until a request would be."""
         if self.capacity <= 0:
             return 0.0
         now = self.clock()
-        tokens, last = self._buckets.get(client, (self.capacity, now))
+        tokens, last = self._buckets.pop(client, (self.capacity, now))
         tokens = min(self.capacity, tokens + (now - last) * self.rate)
-        if len(self._buckets) > 10_000:  # forget idle clients rather than grow without end
-            self._buckets.clear()
-        if tokens >= 1:
-            self._buckets[client] = (tokens - 1, now)
-            return 0.0
-        self._buckets[client] = (tokens, now)
-        return (1 - tokens) / self.rate
+        allowed = tokens >= 1
+        self._buckets[client] = (tokens - 1 if allowed else tokens, now)
+        if len(self._buckets) > self.max_clients:
+            self._buckets.popitem(last=False)
+        return 0.0 if allowed else (1 - tokens) / self.rate
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+# --- routes -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One route and its description: every status it can answer, and with what."""
+
+    path: str
+    method: str
+    handler: Handler
+    summary: str
+    responses: dict[int, type[BaseModel] | str]  # a model, or a media type for non-JSON
+    guarded: bool = False
+    source_query: bool = False
+    body: type[BaseModel] | None = None
+
+
+_GUARD = {401: Error, 429: Error}
+_SOURCE = {404: Error}
 
 
 @dataclass
@@ -74,31 +189,110 @@ class Api:
     ready: Callable[[], bool]
     token: str | None
     limiter: RateLimiter
+    endpoints: list[Endpoint] = field(init=False)
+
+    def __post_init__(self) -> None:
+        E = Endpoint
+        self.endpoints = [
+            E("/", "GET", self.landing, "this page: the routes", {200: "text/html"}),
+            E("/openapi.json", "GET", self.openapi_route, "the API description", {200: "json"}),
+            E("/metrics", "GET", self.metrics_route, "Prometheus metrics", {200: "text/plain"}),
+            E("/healthz", "GET", self.healthz, "the process answers", {200: Health}),
+            E("/readyz", "GET", self.readyz, "watching files", {200: Ready, 503: Ready}),
+            E(
+                "/api/cookies/cookies-status",
+                "GET",
+                self.cookies_status,
+                "one source's cookie file, validation and refresh state",
+                {200: CookiesStatus, **_SOURCE},
+                source_query=True,
+            ),
+            E(
+                "/api/cookies/sources",
+                "GET",
+                self.sources,
+                "every source's state",
+                {200: Sources},
+            ),
+            E(
+                "/api/cookies/queue-status",
+                "GET",
+                self.queue_status,
+                "the Bull queue's job counts",
+                {200: QueueStatus, 503: QueueStatus},
+            ),
+            E(
+                "/api/cookies/trigger-refresh",
+                "POST",
+                self.trigger_refresh,
+                "ask for a cookie refresh (coalesced: at most one job per source)",
+                {200: TriggerAnswer, **_SOURCE, 413: Error, 422: Error, **_GUARD},
+                guarded=True,
+                body=TriggerRequest,
+            ),
+            E(
+                "/api/cookies/validate",
+                "POST",
+                self.validate,
+                "run one validation now and answer its result",
+                {200: ValidateAnswer, **_SOURCE, **_GUARD},
+                guarded=True,
+                source_query=True,
+            ),
+        ]
+        self._openapi = json.dumps(openapi(self.endpoints, self.token is not None)).encode()
 
     # --- plumbing ------------------------------------------------------------------------------
 
     def guarded(self, handler: Handler) -> Handler:
-        """Token, rate limit: the checks every state-changing route shares."""
+        """Rate limit, then token: a failed authentication costs the client like any request."""
 
         async def guarded_handler(request: Request) -> Response:
-            if self.token is not None and not _bearer_ok(request, self.token):
-                return _error(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
             wait = self.limiter.take(request.client.host if request.client else "?")
             if wait:
-                headers = {"Retry-After": str(math.ceil(wait))}
-                return _error(429, "rate limit exceeded", headers)
+                return _error(429, "rate limit exceeded", {"Retry-After": str(math.ceil(wait))})
+            if self.token is not None and not _bearer_ok(request, self.token):
+                return _error(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
             return await handler(request)
 
         return guarded_handler
 
-    def source_of(self, request: Request, name: str | None = None, status: int = 404) -> str:
-        """The named source, or the first configured one; an unknown name is the client's error."""
-        name = name or request.query_params.get("source") or next(iter(self.supervisor.sources))
+    def source_of(self, name: str | None) -> str:
+        """The named source, or the first configured one. An unknown name is a 404 wherever it
+        was given (query string or body): the thing asked about does not exist."""
+        name = name or next(iter(self.supervisor.sources))
         if name not in self.supervisor.sources:
-            raise _BodyError(status, f"unknown source {name[:64]!r}")
+            raise UnknownSource(name)
         return name
 
+    def routes(self) -> list[Route]:
+        return [
+            Route(
+                e.path,
+                self.guarded(e.handler) if e.guarded else e.handler,
+                methods=[e.method],
+                include_in_schema=False,
+            )
+            for e in self.endpoints
+        ]
+
     # --- routes --------------------------------------------------------------------------------
+
+    async def landing(self, request: Request) -> Response:
+        rows = "".join(
+            f"<tr><td>{e.method}</td><td>"
+            + (f'<a href="{e.path}">{e.path}</a>' if e.method == "GET" else e.path)
+            + f"</td><td>{html.escape(e.summary)}</td></tr>"
+            for e in self.endpoints
+        )
+        return HTMLResponse(
+            f"<!doctype html><html><head><title>cookie-supervisor</title></head><body>"
+            f"<h1>cookie-supervisor {html.escape(__version__)}</h1><table>{rows}</table>"
+            f"</body></html>"
+        )
+
+    async def openapi_route(self, request: Request) -> Response:
+        return Response(self._openapi, media_type="application/json")
 
     async def metrics_route(self, request: Request) -> Response:
         return Response(self.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
@@ -116,7 +310,8 @@ class Api:
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def cookies_status(self, request: Request) -> Response:
-        return JSONResponse({"success": True, **self.supervisor.status(self.source_of(request))})
+        source = self.source_of(request.query_params.get("source"))
+        return JSONResponse({"success": True, **self.supervisor.status(source)})
 
     async def sources(self, request: Request) -> Response:
         states = [self.supervisor.status(name) for name in self.supervisor.sources]
@@ -139,9 +334,8 @@ class Api:
 
     async def trigger_refresh(self, request: Request) -> Response:
         body = TriggerRequest.model_validate(await _json_body(request))
-        source = self.source_of(request, body.source, status=422)
         outcome = await self.supervisor.request(
-            source,
+            self.source_of(body.source),
             body.reason,
             origin="api",
             error=body.error,
@@ -151,7 +345,7 @@ class Api:
         return JSONResponse(_trigger_answer(outcome))
 
     async def validate(self, request: Request) -> Response:
-        source = self.source_of(request)
+        source = self.source_of(request.query_params.get("source"))
         result = await self.supervisor.validate(source, "api")
         return JSONResponse({"success": True, "source": source, **result.as_dict()})
 
@@ -164,25 +358,93 @@ def build(
     rate_limit: int,
 ) -> Starlette:
     api = Api(supervisor, metrics, ready, token, RateLimiter(rate_limit))
-    routes = [
-        Route("/metrics", api.metrics_route),
-        Route("/healthz", api.healthz),
-        Route("/readyz", api.readyz),
-        Route("/api/cookies/cookies-status", api.cookies_status),
-        Route("/api/cookies/sources", api.sources),
-        Route("/api/cookies/queue-status", api.queue_status),
-        Route("/api/cookies/trigger-refresh", api.guarded(api.trigger_refresh), methods=["POST"]),
-        Route("/api/cookies/validate", api.guarded(api.validate), methods=["POST"]),
-    ]
     handlers = {
         HTTPException: _http_error,
         ValidationError: _invalid_body,
         UnknownSource: _unknown_source,
-        404: _not_found,
-        405: _not_allowed,
         _BodyError: _body_error,
+        Exception: _server_error,
     }
-    return Starlette(routes=routes, exception_handlers=handlers)
+    app = Starlette(routes=api.routes(), exception_handlers=handlers)
+    # Starlette's trailing-slash redirect builds its Location from the client's Host header.
+    app.router.redirect_slashes = False
+    return app
+
+
+# --- the OpenAPI description ----------------------------------------------------------------
+
+
+def openapi(endpoints: list[Endpoint], token: bool) -> dict[str, Any]:
+    """OpenAPI 3.1 for `endpoints`: bodies and answers from the pydantic models above."""
+    schemas: dict[str, Any] = {}
+
+    def ref(model: type[BaseModel]) -> dict[str, Any]:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+        return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+    paths: dict[str, Any] = {}
+    for e in endpoints:
+        op: dict[str, Any] = {"summary": e.summary, "responses": {}}
+        for status, answer in sorted(e.responses.items()):
+            op["responses"][str(status)] = {
+                "description": _STATUS_TEXT[status],
+                "content": _content(answer, ref),
+            }
+        if e.source_query:
+            op["parameters"] = [
+                {
+                    "name": "source",
+                    "in": "query",
+                    "required": False,
+                    "description": "a configured source's name; default: the first",
+                    "schema": {"type": "string"},
+                }
+            ]
+        if e.body is not None:
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": ref(e.body)}},
+            }
+        if e.guarded and token:
+            op["security"] = [{"bearer": []}]
+        paths.setdefault(e.path, {})[e.method.lower()] = op
+    doc: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "cookie-supervisor",
+            "version": __version__,
+            "description": (
+                "Every error is JSON (`Error`). Any other path answers 404, any other method"
+                " 405 (with `Allow`), a request HTTP cannot parse 400."
+            ),
+        },
+        "paths": paths,
+        "components": {"schemas": dict(sorted(schemas.items()))},
+    }
+    if token:
+        doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    return doc
+
+
+def _content(answer: type[BaseModel] | str, ref: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    if isinstance(answer, str):
+        media = {"json": "application/json", "text/plain": "text/plain"}.get(answer, answer)
+        schema: dict[str, Any] = {"type": "object"} if answer == "json" else {"type": "string"}
+        return {media: {"schema": schema}}
+    return {"application/json": {"schema": ref(answer)}}
+
+
+_STATUS_TEXT = {
+    200: "OK",
+    401: "missing or wrong bearer token",
+    404: "unknown source",
+    413: f"body larger than {MAX_BODY} bytes",
+    422: "body is not the expected JSON object",
+    429: "rate limit exceeded (see Retry-After)",
+    503: "not ready / Redis unavailable",
+}
 
 
 # --- request bodies and answers --------------------------------------------------------------
@@ -194,19 +456,32 @@ class _BodyError(Exception):
 
 
 async def _json_body(request: Request) -> Any:
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
+    """The body as JSON, whatever the content type says (backends send what they send); every
+    way it can be wrong is a 4xx with a reason."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
         raise _BodyError(413, f"body larger than {MAX_BODY} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise _BodyError(413, f"body larger than {MAX_BODY} bytes")
-        chunks.append(chunk)
     try:
-        body = json.loads((b"".join(chunks) or b"null").decode("utf-8", "replace"))
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise _BodyError(413, f"body larger than {MAX_BODY} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise _BodyError(400, "client disconnected") from None
+    try:
+        text = b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _BodyError(422, f"body is not UTF-8 (byte {exc.start})") from None
+    try:
+        body = json.loads(text or "null")
     except json.JSONDecodeError as exc:
         raise _BodyError(422, f"malformed JSON: {exc.msg} at position {exc.pos}") from None
+    except RecursionError:
+        raise _BodyError(422, "malformed JSON: nested too deeply") from None
+    except ValueError:  # an integer longer than Python's int-from-text limit
+        raise _BodyError(422, "malformed JSON: a number too long") from None
     if not isinstance(body, dict):
         raise _BodyError(422, "body must be a JSON object")
     return body
@@ -241,28 +516,29 @@ def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> J
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return _error(exc.status_code, exc.detail, dict(exc.headers or {}))
+    detail = {
+        404: f"no route {request.url.path[:100]}",
+        405: f"{request.method} not allowed on {request.url.path[:100]}",
+    }.get(exc.status_code, exc.detail)
+    return _error(exc.status_code, detail, dict(exc.headers or {}))
 
 
 async def _invalid_body(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ValidationError)
     err = exc.errors(include_url=False, include_input=False)[0]
-    field = ".".join(str(p) for p in err["loc"]) or "body"
-    return _error(422, f"{field}: {err['msg']}")
-
-
-async def _not_found(request: Request, exc: Exception) -> Response:
-    return _error(404, f"no route {request.url.path[:100]}")
-
-
-async def _not_allowed(request: Request, exc: Exception) -> Response:
-    return _error(405, f"{request.method} not allowed on {request.url.path[:100]}")
+    field_name = ".".join(str(p) for p in err["loc"]) or "body"
+    return _error(422, f"{field_name}: {err['msg']}")
 
 
 async def _unknown_source(request: Request, exc: Exception) -> Response:
-    return _error(404, f"unknown source {str(exc)[:64]}")
+    name = exc.args[0] if exc.args else ""
+    return _error(404, f"unknown source {str(name)[:64]!r}")
 
 
 async def _body_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, _BodyError)
     return _error(exc.status, exc.detail)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    return _error(500, "internal error")  # the traceback goes to the log, never to the client

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -60,14 +60,19 @@ class _Server(uvicorn.Server):
 
 
 def connect_redis(settings: Settings) -> Redis:
-    # No retries inside redis-py: an outage is a state the supervisor handles, fast.
-    return Redis.from_url(
+    # No retries inside redis-py: bull.py retries once on a fresh connection, and an outage is
+    # a state the supervisor handles, fast. A bounded pool that waits: redis-py's default pool
+    # raises at once past its cap, which would read as Redis down under a trigger storm.
+    pool = BlockingConnectionPool.from_url(
         settings.redis_url,
+        max_connections=64,
+        timeout=3,
         socket_connect_timeout=1.0,
         socket_timeout=3.0,
         retry=Retry(NoBackoff(), 0),
         client_name="cookie-supervisor",
     )
+    return Redis(connection_pool=pool)
 
 
 def build_supervisor(
@@ -125,7 +130,13 @@ async def serve(settings: Settings) -> int:
     notifier = Notifier.from_env()
     token = settings.api_token.get_secret_value() if settings.api_token else None
     app = api.build(
-        supervisor, supervisor.metrics, lambda: watcher.running, token, settings.rate_limit
+        supervisor,
+        supervisor.metrics,
+        # Ready once every file has been looked at: a client that writes a jar right after
+        # /readyz must not be racing the first inspection.
+        lambda: supervisor.started and watcher.running,
+        token,
+        settings.rate_limit,
     )
     server = _Server(uvicorn_config(settings, app))
     server_task = loop.create_task(_serve_http(server))

@@ -1,28 +1,53 @@
-"""Bull v4's Redis protocol on redis-py (asyncio): jobs a Node `bull` worker takes as its own.
+"""Bull v4's Redis protocol on redis-py (asyncio): refresh jobs a Node bull worker takes.
 
-The add path is one Lua script of ours that does what bull's `addJob` does, in the same order and
-atomically (see docs/bull-protocol.md §3): hash before push, the paused check with the push, the
-custom-id check with the write. `request_refresh` wraps that add in the coalescing rule, inside
-the same script, so any number of triggers from any number of daemons leave at most one pending
-job per source. Our own keys live outside Bull's `<prefix>:<queue>:` namespace, where job ids are.
+What it owns: the atomic refresh request (coalescing onto a pending job, cooldown, refresh
+backoff), the backoff bookkeeping shared by every daemon on one Redis, a job's state, counts and
+finished jobs, read the way bull's own Queue reads them. Every decision that several daemons must
+agree on runs inside one Lua script, so it is atomic in Redis. The wire facts relied on are in
+docs/bull.md; our own keys live outside bull's `<prefix>:<queue>:` namespace (docs/bull.md §7).
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import re
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    BusyLoadingError,
+    ConnectionError,
+    MaxConnectionsError,
+    NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TimeoutError,
+)
 
+T = TypeVar("T")
+RefreshState = Literal["enqueued", "coalesced", "cooldown", "backoff"]
+JobState = Literal["pending", "completed", "failed", "missing"]
+
+# How many ids per list a default-source request looks at for a job someone else enqueued.
+# Pending lists hold at most one job per source of ours, so a few suffice.
+FOREIGN_SCAN = 100
+# Outcomes remembered per source, so that two daemons reporting one job count it once.
+OUTCOMES_KEPT = 100
+
+# bull's addJob, restated (docs/bull.md §3). Shared with the tests' producer (tests/bullkit.py).
 # add_job(keys, base, custom_id, name, data, opts, timestamp, delay, priority, lifo, token)
 # keys: wait, paused, meta-paused, id, delayed, priority. Returns {jobId, created 1|0}.
-_ADD_JOB = """
+ADD_JOB_LUA = """
 local function add_job(k, base, custom_id, name, data, opts, ts, delay, priority, lifo, token)
   local n = redis.call("INCR", k[4])
   local job_id = tostring(n)
@@ -62,61 +87,140 @@ local function add_job(k, base, custom_id, name, data, opts, ts, delay, priority
   redis.call("PUBLISH", k[1] .. "ing@" .. token, job_id)
   return {job_id, 1}
 end
+"""
 
--- a job is pending while it sits in wait, paused or active, or in delayed (incl. between retries)
-local function is_pending(k, active, job_id)
+# Reading jobs (docs/bull.md §4, §7). k: wait, paused, meta-paused, id, delayed, priority, active.
+_READ_LUA = """
+local function now_ms()
+  local t = redis.call("TIME")
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- pending: in wait, paused or active, or in delayed (a delayed add, or between retries)
+local function is_pending(k, job_id)
   return redis.call("ZSCORE", k[5], job_id)
       or redis.call("LPOS", k[1], job_id) or redis.call("LPOS", k[2], job_id)
-      or redis.call("LPOS", active, job_id)
+      or redis.call("LPOS", k[7], job_id)
+end
+
+-- data.source of a job: the string, false when it has none (not ours), nil when there is no job
+local function job_source(base, job_id)
+  local data = redis.call("HGET", base .. job_id, "data")
+  if not data then return nil end
+  local ok, decoded = pcall(cjson.decode, data)
+  if ok and type(decoded) == "table" and type(decoded.source) == "string" then
+    return decoded.source
+  end
+  return false
+end
+
+-- a pending job whose data has no source: another producer's (the backend's legacy enqueue)
+local function foreign_pending(k, base, limit)
+  for _, list in ipairs({k[1], k[2], k[7]}) do
+    for _, id in ipairs(redis.call("LRANGE", list, 0, limit - 1)) do
+      if job_source(base, id) == false then return id end
+    end
+  end
+  for _, id in ipairs(redis.call("ZRANGE", k[5], 0, limit - 1)) do
+    if job_source(base, id) == false then return id end
+  end
+  return nil
+end
+
+-- the marker's job if it is still this source's: the id may have been reused after an obliterate
+local function own_job(base, marker, source)
+  local last = redis.call("HGET", marker, "job")
+  if last and job_source(base, last) == source then return last end
+  return nil
 end
 """
 
-_ADD = (
-    _ADD_JOB
-    + """
-return add_job(KEYS, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8],
-               ARGV[9], ARGV[10])
-"""
-)
-
-# keys: the six of add_job, active, marker. ARGV: base, name, data, opts, ts, token,
-# cooldown ms, force. Returns {jobId|false, state, cooldown ms left}.
+# keys: the 7 job keys, marker, outcomes. ARGV: base, name, data, opts, ts, token, cooldown ms,
+# force, source, default_source, scan limit. Returns {jobId|false, state, ms left}.
 _REFRESH = (
-    _ADD_JOB
+    ADD_JOB_LUA
+    + _READ_LUA
     + """
-local marker = KEYS[8]
-local last = redis.call("HGET", marker, "job")
-if last then
-  if is_pending(KEYS, KEYS[7], last) then
-    return {last, "coalesced", 0}
-  end
-  local ended = tonumber(redis.call("HGET", ARGV[1] .. last, "finishedOn")
-                        or redis.call("HGET", marker, "created") or 0)
-  local t = redis.call("TIME")
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local left = ended + tonumber(ARGV[7]) - now
-  if ARGV[8] ~= "1" and left > 0 then
-    return {last, "cooldown", left}
-  end
+local k, base, marker, source = KEYS, ARGV[1], KEYS[8], ARGV[9]
+local last = own_job(base, marker, source)
+if last and is_pending(k, last) then return {last, "coalesced", 0} end
+if ARGV[10] == "1" then
+  local other = foreign_pending(k, base, tonumber(ARGV[11]))
+  if other then return {other, "coalesced", 0} end
 end
-local added = add_job(KEYS, ARGV[1], "", ARGV[2], ARGV[3], ARGV[4], ARGV[5], "0", "0", "0",
-                      ARGV[6])
+local m = redis.call("HMGET", marker, "job", "ended", "backoff_until")
+if ARGV[8] ~= "1" then
+  local now = now_ms()
+  -- the last refresh's end: the job's own finishedOn, else the end an outcome report noted;
+  -- a job that vanished unfinished has neither, and imposes no cooldown
+  local ended = last and redis.call("HGET", base .. last, "finishedOn") or m[2]
+  local cooling = ended and tonumber(ended) + tonumber(ARGV[7]) - now or 0
+  local backing = tonumber(m[3] or 0) - now
+  if backing > 0 and backing >= cooling then return {last or false, "backoff", backing} end
+  if cooling > 0 then return {last or false, "cooldown", cooling} end
+end
+local added = add_job(k, base, "", ARGV[2], ARGV[3], ARGV[4], ARGV[5], "0", "0", "0", ARGV[6])
 redis.call("HSET", marker, "job", added[1], "created", ARGV[5])
+redis.call("HDEL", marker, "ended")
+redis.call("ZREM", KEYS[9], added[1])  -- an id reused after an obliterate is a new job
 return {added[1], "enqueued", 0}
 """
 )
 
-# keys: wait, paused, meta-paused, id, delayed, priority, active, marker. Returns jobId|false.
+# keys: the 7 job keys, marker. ARGV: base, source, default_source, scan limit.
 _PENDING = (
-    _ADD_JOB
+    _READ_LUA
     + """
-local last = redis.call("HGET", KEYS[8], "job")
-if last and is_pending(KEYS, KEYS[7], last) then return last end
+local last = own_job(ARGV[1], KEYS[8], ARGV[2])
+if last and is_pending(KEYS, last) then return last end
+if ARGV[3] == "1" then return foreign_pending(KEYS, ARGV[1], tonumber(ARGV[4])) or false end
 return false
 """
 )
 
-# getJobCounts() order: waiting, active, completed, failed, delayed, paused
+# keys: the 7 job keys, completed, failed. ARGV: base, job id, source or "".
+_JOB_STATE = (
+    _READ_LUA
+    + """
+local base, id = ARGV[1], ARGV[2]
+local source = job_source(base, id)
+if source == nil or (ARGV[3] ~= "" and source and source ~= ARGV[3]) then return "missing" end
+if redis.call("ZSCORE", KEYS[8], id) then return "completed" end
+if redis.call("ZSCORE", KEYS[9], id) then return "failed" end
+if is_pending(KEYS, id) then return "pending" end
+local done = redis.call("HMGET", base .. id, "finishedOn", "returnvalue")
+if done[1] then return done[2] and "completed" or "failed" end
+return "missing"  -- a hash in no list: nothing will ever run it
+"""
+)
+
+# keys: marker, outcomes. ARGV: base, job id, ok, base ms, max ms, kept.
+# Returns {failures, backoff_until ms|false}.
+_OUTCOME = (
+    _READ_LUA
+    + """
+local marker, base, id = KEYS[1], ARGV[1], ARGV[2]
+local now = now_ms()
+if redis.call("ZADD", KEYS[2], "NX", now, id) == 1 then
+  redis.call("ZREMRANGEBYRANK", KEYS[2], 0, -1 - tonumber(ARGV[6]))
+  if ARGV[3] == "1" then
+    redis.call("HSET", marker, "failures", 0)
+    redis.call("HDEL", marker, "backoff_until")
+  else
+    local n = redis.call("HINCRBY", marker, "failures", 1)
+    local wait = math.min(tonumber(ARGV[5]), tonumber(ARGV[4]) * 2 ^ (n - 1))
+    redis.call("HSET", marker, "backoff_until", math.floor(now + wait))
+  end
+  if redis.call("HGET", marker, "job") == id then
+    redis.call("HSET", marker, "ended", redis.call("HGET", base .. id, "finishedOn") or now)
+  end
+end
+local state = redis.call("HMGET", marker, "failures", "backoff_until")
+return {tonumber(state[1] or 0), state[2] or false}
+"""
+)
+
+# getJobCounts() order: waiting, active, completed, failed, delayed, paused (docs/bull.md §6)
 _COUNTED = (
     ("list", "wait"),
     ("list", "active"),
@@ -167,9 +271,15 @@ class JobOptions:
 
 @dataclass(frozen=True, slots=True)
 class RefreshResult:
-    state: Literal["enqueued", "coalesced", "cooldown"]
-    job_id: str | None
-    retry_after: float | None = None  # seconds of cooldown left
+    state: RefreshState
+    job_id: str | None  # the new or pending job; for cooldown/backoff the source's last, if known
+    retry_after: float | None = None  # seconds of cooldown or backoff left
+
+
+@dataclass(frozen=True, slots=True)
+class BackoffState:
+    failures: int  # consecutive unsuccessful refreshes
+    until: float | None  # epoch seconds before which automatic refreshes wait; None: no backoff
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,8 +294,12 @@ class FinishedJob:
     created_at: float
 
 
+# Connection errors that a dead pooled connection does not cause: retrying cannot help.
+_NOT_STALE = (AuthenticationError, AuthorizationError, BusyLoadingError, MaxConnectionsError)
+
+
 class BullQueue:
-    """One Bull queue: add jobs as `queue.add()` does, count them as `getJobCounts()` does."""
+    """One Bull queue, as the refresh producer sees it: requests, backoff, job states, counts."""
 
     def __init__(
         self,
@@ -202,59 +316,16 @@ class BullQueue:
         self.own = f"cookie-supervisor:{prefix}:{name}:"
         self.token = str(uuid.uuid4())  # like a bull Queue instance's, for its pub/sub channels
         b = self.base
-        self._keys = [b + s for s in ("wait", "paused", "meta-paused", "id", "delayed", "priority")]
-        self._active = b + "active"
-        self._add = _Script(redis, _ADD)
-        self._refresh = _Script(redis, _REFRESH)
-        self._pending = _Script(redis, _PENDING)
+        suffixes = ("wait", "paused", "meta-paused", "id", "delayed", "priority", "active")
+        self.keys = [b + s for s in suffixes]
+        self._refresh = redis.register_script(_REFRESH)
+        self._pending = redis.register_script(_PENDING)
+        self._job_state = redis.register_script(_JOB_STATE)
+        self._outcome = redis.register_script(_OUTCOME)
+        self._inflight: dict[tuple[Any, ...], asyncio.Task[RefreshResult]] = {}
 
-    async def add(
-        self,
-        data: Mapping[str, Any],
-        *,
-        job_id: str | None = None,
-        attempts: int = 1,
-        backoff: int | Mapping[str, Any] | None = None,
-        delay_ms: int = 0,
-        priority: int = 0,
-        lifo: bool = False,
-        remove_on_complete: bool | int | None = None,
-        remove_on_fail: bool | int | None = None,
-    ) -> tuple[str, bool]:
-        """Add one job; returns its id and whether it was created (False: duplicate custom id)."""
-        if job_id is not None and (not job_id or job_id.isdigit() or ":" in job_id):
-            raise ValueError("a custom job id must be non-empty, not all digits, without ':'")
-        timestamp = int(time.time() * 1000)
-        opts: dict[str, Any] = {}
-        if job_id is not None:
-            opts["jobId"] = job_id
-        if priority:
-            opts["priority"] = priority
-        if lifo:
-            opts["lifo"] = True
-        if remove_on_complete is not None:
-            opts["removeOnComplete"] = remove_on_complete
-        if remove_on_fail is not None:
-            opts["removeOnFail"] = remove_on_fail
-        opts.update(attempts=attempts, delay=delay_ms, timestamp=timestamp)
-        if backoff is not None:
-            opts["backoff"] = (
-                {"type": "fixed", "delay": backoff} if isinstance(backoff, int) else dict(backoff)
-            )
-        args = (
-            self.base,
-            job_id or "",
-            self.job_name,
-            _json(data),
-            _json(opts),
-            timestamp,
-            delay_ms,
-            priority,
-            "1" if lifo else "0",
-            self.token,
-        )
-        new_id, created = await self._add(self._keys, args)
-        return _text(new_id), bool(created)
+    def _marker(self, source: str) -> str:
+        return self.own + "pending:" + source  # docs/bull.md §7: job, created, ended, backoff
 
     async def request_refresh(
         self,
@@ -264,8 +335,41 @@ class BullQueue:
         *,
         cooldown_s: float,
         force: bool = False,
+        default_source: bool = False,
     ) -> RefreshResult:
-        """Add a refresh job for `source` unless one is pending or its cooldown runs."""
+        """Add a refresh job for `source` unless one is pending, or (unless `force`) its cooldown
+        or backoff runs. With `default_source`, a pending job another producer added counts too.
+
+        Concurrent identical requests share one round trip: the first decides, and the others get
+        its answer, an enqueue becoming "coalesced" for them, as it would be one instant later."""
+        key = (source, force, default_source, cooldown_s)
+        task = self._inflight.get(key)
+        if task is not None:
+            result = await asyncio.shield(task)
+            if result.state == "enqueued":
+                return RefreshResult("coalesced", result.job_id)
+            return result
+        task = asyncio.ensure_future(
+            self._request(source, data, opts, cooldown_s, force, default_source)
+        )
+        self._inflight[key] = task
+        task.add_done_callback(lambda t: self._settled(key, t))
+        return await asyncio.shield(task)
+
+    def _settled(self, key: tuple[Any, ...], task: asyncio.Task[RefreshResult]) -> None:
+        del self._inflight[key]
+        if not task.cancelled():
+            task.exception()  # every awaiter may have gone; the error is theirs, not the loop's
+
+    async def _request(
+        self,
+        source: str,
+        data: Mapping[str, Any],
+        opts: JobOptions,
+        cooldown_s: float,
+        force: bool,
+        default_source: bool,
+    ) -> RefreshResult:
         timestamp = int(time.time() * 1000)
         job_opts = {
             "attempts": opts.attempts,
@@ -275,162 +379,201 @@ class BullQueue:
             "delay": 0,
             "timestamp": timestamp,
         }
-        keys = [*self._keys, self._active, self.own + "pending:" + source]
+        keys = [*self.keys, self._marker(source), self.own + "outcomes:" + source]
         args = (
             self.base,
             self.job_name,
-            _json(data),
+            _json({**data, "source": source}),  # how the marker knows its job (docs/bull.md §7)
             _json(job_opts),
             timestamp,
             self.token,
             int(cooldown_s * 1000),
             "1" if force else "0",
+            source,
+            "1" if default_source else "0",
+            FOREIGN_SCAN,
         )
-        job_id, state, left = await self._refresh(keys, args)
-        retry_after = int(left) / 1000 if _text(state) == "cooldown" else None
-        return RefreshResult(_text(state), _text(job_id), retry_after)  # type: ignore[arg-type]
+        job_id, state, left = await self._retrying(lambda: self._refresh(keys, args))
+        st = _text(state)
+        retry_after = int(left) / 1000 if st in ("cooldown", "backoff") else None
+        return RefreshResult(st, _text(job_id) if job_id else None, retry_after)  # type: ignore[arg-type]
 
-    async def pending_job(self, source: str) -> str | None:
-        keys = [*self._keys, self._active, self.own + "pending:" + source]
-        job_id = await self._pending(keys, ())
+    async def pending_job(self, source: str, *, default_source: bool = False) -> str | None:
+        """The source's pending job: the marker's own job if it is still waiting, delayed or
+        active; with `default_source`, else any pending job that another producer added."""
+        keys = [*self.keys, self._marker(source)]
+        args = (self.base, source, "1" if default_source else "0", FOREIGN_SCAN)
+        job_id = await self._retrying(lambda: self._pending(keys, args))
         return _text(job_id) if job_id else None
 
+    async def job_state(self, job_id: str, *, source: str | None = None) -> JobState:
+        """Where a job is. "missing": no such job (vanished: a Redis restarted empty, FLUSHALL,
+        an obliterate); with `source`, also a job that names another source (a reused id)."""
+        keys = [*self.keys, self.base + "completed", self.base + "failed"]
+        args = (self.base, job_id, source or "")
+        state = await self._retrying(lambda: self._job_state(keys, args))
+        return _text(state)  # type: ignore[return-value]
+
+    async def record_refresh_outcome(
+        self, source: str, job_id: str, ok: bool, *, base_s: float, max_s: float
+    ) -> BackoffState:
+        """Book one refresh's outcome for the backoff, once per job however many daemons report
+        it: a failure waits base × 2^(n-1) (at most `max_s`) from now; a success resets."""
+        keys = [self._marker(source), self.own + "outcomes:" + source]
+        args = (
+            self.base,
+            job_id,
+            "1" if ok else "0",
+            int(base_s * 1000),
+            int(max_s * 1000),
+            OUTCOMES_KEPT,
+        )
+        failures, until = await self._retrying(lambda: self._outcome(keys, args))
+        return _backoff(failures, until)
+
+    async def reset_backoff(self, source: str) -> None:
+        """A new login session: the count of unsuccessful refreshes starts again."""
+
+        async def reset() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(self._marker(source), "failures", 0)
+                pipe.hdel(self._marker(source), "backoff_until")
+                await pipe.execute()
+
+        await self._retrying(reset)
+
+    async def backoff_state(self, source: str) -> BackoffState:
+        failures, until = await self._retrying(
+            lambda: self.redis.hmget(self._marker(source), ["failures", "backoff_until"])
+        )
+        return _backoff(failures, until)
+
     async def counts(self) -> JobCounts:
-        b = self.base
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for kind, suffix in _COUNTED:
-                (pipe.llen if kind == "list" else pipe.zcard)(b + suffix)
-            values = await pipe.execute()
-        return JobCounts(*(int(v) for v in values))
+        async def read() -> list[Any]:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for kind, suffix in _COUNTED:
+                    (pipe.llen if kind == "list" else pipe.zcard)(self.base + suffix)
+                return await pipe.execute()
+
+        return JobCounts(*(int(v) for v in await self._retrying(read)))
 
     async def finished_since(self, since_ms: int, limit: int = 200) -> list[FinishedJob]:
-        """Jobs that completed or failed at or after `since_ms`, oldest first."""
-        ids: list[tuple[str, Literal["completed", "failed"]]] = []
+        """The newest `limit` jobs that completed or failed at or after `since_ms`, oldest first."""
+        return await self._retrying(lambda: self._finished_since(since_ms, limit))
+
+    async def _finished_since(self, since_ms: int, limit: int) -> list[FinishedJob]:
         outcomes: tuple[Literal["completed", "failed"], ...] = ("completed", "failed")
-        for outcome in outcomes:
-            found = await self.redis.zrangebyscore(
-                self.base + outcome, since_ms, "+inf", start=0, num=limit
-            )
-            ids += [(_text(i), outcome) for i in found]
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for outcome in outcomes:  # scores are finishedOn: newest first, then cut
+                pipe.zrevrangebyscore(self.base + outcome, "+inf", since_ms, start=0, num=limit)
+            found = await pipe.execute()
+        ids = [(_text(i), o) for o, members in zip(outcomes, found, strict=True) for i in members]
         if not ids:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for job_id, _ in ids:
                 pipe.hmget(self.base + job_id, _FINISHED_FIELDS)
             rows = await pipe.execute()
-        jobs = [
-            _finished(job_id, outcome, row)
-            for (job_id, outcome), row in zip(ids, rows, strict=True)
-        ]
-        return sorted((j for j in jobs if j is not None), key=lambda j: j.finished_at)
-
-    async def aclose(self) -> None:
-        """Close the scripts' own connections (the client's pool is the caller's to close)."""
-        for script in (self._add, self._refresh, self._pending):
-            await script.aclose()
+        jobs = [_finished(i, o, row) for (i, o), row in zip(ids, rows, strict=True)]
+        kept = sorted((j for j in jobs if j is not None), key=lambda j: j.finished_at)
+        return kept[-limit:]
 
     async def claim(self, key: str, ttl_s: float) -> bool:
         """A lease: True for exactly one caller until `ttl_s` passes."""
-        return bool(
-            await self.redis.set(
-                self.own + "lease:" + key, "1", nx=True, px=max(1, int(ttl_s * 1000))
-            )
-        )
+        name, token = self.own + "lease:" + key, uuid.uuid4().hex
 
+        async def take() -> bool:
+            if await self.redis.set(name, token, nx=True, px=max(1, int(ttl_s * 1000))):
+                return True
+            return bool(await self.redis.get(name) == token.encode())  # taken by our first try
 
-class _Script:
-    """EVALSHA with auto-pipelining, the way ioredis pipelines concurrent commands: with no round
-    trip under way a call goes out at once; calls made while one is under way are batched and go
-    out together, in one write on one connection, when it returns. Commands are packed here: the
-    keys never change, so their RESP encoding is made once, not per call."""
-
-    def __init__(self, redis: Redis, source: str) -> None:
-        self.redis = redis
-        self.source = source
-        self.sha: bytes | None = None
-        # A connection of its own: replies come back in order, and no pool round trip per call.
-        self._conn = redis.connection_pool.make_connection()  # type: ignore[no-untyped-call]
-        self._busy = False
-        self._batch: list[tuple[Sequence[str], Sequence[Any], asyncio.Future[Any]]] = []
-        self._packed_keys: dict[tuple[str, ...], bytes] = {}
-
-    async def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        if self._busy:
-            fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            self._batch.append((keys, args, fut))
-            return await fut
-        self._busy = True
-        try:
-            [result] = await self._run([(keys, args)])
-        finally:
-            self._next()
-        if isinstance(result, BaseException):
-            raise result
-        return result
-
-    def _next(self) -> None:
-        self._busy = bool(self._batch)
-        if self._batch:
-            batch, self._batch = self._batch, []
-            asyncio.get_running_loop().create_task(self._send(batch))
-
-    async def _send(
-        self, batch: list[tuple[Sequence[str], Sequence[Any], asyncio.Future[Any]]]
-    ) -> None:
-        try:
-            results = await self._run([(keys, args) for keys, args, _ in batch])
-        except BaseException as exc:  # a connection error belongs to every caller in the batch
-            results = [exc] * len(batch)
-        finally:
-            self._next()
-        for (*_, fut), result in zip(batch, results, strict=True):
-            if fut.done():
-                continue
-            if isinstance(result, BaseException):
-                fut.set_exception(result)
-            else:
-                fut.set_result(result)
-
-    async def _run(self, calls: list[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
-        conn = self._conn
-        try:
-            if self.sha is None:
-                await conn.send_command("SCRIPT", "LOAD", self.source)
-                self.sha = await conn.read_response()
-            await conn.send_packed_command(b"".join(self._pack(k, a) for k, a in calls))
-            results = [await _reply(conn) for _ in calls]
-        except BaseException:
-            await conn.disconnect()  # replies may be half read: start afresh next time
-            raise
-        if any(isinstance(r, NoScriptError) for r in results):  # Redis restarted, or flushed
-            self.sha = None
-            self._packed_keys.clear()
-            return await self._run(calls)
-        return results
+        return await self._retrying(take)
 
     async def aclose(self) -> None:
-        await self._conn.disconnect()
+        """Nothing of its own to close: the client's pool is the caller's."""
 
-    def _pack(self, keys: Sequence[str], args: Sequence[Any]) -> bytes:
-        assert self.sha is not None
-        key_tuple = tuple(keys)
-        head = self._packed_keys.get(key_tuple)
-        if head is None:
-            head = b"".join(_bulk(x) for x in (b"EVALSHA", self.sha, len(keys), *keys))
-            self._packed_keys[key_tuple] = head
-        return b"*%d\r\n%b%b" % (3 + len(keys) + len(args), head, b"".join(map(_bulk, args)))
-
-
-async def _reply(conn: Any) -> Any:
-    try:
-        return await conn.read_response()
-    except ResponseError as exc:  # an error reply is one caller's, the rest stay readable
-        return exc
+    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run `call`, once more on a fresh connection if the first one was dead: after a Redis
+        restart every pooled connection fails once, which is no outage. Timeouts and errors
+        Redis answered are not retried."""
+        try:
+            return await call()
+        except ConnectionError as exc:
+            if isinstance(exc, _NOT_STALE):
+                raise
+            # the pool's idle connections died with the same server: drop them, dial afresh
+            await self.redis.connection_pool.disconnect(inuse_connections=False)
+            return await call()
 
 
-def _bulk(value: Any) -> bytes:
-    raw = value if isinstance(value, bytes) else str(value).encode()
-    return b"$%d\r\n%b\r\n" % (len(raw), raw)
+def describe_redis_error(exc: BaseException) -> str:
+    """The condition behind a Redis error, for logs and status: never the URL or its password."""
+    if isinstance(exc, AuthenticationError) or _code(exc) in ("WRONGPASS", "NOAUTH"):
+        return "authentication failed (wrong or missing password)"
+    if isinstance(exc, AuthorizationError) or _code(exc) == "NOPERM":
+        return "not permitted by the Redis user's ACL (NOPERM)"
+    if isinstance(exc, OutOfMemoryError) or _code(exc) == "OOM":
+        return "out of memory: Redis reached maxmemory and refuses writes (OOM)"
+    if isinstance(exc, ReadOnlyError) or _code(exc) == "READONLY":
+        return "read-only replica: writes need the primary (READONLY)"
+    if isinstance(exc, BusyLoadingError):
+        return "Redis is loading its dataset (LOADING)"
+    if isinstance(exc, NoScriptError):
+        return "script not loaded (NOSCRIPT)"
+    if _code(exc) == "MISCONF":
+        return "Redis cannot persist and refuses writes (MISCONF)"
+    if _code(exc) == "BUSY":
+        return "Redis is busy running a script (BUSY)"
+    if isinstance(exc, TimeoutError):
+        return "timed out waiting for Redis"
+    if isinstance(exc, ConnectionError):
+        return _connection_failure(exc)
+    if isinstance(exc, ResponseError):
+        return f"Redis refused the command ({_code(exc) or 'error'})"
+    if isinstance(exc, RedisError):
+        return f"Redis client error ({type(exc).__name__})"
+    return type(exc).__name__
+
+
+def _code(exc: BaseException) -> str:
+    """The error code of a Redis error reply: its first word, when that is in capitals."""
+    if not isinstance(exc, ResponseError | ConnectionError) or not exc.args:
+        return ""
+    first = str(exc.args[0]).split(" ", 1)[0]
+    return first if first.isupper() and first.isalpha() else ""
+
+
+def _connection_failure(exc: ConnectionError) -> str:
+    number = None
+    cause: BaseException | None = exc
+    while cause is not None and number is None:  # the OSError underneath, when redis-py kept it
+        number = cause.errno if isinstance(cause, OSError) else None
+        cause = cause.__cause__ or cause.__context__
+    if number is None:  # "Error 111 connecting to host:port. Connection refused."
+        found = re.match(r"Error (-?\d+) ", str(exc))
+        number = int(found.group(1)) if found else None
+    phrases = {
+        errno.ECONNREFUSED: "connection refused",
+        errno.ECONNRESET: "connection reset",
+        errno.ETIMEDOUT: "connection timed out",
+        errno.EHOSTUNREACH: "host unreachable",
+        errno.ENETUNREACH: "network unreachable",
+        errno.EPIPE: "connection closed",
+    }
+    if number is not None and number in errno.errorcode:
+        phrase = phrases.get(number, "cannot connect")
+        return f"{phrase} ({errno.errorcode[number]})"
+    if "timeout" in str(exc).lower():
+        return "connection timed out"
+    if "closed" in str(exc).lower():
+        return "connection closed by Redis"
+    if number is not None:  # a resolver error (negative numbers): the name does not resolve
+        return f"cannot resolve the Redis host (error {number})"
+    return "unreachable"
+
+
+def _backoff(failures: Any, until: Any) -> BackoffState:
+    return BackoffState(int(failures or 0), int(until) / 1000 if until else None)
 
 
 def _finished(
@@ -466,4 +609,16 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-__all__ = ["BullQueue", "FinishedJob", "JobCounts", "JobOptions", "RefreshResult", "ResponseError"]
+__all__ = [
+    "ADD_JOB_LUA",
+    "BackoffState",
+    "BullQueue",
+    "FinishedJob",
+    "JobCounts",
+    "JobOptions",
+    "JobState",
+    "RefreshResult",
+    "RefreshState",
+    "ResponseError",
+    "describe_redis_error",
+]

@@ -6,14 +6,17 @@ Sources of values, strongest first: environment variables, then the optional TOM
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -32,6 +35,8 @@ ENV_PREFIX = "COOKIE_SUPERVISOR_"
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# A bearer token on a listener other hosts can reach must resist guessing.
+MIN_TOKEN_BYTES = 16
 
 
 class ConfigError(Exception):
@@ -69,7 +74,31 @@ def _split_list(value: Any) -> Any:
     return value
 
 
+def _blank_is_unset(value: Any) -> Any:
+    """`VAR=` (an env file's line left empty) means "not set", never "" or the current directory."""
+    if isinstance(value, str):
+        return value.strip() or None
+    return value
+
+
+def _cookie_file(value: Path) -> Path:
+    # A directory would be "inspected" as a jar that never parses, and refreshed for nothing.
+    if value.is_dir():
+        raise ValueError(f"{str(value)!r} is a directory, not a cookie file")
+    return value
+
+
+def _ip_networks(value: list[str]) -> list[str]:
+    for item in value:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(f"not an IP address or network: {item[:64]!r}") from None
+    return value
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+CookieFile = Annotated[Path, AfterValidator(_cookie_file)]
 UrlList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
 ReasonSet = Annotated[frozenset[Reason], NoDecode, BeforeValidator(_split_list)]
 
@@ -80,7 +109,7 @@ class SourceSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    cookies_file: Path
+    cookies_file: CookieFile
     validation_urls: UrlList = Field(default_factory=lambda: [DEFAULT_VALIDATION_URL])
     validate_every: Duration = 1800.0
     validate_jitter: Annotated[float, Field(ge=0, le=1)] = 0.1
@@ -92,7 +121,20 @@ class SourceSettings(BaseModel):
     renew_before: Duration = 2 * 86400.0
     upload_timeout: Duration = 600.0
     refresh_cooldown: Duration = 600.0
+    # After an unsuccessful refresh the next automatic one waits backoff × 2^(n-1), capped.
+    refresh_backoff: Duration = 1800.0
+    refresh_backoff_max: Duration = 86400.0
+    # A metadata-only request only an honoured login session can answer. None: YouTube's
+    # liked-videos playlist when the validation URLs are YouTube's; "": off.
+    account_check_url: str | None = None
+    # A jar that lost its login cookies by shrinking may be an upload caught mid-write.
+    logged_out_confirm: Duration = 10.0
     trigger_on: ReasonSet = DEFAULT_TRIGGERS
+    # Passive detection: the backend's systemd units and plain log files to follow.
+    journal_units: UrlList = Field(default_factory=list)
+    log_files: Annotated[list[Path], NoDecode, BeforeValidator(_split_list)] = Field(
+        default_factory=list
+    )
 
     @field_validator("name")
     @classmethod
@@ -117,6 +159,87 @@ class SourceSettings(BaseModel):
         return value
 
 
+# What a webhook can be told about (the `events` of a `[[webhooks]]` table).
+WEBHOOK_EVENTS = (
+    "refresh_enqueued",
+    "refresh_completed",
+    "refresh_failed",
+    "refresh_verified",
+    "refresh_still_failing",
+    "refresh_no_upload",
+    "validation_failed",
+    "validation_recovered",
+    "cookies_expiring",
+    "file_missing",
+)
+
+
+class WebhookSettings(BaseModel):
+    """One receiver of refresh notifications (a `[[webhooks]]` table)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = ""  # the `webhook` label; defaults to the URL's host
+    url: str
+    secret: SecretStr | None = None
+    events: UrlList = Field(default_factory=lambda: list(WEBHOOK_EVENTS))
+    format: Literal["json", "slack"] = "json"
+    timeout: Duration = 5.0
+    max_age: Duration = 3600.0
+    outbox_limit: Annotated[int, Field(ge=1)] = 1000
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_name(cls, data: Any) -> Any:
+        # The `webhook` label: the URL's host unless named (never the URL: it may be a credential).
+        if isinstance(data, dict) and not data.get("name") and isinstance(data.get("url"), str):
+            with contextlib.suppress(ValueError):
+                data = {**data, "name": urlsplit(data["url"]).hostname or ""}
+        return data
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_webhook_url(value)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
+        return check_webhook_secret(value)
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: list[str]) -> list[str]:
+        if unknown := sorted(set(value) - set(WEBHOOK_EVENTS)):
+            raise ValueError(f"unknown {', '.join(unknown)} (known: {', '.join(WEBHOOK_EVENTS)})")
+        return value
+
+    @field_validator("timeout", "max_age")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be greater than 0")
+        return value
+
+
+def check_webhook_url(value: str) -> str:
+    """http(s) with a host; the message never repeats the URL (a Slack URL is a credential)."""
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError("must be an http(s) URL with a host")
+    return value
+
+
+def check_webhook_secret(value: SecretStr | None) -> SecretStr | None:
+    if value is not None and len(value.get_secret_value().encode()) < 16:
+        raise ValueError("must be at least 16 bytes")
+    return value
+
+
 # Settings of the `default` source that may also come from the environment.
 _DEFAULT_SOURCE_FIELDS = ("validation_urls", "validate_every", "probe_mode", "probe_timeout")
 
@@ -129,11 +252,22 @@ class Settings(BaseSettings):
     )
 
     redis_url: str = Field("redis://localhost:6379", validation_alias="REDIS_URL")
-    cookies_file: Path | None = Field(None, validation_alias="YT_DLP_COOKIES_FILE")
+    cookies_file: Annotated[CookieFile | None, BeforeValidator(_blank_is_unset)] = Field(
+        None, validation_alias="YT_DLP_COOKIES_FILE"
+    )
     config: Path | None = None
     listen: str = "127.0.0.1:9479"
-    api_token: SecretStr | None = None
+    # Blank means none; surrounding white space is never part of a token (clients' is stripped).
+    api_token: Annotated[SecretStr | None, BeforeValidator(_blank_is_unset)] = None
     rate_limit: Annotated[int, Field(ge=0)] = 30
+    # Proxies whose X-Forwarded-For is believed; none by default.
+    forwarded_allow_ips: Annotated[UrlList, AfterValidator(_ip_networks)] = Field(
+        default_factory=list
+    )
+    limit_concurrency: Annotated[int, Field(ge=1)] = 256
+    header_timeout: Duration = 10.0
+    # Where state that survives a restart lives; default $STATE_DIRECTORY (systemd), else none.
+    state_dir: Path | None = None
     queue: str = "cookie-refresh"
     queue_prefix: str = "bull"
     job_name: str = "__default__"
@@ -152,6 +286,9 @@ class Settings(BaseSettings):
     probe_mode: Literal["download", "metadata"] | None = None
     probe_timeout: Duration | None = None
     sources: list[SourceSettings] = Field(default_factory=list)
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
 
     @classmethod
     def settings_customise_sources(
@@ -173,6 +310,13 @@ class Settings(BaseSettings):
             raise ValueError(f"expected host:port, got {value!r}")
         return value
 
+    @field_validator("header_timeout")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be greater than 0")
+        return value
+
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str) -> str:
@@ -187,6 +331,23 @@ class Settings(BaseSettings):
             raise ValueError("must be non-empty without ':' or white space")
         return value
 
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        return check_webhook_url(value) if value else None
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        return check_webhook_secret(value)
+
+    @model_validator(mode="after")
+    def _webhook_names(self) -> Settings:
+        names = [h.name for h in self.all_webhooks()]
+        if len(names) != len(set(names)):
+            raise ValueError("webhooks: names must be unique (name webhooks that share a host)")
+        return self
+
     @model_validator(mode="after")
     def _sources(self) -> Settings:
         names = [s.name for s in self.sources]
@@ -196,10 +357,17 @@ class Settings(BaseSettings):
             raise ValueError(
                 "YT_DLP_COOKIES_FILE: no cookie file configured (set it or add [[sources]])"
             )
-        if self.api_token is None and not is_loopback(self.host):
-            raise ValueError(
-                "COOKIE_SUPERVISOR_LISTEN: a non-loopback address needs COOKIE_SUPERVISOR_API_TOKEN"
-            )
+        if not is_loopback(self.host):
+            if self.api_token is None:
+                raise ValueError(
+                    "COOKIE_SUPERVISOR_LISTEN: a non-loopback address needs"
+                    " COOKIE_SUPERVISOR_API_TOKEN"
+                )
+            if len(self.api_token.get_secret_value().encode()) < MIN_TOKEN_BYTES:
+                raise ValueError(
+                    f"COOKIE_SUPERVISOR_API_TOKEN: must be at least {MIN_TOKEN_BYTES} bytes"
+                    " on a non-loopback address (COOKIE_SUPERVISOR_LISTEN)"
+                )
         return self
 
     @property
@@ -209,6 +377,20 @@ class Settings(BaseSettings):
     @property
     def port(self) -> int:
         return int(self.listen.rpartition(":")[2])
+
+    def state_path(self) -> Path | None:
+        """The state directory: the setting, else systemd's StateDirectory=, else none."""
+        if self.state_dir is not None:
+            return self.state_dir
+        env = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+        return Path(env) if env else None
+
+    def all_webhooks(self) -> list[WebhookSettings]:
+        """The TOML webhooks, plus one from COOKIE_SUPERVISOR_WEBHOOK_URL/_SECRET."""
+        hooks = list(self.webhooks)
+        if self.webhook_url:
+            hooks.append(WebhookSettings(url=self.webhook_url, secret=self.webhook_secret))
+        return hooks
 
     def all_sources(self) -> list[SourceSettings]:
         """The TOML sources, plus `default` from YT_DLP_COOKIES_FILE and its env overrides."""
@@ -274,9 +456,23 @@ def _describe(exc: ValidationError, file_values: dict[str, Any]) -> str:
             else idx
         )
         return f"sources[{name}].{'.'.join(loc[2:]) or '?'}: {msg}"
-    field = Settings.model_fields.get(loc[0])
-    env = field.validation_alias if field and isinstance(field.validation_alias, str) else None
-    name = env or (ENV_PREFIX + loc[0].upper())
-    if loc[0] in file_values:
-        name = f"{loc[0]} (config file)" if name not in os.environ else name
-    return f"{'.'.join([name, *loc[1:]])}: {msg}"
+    if loc[0] == "webhooks" and len(loc) > 1 and loc[1].isdigit():
+        hooks = file_values.get("webhooks") or []
+        idx = int(loc[1])
+        hook = hooks[idx] if idx < len(hooks) and isinstance(hooks[idx], dict) else {}
+        return f"webhooks[{hook.get('name') or idx}].{'.'.join(loc[2:]) or '?'}: {msg}"
+    return f"{'.'.join([_setting_name(loc[0], file_values), *loc[1:]])}: {msg}"
+
+
+def _setting_name(key: str, file_values: dict[str, Any]) -> str:
+    """The name the user wrote: the env var that is set (`REDIS_URL`, or its prefixed twin), else
+    the TOML key. pydantic reports a field by its alias or by its name, whichever supplied it."""
+    fields = Settings.model_fields
+    name = next((n for n, f in fields.items() if key in (n, f.validation_alias)), key)
+    alias = fields[name].validation_alias if name in fields else None
+    env_names = [n for n in (alias, ENV_PREFIX + name.upper()) if isinstance(n, str)]
+    if set_names := [n for n in env_names if n in os.environ]:
+        return set_names[0]
+    if name in file_values:
+        return f"{name} (config file)"
+    return env_names[0]

@@ -88,6 +88,7 @@ class Supervisor:
         self._probe_locks = {name: asyncio.Lock() for name in self.state.sources}
         self._inspect_locks = {name: asyncio.Lock() for name in self.state.sources}
         self._save_armed = False
+        self.started = False  # every file inspected once, every timer armed
         metrics.state = lambda: self.state
         metrics.clock = clock
         metrics.queue = settings.queue
@@ -125,6 +126,7 @@ class Supervisor:
                     f"validate:{name}", every, fire, jitter=every * src.settings.validate_jitter
                 )
             await self.handle(core.TimerFired(name, "validate"))
+        self.started = True
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -412,7 +414,7 @@ class Supervisor:
             if (
                 was is not None
                 and pending[name] is None
-                and await self.queue.job_state(was) == "missing"
+                and await self.queue.job_state(was, source=name) == "missing"
             ):
                 vanished.add(was)
         if not self.state.history_recovered:

@@ -92,12 +92,13 @@ def main() -> None:
     server = RedisServer().start()
     jar = Path(tempfile.mkdtemp(prefix="cs-bench-")) / "cookies.txt"
     write_atomic(jar, cookie_jar())
-    d = Daemon(env=daemon_env(server.url, jar)).start()
+    d = Daemon(env=daemon_env(server.url, jar))
     port = free_port()
     bare = subprocess.Popen([sys.executable, __file__, "--bare", str(port)])
     bare_url = f"http://127.0.0.1:{port}/api/cookies/trigger-refresh"
     runs: dict[str, list[dict[str, str]]] = {"bare": [], "daemon": []}
     try:
+        d.start()
         wait_for(lambda: httpx.post(bare_url, json={}).status_code == 200, timeout=10)
         urls = {"bare": bare_url, "daemon": d.base_url + "/api/cookies/trigger-refresh"}
         for url in urls.values():

@@ -1,5 +1,6 @@
 // One-shot bull@4 queue operations for the tests, printed as one JSON line:
-//   node queue.js counts | pause | resume | job <id>
+//   node queue.js counts | pause | resume | job <id> | add <data JSON> | obliterate
+// `add` is a producer of its own (the backend's legacy enqueue): queue.add(data), bull's defaults.
 'use strict';
 const Queue = require('bull');
 
@@ -17,6 +18,8 @@ async function run() {
       return { id: job.id, name: job.name, data: job.data, opts: job.opts, timestamp: job.timestamp,
                delay: job.delay, state: await job.getState(), attemptsMade: job.attemptsMade };
     }
+    case 'add': return { id: (await queue.add(JSON.parse(arg))).id };
+    case 'obliterate': await queue.obliterate({ force: true }); return { obliterated: true };
     default: throw new Error(`unknown command ${command}`);
   }
 }
