@@ -597,3 +597,17 @@ def test_job_end_notifications_share_an_id_key_across_daemons() -> None:
         for h in (a, b)
     ]
     assert ends[0] == ends[1] and ends[0][0].key == "5"
+
+
+def test_a_known_pending_job_answers_coalesced_without_asking_redis() -> None:
+    h = Harness()
+    h.file(jar())
+    h(QueueObserved({"main": "12"}))
+    fx = h(RefreshAsked("main", Reason.BOT_DETECTION, "api", error="not a bot"))
+    assert of(fx, Enqueue) == []
+    [answer] = of(fx, Answer)
+    assert (answer.state, answer.job_id) == ("coalesced", "12")
+    assert counted(fx, "failure_reports_total") == [("main", "bot_detection", "coalesced")]
+    h(RedisDown("gone"))
+    [answer] = of(h(RefreshAsked("main", Reason.MANUAL, "cli")), Answer)
+    assert answer.state == "deferred"  # without Redis the pending job is not known to stand

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import subprocess
@@ -154,6 +155,9 @@ async def serve(settings: Settings) -> int:
             supervisor.timers.every("cursors", CURSOR_SAVE_EVERY, _saver(supervisor))
         supervisor.timers.every("rescan", RESCAN_EVERY, _rescanner(supervisor, watcher))
         supervisor.spawn(_build_info(settings, supervisor))
+        # Everything built so far lives as long as the daemon: keep the collector from scanning
+        # it again on every full collection (a storm of requests triggers many).
+        gc.freeze()
         supervisor.timers.every("status", STATUS_EVERY, _status_reporter(supervisor, notifier))
         watchdog = _start_watchdog(notifier)
         status = f"supervising {len(files)} source(s) on {settings.listen}"

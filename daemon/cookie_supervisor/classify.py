@@ -7,6 +7,7 @@ printed by yt-dlp (or sent by the backend) is mapped onto a reason.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -200,7 +201,10 @@ def normalize(text: str) -> str:
     return _SPACE.sub(" ", text.translate(_QUOTES)).strip().lower()
 
 
+@functools.lru_cache(maxsize=1024)
 def classify(text: str) -> Classification:
+    """The table's verdict on `text`. Cached: every worker of a failing backend posts the same
+    few texts, and a storm of them should cost one scan each."""
     norm = normalize(text)
     for pattern, reason in PATTERNS:
         found = pattern.search(norm) if isinstance(pattern, re.Pattern) else pattern in norm

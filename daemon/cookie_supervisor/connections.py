@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import resource
 import time
 from typing import Any, ClassVar
@@ -94,13 +95,14 @@ class GuardedH11Protocol(H11Protocol):
         super().__init__(*args, **kwargs)
         self.logger = _uvicorn_log
         self.idle_since = 0.0
-        self._deadline: asyncio.TimerHandle | None = None
+        self.deadline = math.inf  # when a request must have arrived whole
 
     # --- asyncio.Protocol ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._await_request()
+        self._keep_sweeping()
         if len(self.connections) > self.max_connections:
             self._make_room()
 
@@ -151,17 +153,36 @@ class GuardedH11Protocol(H11Protocol):
         return self.cycle is None or self.cycle.response_complete
 
     def _await_request(self) -> None:
-        self._disarm()
+        # A deadline to compare, not a timer per request: arming and cancelling a TimerHandle
+        # on every answer left the loop's heap full of cancelled ones under a trigger storm
+        # (~17 us a request, measured with tests/benchmarks/bench_trigger.py).
         self.idle_since = time.monotonic()
-        self._deadline = self.loop.call_later(self.header_timeout, self._request_overdue)
+        self.deadline = self.idle_since + self.header_timeout
 
     def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        self.deadline = math.inf
+
+    def _keep_sweeping(self) -> None:
+        """One sweeper per server closes what is overdue, a quarter timeout late at most."""
+        state, loop, every = self.server_state, self.loop, self.header_timeout / 4
+        if getattr(state, "cs_sweeping", False):
+            return
+        state.cs_sweeping = True  # type: ignore[attr-defined]
+
+        def sweep() -> None:  # holds the server's state, not the connection that started it
+            now = time.monotonic()
+            for conn in list(state.connections):
+                if isinstance(conn, GuardedH11Protocol) and conn.deadline <= now:
+                    conn._request_overdue()
+            if state.connections:
+                loop.call_later(every, sweep)
+            else:
+                state.cs_sweeping = False  # type: ignore[attr-defined]
+
+        loop.call_later(every, sweep)
 
     def _request_overdue(self) -> None:
-        self._deadline = None
+        self.deadline = math.inf
         reading_body = (
             self.cycle is not None
             and not self.cycle.response_started

@@ -797,8 +797,10 @@ def ambiguous(reason: Reason, text: str | None) -> bool:
     """May or may not be the cookies: a 403, a private or members-only video, an age gate."""
     if reason is Reason.FORBIDDEN:
         return True
+    if reason is not Reason.AUTH_REQUIRED:
+        return False
     norm = normalize(text or "")
-    return reason is Reason.AUTH_REQUIRED and any(w in norm for w in _AMBIGUOUS_WORDS)
+    return any(w in norm for w in _AMBIGUOUS_WORDS)
 
 
 def _refresh_asked(state: State, src: Source, ask: RefreshAsked, now: float) -> list[Effect]:
@@ -813,6 +815,11 @@ def _refresh_asked(state: State, src: Source, ask: RefreshAsked, now: float) -> 
     if not person and ask.origin != "cli" and doubt:
         fx += _validate(src, "report")
         return fx + _answer(src, ask, "validating", "Validating the cookies before a refresh")
+    if src.pending_job is not None and state.redis_up:
+        # A job is already on its way: that is the answer Redis would give, without asking it.
+        fx += _counts(src, reason, ask.origin, "coalesced")
+        message = _MESSAGES["coalesced"]
+        return [*fx, Answer("coalesced", src.name, reason, message, src.pending_job)]
     if state.redis_up is False:
         fx += _owe(src, Owed(reason, now, ask.origin, ask.force))
         return fx + _answer(
@@ -826,9 +833,11 @@ def _refresh_asked(state: State, src: Source, ask: RefreshAsked, now: float) -> 
 
 
 def _counts(src: Source, reason: Reason, origin: Origin, state: TriggerState) -> list[Effect]:
-    fx: list[Effect] = [Count("refresh_requests_total", (src.name, reason.value, state))]
+    # `reason` is a StrEnum: it is its label value (`.value` is a slow descriptor on a hot path).
+    labels = (src.name, reason, state)
+    fx: list[Effect] = [Count("refresh_requests_total", labels)]
     if origin in _REPORTERS:  # what the backend fails on, including what triggers nothing
-        fx.append(Count("failure_reports_total", (src.name, reason.value, state)))
+        fx.append(Count("failure_reports_total", labels))
     return fx
 
 
