@@ -15,7 +15,6 @@ import os
 import sys
 import textwrap
 import time
-import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -35,6 +34,7 @@ from cookie_supervisor.config import (
     Settings,
     SourceSettings,
     load_settings,
+    read_toml,
 )
 
 if TYPE_CHECKING:
@@ -562,7 +562,7 @@ def daemon_settings(
     values.update({k: v for k, v in environ.items() if k.startswith(ENV_PREFIX)})
     toml_path = config or values.get(ENV_PREFIX + "CONFIG")
     if toml_path:
-        table = _read_toml(Path(toml_path))
+        table = read_toml(Path(toml_path))
         for key, var in (("listen", LISTEN_VAR), ("api_token", TOKEN_VAR)):
             if var not in values and isinstance(table.get(key), str):
                 values[var] = table[key]
@@ -586,16 +586,6 @@ def read_env_file(path: Path) -> dict[str, str]:
             value = value[1:-1]
         values[key.strip()] = value
     return values
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except OSError as exc:
-        raise ConfigError(f"config file {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path}: invalid TOML: {exc}") from None
 
 
 def base_url(listen: str) -> str:

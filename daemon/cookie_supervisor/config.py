@@ -419,7 +419,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     path = config_file or os.environ.get(ENV_PREFIX + "CONFIG") or None
     values: dict[str, Any] = {}
     if path:
-        values = _read_toml(Path(path))
+        values = read_toml(Path(path))
         values["config"] = path
     values.update(overrides)
     try:
@@ -428,7 +428,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise ConfigError(_describe(exc, values)) from None
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file as a dict, or ConfigError naming the file and what is wrong."""
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
