@@ -34,8 +34,11 @@ from redis.exceptions import (
     TimeoutError,
 )
 
+from cookie_supervisor.core import TriggerState
+
 T = TypeVar("T")
-RefreshState = Literal["enqueued", "coalesced", "cooldown", "backoff"]
+# What Redis can answer a request: the daemon's one vocabulary of trigger outcomes (core.py).
+RefreshState = TriggerState
 JobState = Literal["pending", "completed", "failed", "missing"]
 
 # How many ids per list a default-source request looks at for a job someone else enqueued.
@@ -242,12 +245,6 @@ class JobCounts:
     failed: int
     delayed: int
     paused: int
-
-    @property
-    def total(self) -> int:
-        return (
-            self.waiting + self.active + self.completed + self.failed + self.delayed + self.paused
-        )
 
     def as_dict(self) -> dict[str, int]:
         return {

@@ -27,15 +27,6 @@ from cookie_supervisor.cookiefile import CookieReport
 TriggerState = Literal[
     "enqueued", "coalesced", "cooldown", "backoff", "deferred", "validating", "ignored"
 ]
-TRIGGER_STATES: tuple[TriggerState, ...] = (
-    "enqueued",
-    "coalesced",
-    "cooldown",
-    "backoff",
-    "deferred",
-    "validating",
-    "ignored",
-)
 Origin = Literal["api", "cli", "report", "validation", "file", "rotation", "owed", "retry"]
 Verdict = Literal["verified", "still_failing", "no_upload", "superseded"]
 VERDICTS: tuple[Verdict, ...] = ("verified", "still_failing", "no_upload", "superseded")
@@ -151,7 +142,6 @@ class Owed:
 @dataclass(slots=True)
 class Verification:
     job_id: str
-    requested_at: float  # a login session first seen after this is the refresh's upload
     deadline: float
     session_at: float | None = None  # when the new session arrived
 
@@ -991,7 +981,7 @@ def _job_finished(src: Source, job: FinishedJob, now: float, *, counted: bool) -
     if src.verifying is not None:
         fx += _end_verification(src, "superseded")
     since = requested if requested is not None else job.created_at
-    ver = Verification(job.job_id, since, job.finished_at + src.settings.upload_timeout)
+    ver = Verification(job.job_id, job.finished_at + src.settings.upload_timeout)
     src.verifying = ver
     fx.append(Arm(src.name, "upload", ver.deadline))
     # The extractor uploads before it reports success: the new session may be here already.

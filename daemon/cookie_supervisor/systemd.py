@@ -27,10 +27,6 @@ class Notifier:
         ours = not pid or pid == str(os.getpid())
         return cls(os.environ.get("NOTIFY_SOCKET"), int(usec) if usec.isdigit() and ours else None)
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self._address)
-
     def notify(self, *lines: str) -> bool:
         if not self._address:
             return False
