@@ -611,3 +611,16 @@ def test_a_known_pending_job_answers_coalesced_without_asking_redis() -> None:
     h(RedisDown("gone"))
     [answer] = of(h(RefreshAsked("main", Reason.MANUAL, "cli")), Answer)
     assert answer.state == "deferred"  # without Redis the pending job is not known to stand
+
+
+def test_force_past_the_backoff_says_so() -> None:
+    h = Harness()
+    h.file(jar())
+    h(core.BackoffObserved("main", 2, T0 + 3600))
+    ask = enqueued(h(RefreshAsked("main", Reason.MANUAL, "cli", force=True)))
+    assert ask.force is True
+    [answer] = of(h.answer(ask, "enqueued", job_id="3", force=True), Answer)
+    assert answer.message.endswith("forced past the refresh backoff")
+    h(core.BackoffObserved("main", 0, None))
+    [answer] = of(h.answer(ask, "enqueued", job_id="4", force=True), Answer)
+    assert "backoff" not in answer.message

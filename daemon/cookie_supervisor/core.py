@@ -271,6 +271,7 @@ class RefreshAnswered:
     state: TriggerState
     job_id: str | None = None
     retry_after: float | None = None
+    force: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -860,6 +861,10 @@ def _refresh_answered(state: State, src: Source, ans: RefreshAnswered, now: floa
         if src.owed is not None:
             src.owed = None
             fx.append(Persist())
+    message = _MESSAGES.get(ans.state, ans.state)
+    braked = ans.force and src.backoff_until is not None and src.backoff_until > now
+    if ans.state == "enqueued" and braked:
+        message += "; forced past the refresh backoff"  # a person's call, and it says so
     if ans.state == "enqueued":
         assert ans.job_id is not None
         src.requested[ans.job_id] = now
@@ -874,6 +879,7 @@ def _refresh_answered(state: State, src: Source, ans: RefreshAnswered, now: floa
                 reason=ans.reason.value,
                 origin=ans.origin,
                 job_id=ans.job_id,
+                forced_past_backoff=braked or None,
             ),
             _notify(
                 "refresh_enqueued",
@@ -888,7 +894,6 @@ def _refresh_answered(state: State, src: Source, ans: RefreshAnswered, now: floa
         # Refused for now: come back when the brake lets go, and look at the evidence again.
         src.retry_at = now + ans.retry_after
         fx.append(Arm(src.name, "retry", src.retry_at))
-    message = _MESSAGES.get(ans.state, ans.state)
     return [
         *fx,
         Answer(ans.state, src.name, ans.reason, message, ans.job_id, ans.retry_after),

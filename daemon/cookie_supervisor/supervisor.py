@@ -352,7 +352,13 @@ class Supervisor:
             answered = core.RefreshAnswered(fx.source, fx.reason, fx.origin, "deferred")
         else:
             answered = core.RefreshAnswered(
-                fx.source, fx.reason, fx.origin, result.state, result.job_id, result.retry_after
+                fx.source,
+                fx.reason,
+                fx.origin,
+                result.state,
+                result.job_id,
+                result.retry_after,
+                fx.force,
             )
         return await self.handle(answered)
 
