@@ -624,3 +624,34 @@ def test_force_past_the_backoff_says_so() -> None:
     h(core.BackoffObserved("main", 0, None))
     [answer] = of(h.answer(ask, "enqueued", job_id="4", force=True), Answer)
     assert "backoff" not in answer.message
+
+
+@pytest.mark.parametrize(
+    ("ok", "reason", "expected"),
+    [
+        (True, None, True),
+        (False, Reason.BOT_DETECTION, True),
+        (False, Reason.COOKIES_ROTATED, True),
+        (False, Reason.UNAVAILABLE, False),  # the video is gone: try the next URL
+        (False, Reason.NETWORK_ERROR, False),
+        (False, Reason.TIMEOUT, False),
+    ],
+)
+def test_which_probe_settles_a_validation(ok: bool, reason: Reason | None, expected: bool) -> None:
+    assert core.settles(ok, reason) is expected
+
+
+@pytest.mark.parametrize(
+    ("configured", "media", "expected"),
+    [
+        (False, None, False),
+        (True, None, True),  # the media passed: is the session honoured, or a guest's pass?
+        (True, Reason.BOT_DETECTION, True),
+        (True, Reason.NETWORK_ERROR, False),  # the account check would fail the same way
+        (True, Reason.RATE_LIMITED, False),
+    ],
+)
+def test_when_the_account_check_runs(
+    configured: bool, media: Reason | None, expected: bool
+) -> None:
+    assert core.wants_account_check(configured, media) is expected

@@ -663,6 +663,18 @@ def _validate(src: Source, trigger: str, *, diagnose: bool = False) -> list[Effe
     return [RunValidation(src.name, trigger, diagnose)]
 
 
+def settles(ok: bool, reason: Reason | None) -> bool:
+    """Does one media probe speak for the cookies? A pass or a fixable failure does; a removed
+    video or an outage lets the next validation URL speak instead."""
+    return ok or (reason is not None and reason.fixable)
+
+
+def wants_account_check(configured: bool, media: Reason | None) -> bool:
+    """The account check adds nothing when it is off, or when the media probe failed for a
+    reason that is not the cookies' (the network is down: the account check would say the same)."""
+    return configured and (media is None or media.fixable)
+
+
 def wants_diagnosis(media: Reason | None, account_ok: bool | None, asked: bool) -> bool:
     """Probe once more without cookies? Only when a media failure may not be the cookies'."""
     if media not in _MEDIA_DIAGNOSED:

@@ -283,8 +283,8 @@ class Supervisor:
         probe: ProbeResult | None = None
         for url in cfg.validation_urls:
             probe = await self._probe(cfg, url)
-            if probe.ok or probe.fixable:
-                break  # conclusive; a removed video or an outage lets the next URL speak
+            if core.settles(probe.ok, probe.reason):
+                break
         assert probe is not None
         return probe
 
@@ -303,8 +303,8 @@ class Supervisor:
         url = cfg.account_check_url
         if url is None:
             url = default_account_check_url(cfg.validation_urls)
-        if not url or (media.reason is not None and not media.fixable and not media.ok):
-            return None  # off, or the network is down: the account check would say the same
+        if not url or not core.wants_account_check(True, media.reason):
+            return None
         return await run_account_check(
             cfg.cookies_file,
             url,
