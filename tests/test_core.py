@@ -642,16 +642,13 @@ def test_which_probe_settles_a_validation(ok: bool, reason: Reason | None, expec
 
 
 @pytest.mark.parametrize(
-    ("configured", "media", "expected"),
+    ("media", "expected"),
     [
-        (False, None, False),
-        (True, None, True),  # the media passed: is the session honoured, or a guest's pass?
-        (True, Reason.BOT_DETECTION, True),
-        (True, Reason.NETWORK_ERROR, False),  # the account check would fail the same way
-        (True, Reason.RATE_LIMITED, False),
+        (None, True),  # the media passed: is the session honoured, or a guest's pass?
+        (Reason.BOT_DETECTION, True),
+        (Reason.NETWORK_ERROR, False),  # the account check would fail the same way
+        (Reason.RATE_LIMITED, False),
     ],
 )
-def test_when_the_account_check_runs(
-    configured: bool, media: Reason | None, expected: bool
-) -> None:
-    assert core.wants_account_check(configured, media) is expected
+def test_when_the_account_check_runs(media: Reason | None, expected: bool) -> None:
+    assert core.wants_account_check(media) is expected

@@ -669,10 +669,10 @@ def settles(ok: bool, reason: Reason | None) -> bool:
     return ok or (reason is not None and reason.fixable)
 
 
-def wants_account_check(configured: bool, media: Reason | None) -> bool:
-    """The account check adds nothing when it is off, or when the media probe failed for a
-    reason that is not the cookies' (the network is down: the account check would say the same)."""
-    return configured and (media is None or media.fixable)
+def wants_account_check(media: Reason | None) -> bool:
+    """The account check adds nothing when the media probe failed for a reason that is not the
+    cookies' (the network is down: the account check would say the same)."""
+    return media is None or media.fixable
 
 
 def wants_diagnosis(media: Reason | None, account_ok: bool | None, asked: bool) -> bool:

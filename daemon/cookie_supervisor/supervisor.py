@@ -303,7 +303,7 @@ class Supervisor:
         url = cfg.account_check_url
         if url is None:
             url = default_account_check_url(cfg.validation_urls)
-        if not url or not core.wants_account_check(True, media.reason):
+        if not url or not core.wants_account_check(media.reason):  # off, or nothing to add
             return None
         return await run_account_check(
             cfg.cookies_file,
