@@ -180,6 +180,18 @@ class Source:
         return self.sessions.get(self.session) if self.session else None
 
     @property
+    def success_ratio(self) -> float | None:
+        """Share of the last finished jobs that completed; None before any finished."""
+        if not self.history:
+            return None
+        return sum(j.outcome == "completed" for j in self.history) / len(self.history)
+
+    def backoff_ends(self, now: float) -> float | None:
+        """When automatic refreshes may ask again, while that is still ahead."""
+        until = self.backoff_until
+        return until if until is not None and until > now else None
+
+    @property
     def diagnosis(self) -> Reason | None:
         return self.last_validation.diagnosis if self.last_validation else None
 
@@ -874,7 +886,7 @@ def _refresh_answered(state: State, src: Source, ans: RefreshAnswered, now: floa
             src.owed = None
             fx.append(Persist())
     message = _MESSAGES.get(ans.state, ans.state)
-    braked = ans.force and src.backoff_until is not None and src.backoff_until > now
+    braked = ans.force and src.backoff_ends(now) is not None
     if ans.state == "enqueued" and braked:
         message += "; forced past the refresh backoff"  # a person's call, and it says so
     if ans.state == "enqueued":
@@ -1099,7 +1111,7 @@ def _health_word(src: Source, now: float) -> str:
         return src.problem.value.replace("_", " ")
     if src.diagnosis is not None:
         return src.diagnosis.value.replace("_", " ")
-    if src.backoff_until is not None and src.backoff_until > now:
+    if src.backoff_ends(now) is not None:
         return "backing off"
     if v is not None and not v.ok:
         return f"failing ({(v.reason or Reason.OTHER).value})"

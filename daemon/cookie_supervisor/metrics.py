@@ -461,12 +461,11 @@ def _source_rows(
     if src.history:
         ok = [j.finished_at for j in src.history if j.outcome == "completed"]
         failed = [j.finished_at for j in src.history if j.outcome == "failed"]
-        put("refresh_success_ratio", len(ok) / len(src.history))
+        put("refresh_success_ratio", src.success_ratio)
         put("refresh_last_success_timestamp_seconds", max(ok) if ok else None)
         put("refresh_last_failure_timestamp_seconds", max(failed) if failed else None)
     put("refresh_consecutive_failures", src.failures)
-    if src.backoff_until is not None and src.backoff_until > now:
-        put("refresh_backoff_until_timestamp_seconds", src.backoff_until)
+    put("refresh_backoff_until_timestamp_seconds", src.backoff_ends(now))
     v = src.last_validation
     if v is not None:
         put("validation_success", 1 if v.ok else 0)

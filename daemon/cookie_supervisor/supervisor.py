@@ -475,9 +475,6 @@ class Supervisor:
         r = src.report or CookieReport(path=src.settings.cookies_file, exists=False)
         now = self.clock()
         rotation = src.rotation()
-        history = src.history
-        ratio = sum(j.outcome == "completed" for j in history) / len(history) if history else None
-        until = src.backoff_until if src.backoff_until and src.backoff_until > now else None
         return {
             "source": src.name,
             "configured": True,
@@ -502,9 +499,9 @@ class Supervisor:
                 "pending_job": src.pending_job if self.redis_up else None,
                 "owed": src.owed.reason.value if src.owed else None,
                 "verifying_job": src.verifying.job_id if src.verifying else None,
-                "success_ratio": ratio,
+                "success_ratio": src.success_ratio,
                 "consecutive_failures": src.failures,
-                "backoff_until": until,
+                "backoff_until": src.backoff_ends(now),
                 "needed": (n.value if (n := core.need(src, now)) else None),
             },
             "last_validation": src.last_validation.as_dict() if src.last_validation else None,
