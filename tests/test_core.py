@@ -162,7 +162,6 @@ def test_defect1_failed_job_for_a_missing_file_is_asked_for_again() -> None:
 
 def test_defect2_due_rotation_meeting_a_cooldown_is_retried() -> None:
     h = Harness(settings(rotate_after=7 * DAY))
-    h.file(jar(mtime=T0))
     assert Arm("main", "rotation", T0 + 7 * DAY) in h.file(jar(mtime=T0))
     ask = enqueued(h(TimerFired("main", "rotation"), at=T0 + 7 * DAY))
     assert ask.reason is Reason.SCHEDULED_ROTATION
@@ -652,3 +651,21 @@ def test_which_probe_settles_a_validation(ok: bool, reason: Reason | None, expec
 )
 def test_when_the_account_check_runs(media: Reason | None, expected: bool) -> None:
     assert core.wants_account_check(media) is expected
+
+
+def test_trigger_on_filters_each_piece_of_evidence_before_the_strongest_wins() -> None:
+    h = Harness(settings(trigger_on=["scheduled_rotation"], rotate_after=DAY, renew_before=0))
+    h.file(jar(mtime=T0))
+    # a bot check this source does not act on, and it outranks a rotation
+    assert of(h.validated(False, Reason.BOT_DETECTION), Enqueue) == []
+    fx = h(TimerFired("main", "rotation"), at=T0 + DAY)
+    assert enqueued(fx).reason is Reason.SCHEDULED_ROTATION
+
+
+def test_an_unchanged_rotation_date_is_not_armed_again() -> None:
+    h = Harness(settings(rotate_after=7 * DAY))
+    assert Arm("main", "rotation", T0 + 7 * DAY) in h.file(jar(mtime=T0))
+    for i in range(1, 5):  # the backend's yt-dlp rewrites the same session
+        fx = h.file(jar(size=2000 + i, mtime=T0 + i), at=T0 + i)
+        assert of(fx, Arm) == [] and of(fx, Cancel) == []
+    assert Cancel("main", "rotation") in h.file(jar(None), at=T0 + 10)

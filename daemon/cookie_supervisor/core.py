@@ -168,6 +168,7 @@ class Source:
     failures: int = 0  # consecutive unsuccessful refreshes (mirrors Redis)
     backoff_until: float | None = None
     retry_at: float | None = None
+    rotation_armed: float | None = None  # the due date the rotation timer is set for
     requesting: bool = False  # an Enqueue of ours awaits its answer
     announced: set[str] = field(default_factory=set)  # notifications already sent this spell
 
@@ -582,10 +583,15 @@ def _file_evidence(src: Source, now: float) -> Reason | None:
 
 
 def _arm_rotation(src: Source, now: float) -> list[Effect]:
+    """(Re)arm the rotation timer when its date changed: most inspections leave it as it was."""
     plan = src.rotation()
-    if plan is None:
+    due = plan[0] if plan is not None else None
+    if due == src.rotation_armed:
+        return []
+    src.rotation_armed = due
+    if due is None:
         return [Cancel(src.name, "rotation")]
-    return [Arm(src.name, "rotation", max(plan[0], now))]
+    return [Arm(src.name, "rotation", max(due, now))]
 
 
 def _rotation_evidence(src: Source, now: float) -> Reason | None:
@@ -600,22 +606,20 @@ def need(src: Source, now: float) -> Reason | None:
     """The refresh the evidence calls for right now, if any (before trigger_on and brakes)."""
     if src.read_error is not None:
         return None
-    found: Reason | None = None
-    if (problem := _file_evidence(src, now)) is not None and problem.fixable:
-        found = problem
     v = src.last_validation
-    # A failed validation stands until one passes; the file's own problems speak for themselves.
-    if (
-        v is not None
-        and v.reason is not None
-        and v.reason.fixable
-        and v.reason not in FILE_PROBLEMS
-    ):
-        found = strongest(found, v.reason)
-    if (rotation := _rotation_evidence(src, now)) is not None:
-        found = strongest(found, rotation)
-    if found is not None and found not in src.settings.trigger_on:
-        return None
+    candidates = [
+        _file_evidence(src, now),
+        # A failed validation stands until one passes; the file's own problems speak for
+        # themselves.
+        v.reason if v is not None and v.reason not in FILE_PROBLEMS else None,
+        _rotation_evidence(src, now),
+    ]
+    # trigger_on filters each piece of evidence, before the strongest is chosen: a reason the
+    # source does not act on must not hide one it does.
+    found: Reason | None = None
+    for reason in candidates:
+        if reason is not None and reason.fixable and reason in src.settings.trigger_on:
+            found = strongest(found, reason)
     return found
 
 
