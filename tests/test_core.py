@@ -479,11 +479,26 @@ def test_redis_down_is_logged_once() -> None:
 
 
 @pytest.mark.parametrize(
-    ("failures", "expected"),
-    [(0, 0), (1, 1800), (2, 3600), (3, 7200), (6, 57600), (7, 86400), (30, 86400)],
+    ("failures", "base", "cap", "expected"),
+    [
+        (0, 1800, 86400, 0),
+        (1, 1800, 86400, 1800),
+        (2, 1800, 86400, 3600),
+        (3, 1800, 86400, 7200),
+        (6, 1800, 86400, 57600),
+        (7, 1800, 86400, 86400),
+        (30, 1800, 86400, 86400),
+        (5000, 1800, 86400, 86400),  # no overflow, however long a source keeps failing
+        # the journal follower's restarts: 1 s doubling to a minute
+        (1, 1.0, 60.0, 1.0),
+        (3, 1.0, 60.0, 4.0),
+        (6, 1.0, 60.0, 32.0),
+        (7, 1.0, 60.0, 60.0),
+        (501, 1.0, 60.0, 60.0),
+    ],
 )
-def test_backoff_delay(failures: int, expected: float) -> None:
-    assert core.backoff_delay(failures, 1800, 86400) == expected
+def test_backoff_delay(failures: int, base: float, cap: float, expected: float) -> None:
+    assert core.backoff_delay(failures, base, cap) == expected
 
 
 def test_backoff_answer_arms_a_retry_and_new_session_resets() -> None:

@@ -24,7 +24,6 @@ from cookie_supervisor.reports import (
     JournalFollower,
     LogFileFollower,
     ReportInputs,
-    backoff_delay,
     relevant,
     unit_known,
 )
@@ -143,13 +142,6 @@ def test_relevant(line: str, expected: str | None) -> None:
 def test_relevant_text_classifies_like_a_posted_report(line: str, reason: Reason) -> None:
     text = relevant("Nov 25 ytd-backend[9]: " + line)
     assert text and classify(text).reason is reason
-
-
-@pytest.mark.parametrize(
-    ("failures", "delay"), [(0, 1.0), (1, 2.0), (2, 4.0), (5, 32.0), (6, 60.0), (500, 60.0)]
-)
-def test_backoff_delay_doubles_up_to_the_cap(failures: int, delay: float) -> None:
-    assert backoff_delay(failures, 1.0, 60.0) == delay
 
 
 def test_unit_known_looks_for_unit_files_and_templates(tmp_path: Path) -> None:

@@ -1084,13 +1084,13 @@ def _notify(
 
 
 def backoff_delay(failures: int, base: float, cap: float) -> float:
-    """The wait after `failures` consecutive unsuccessful refreshes: base × 2^(n−1), capped.
+    """The wait after `failures` consecutive failures: base × 2^(n−1), capped.
 
-    Redis applies the same formula atomically (bull.py), so several daemons share one backoff;
-    this is the formula's reference, tested as a table."""
+    The one formula of the daemon's backoffs: refreshes (Redis applies it atomically in bull.py,
+    so several daemons share one), webhook retries and journal follower restarts."""
     if failures <= 0:
         return 0.0
-    return float(min(cap, base * 2.0 ** (failures - 1)))
+    return float(min(cap, base * 2.0 ** min(failures - 1, 64)))  # 2.0 ** 1024 overflows
 
 
 def health(state: State, now: float) -> str:

@@ -31,6 +31,8 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
+from cookie_supervisor.core import backoff_delay
+
 if TYPE_CHECKING:
     from cookie_supervisor.config import SourceSettings
 
@@ -125,11 +127,6 @@ def relevant(line: str) -> str | None:
                     return text
             return None
     return relevant_text(line)
-
-
-def backoff_delay(failures: int, base: float, cap: float) -> float:
-    """Seconds before restart number `failures + 1`: base, 2×base, 4×base, … at most cap."""
-    return float(min(cap, base * 2 ** min(failures, 32)))
 
 
 class _Lines:
@@ -303,7 +300,8 @@ class JournalFollower:
             why = await self._follow_once()
             if loop.time() - started > self._backoff_max:
                 failures = 0  # it ran for a good while: this exit is a new problem
-            delay = backoff_delay(failures, self._backoff, self._backoff_max)
+            # restart number failures + 1 waits base, 2×base, 4×base, … at most the cap
+            delay = backoff_delay(failures + 1, self._backoff, self._backoff_max)
             failures += 1
             self.restarts += 1
             log.warning(

@@ -34,6 +34,7 @@ import httpx
 
 from cookie_supervisor import __version__
 from cookie_supervisor.config import WebhookSettings
+from cookie_supervisor.core import backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -404,7 +405,7 @@ class WebhookSender:
 
     def _backoff(self, attempts: int) -> float:
         """Exponential with full jitter: daemons and events that failed together spread out."""
-        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** max(0, attempts - 1))
+        ceiling = backoff_delay(max(attempts, 1), self.backoff_base, self.backoff_cap)
         return random.uniform(0, ceiling)
 
     def _changed(self) -> None:
