@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make install` / `make uninstall`: cookie-supervisor as a systemd service on this machine.
 #
-#   scripts/install.sh install|uninstall
+#   scripts/install.sh install|uninstall|build-copy DIR
 #
 # install:   system user `cookie-supervisor`; /opt/cookie-supervisor/.venv with the runtime
 #            dependencies only; the unit in /etc/systemd/system; /etc/cookie-supervisor/
@@ -10,6 +10,7 @@
 #            started: that stays the operator's `systemctl enable --now cookie-supervisor`.
 # uninstall: removes the unit, the venv and the command; keeps /etc/cookie-supervisor (settings,
 #            token) and /var/lib/cookie-supervisor (state), and the user.
+# build-copy DIR: what pip builds the package from (the tests build their wheel from it too).
 #
 # DESTDIR=/some/root stages everything under that root instead (packaging, and this script's
 # test): no user is created and systemctl is never called. Other knobs:
@@ -53,12 +54,22 @@ ensure_user() {
 }
 
 # pip builds from a copy, so no build/ or egg-info owned by root lands in the clone.
+build_copy() {
+  local dir=$1
+  mkdir -p "$dir"
+  cp -r "$src/pyproject.toml" "$src/README.md" "$src/daemon" "$dir/"
+  rm -rf "$dir"/daemon/*.egg-info
+  # the git revision, for cookie_supervisor_build_info{revision} (no .git where it is installed)
+  git -C "$src" rev-parse --short=12 HEAD > "$dir/daemon/cookie_supervisor/REVISION" 2>/dev/null \
+    || rm -f "$dir/daemon/cookie_supervisor/REVISION"
+}
+
 install_package() {
   local package=${COOKIE_SUPERVISOR_PACKAGE:-}
   local tmp=""
   if [ -z "$package" ]; then
     tmp=$(mktemp -d)
-    cp -r "$src/pyproject.toml" "$src/README.md" "$src/daemon" "$tmp/"
+    build_copy "$tmp"
     package=$tmp
   fi
   [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
@@ -101,8 +112,9 @@ do_uninstall() {
 case "${1:-}" in
   install) do_install ;;
   uninstall) do_uninstall ;;
+  build-copy) build_copy "${2:?build-copy needs a directory}" ;;
   *)
-    echo "usage: $0 install|uninstall" >&2
+    echo "usage: $0 install|uninstall|build-copy DIR" >&2
     exit 2
     ;;
 esac

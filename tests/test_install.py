@@ -34,10 +34,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This tree as a wheel, built offline with the test venv's setuptools (from a copy)."""
     tmp = tmp_path_factory.mktemp("wheel")
     tree = tmp / "src"
-    tree.mkdir()
-    for part in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / part, tree / part)
-    shutil.copytree(ROOT / "daemon", tree / "daemon", ignore=shutil.ignore_patterns("*.egg-info"))
+    copy = ["bash", str(ROOT / "scripts" / "install.sh"), "build-copy", str(tree)]
+    subprocess.run(copy, check=True, timeout=60)  # the copy `make install` builds from
     # Offline: the test venv's setuptools and `wheel` (the test extra) build it.
     build = subprocess.run(
         [PIP, "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", tmp / "dist", tree],
@@ -96,6 +94,15 @@ def test_install_then_uninstall_in_a_staged_root(tmp_path: Path, wheel: Path) ->
         timeout=30,
     )
     assert version.stdout.strip() and version.returncode == 0, version.stderr
+    # build_info's revision where there is no .git: the one the build copy recorded
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    [revision] = (opt / ".venv").glob("lib/python*/site-packages/cookie_supervisor/REVISION")
+    assert revision.read_text().strip() == head  # what app._revision() reads when installed
     # Runtime dependencies only: the test and lint tools never reach /opt.
     requires = subprocess.run(
         [venv_python, "-c", f"import importlib.metadata as m; print(m.requires('{NAME}'))"],
