@@ -158,7 +158,8 @@ async def serve(settings: Settings) -> int:
         # Everything built so far lives as long as the daemon: keep the collector from scanning
         # it again on every full collection (a storm of requests triggers many).
         gc.freeze()
-        supervisor.timers.every("status", STATUS_EVERY, _status_reporter(supervisor, notifier))
+        if notifier.enabled:  # outside systemd nobody reads STATUS=: no timer, no idle work
+            supervisor.timers.every("status", STATUS_EVERY, _status_reporter(supervisor, notifier))
         watchdog = _start_watchdog(notifier)
         status = f"supervising {len(files)} source(s) on {settings.listen}"
         notifier.ready(status)

@@ -27,6 +27,11 @@ class Notifier:
         ours = not pid or pid == str(os.getpid())
         return cls(os.environ.get("NOTIFY_SOCKET"), int(usec) if usec.isdigit() and ours else None)
 
+    @property
+    def enabled(self) -> bool:
+        """Running under systemd (a notify socket to talk to)."""
+        return bool(self._address)
+
     def notify(self, *lines: str) -> bool:
         if not self._address:
             return False
