@@ -197,3 +197,13 @@ def test_validation_durations_are_observed() -> None:
         frozenset({"source": "main", "le": "1.0"}.items()),
     )
     assert s[count] == 1 and s[le2] == 1 and s[le1] == 0
+
+
+def test_every_metric_the_core_counts_or_observes_exists() -> None:
+    import re
+
+    source = Path(core.__file__).read_text()
+    named = set(re.findall(r'(?:Count|Observe)\(\s*"(\w+)"', source))
+    assert {"refresh_requests_total", "validation_duration_seconds"} <= named  # the scan works
+    m = Metrics()
+    assert {n for n in named if not hasattr(m, n)} == set()
