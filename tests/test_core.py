@@ -684,3 +684,11 @@ def test_an_unchanged_rotation_date_is_not_armed_again() -> None:
         fx = h.file(jar(size=2000 + i, mtime=T0 + i), at=T0 + i)
         assert of(fx, Arm) == [] and of(fx, Cancel) == []
     assert Cancel("main", "rotation") in h.file(jar(None), at=T0 + 10)
+
+
+def test_a_validation_the_daemon_could_not_read_for_is_no_verdict() -> None:
+    h = Harness()
+    h.file(jar())
+    h.validated(True)
+    fx = h.validated(False, Reason.OTHER, read_error="EMFILE", offline=True)
+    assert fx == [] and h.src.last_validation is not None and h.src.last_validation.ok

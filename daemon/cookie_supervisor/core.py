@@ -75,6 +75,7 @@ class Validation:
     media_reason: Reason | None = None  # the media probe's own failure, before any diagnosis
     account_ok: bool | None = None  # the account check: None when it did not run
     diagnosis: Reason | None = None  # ip_flagged, po_token_required, account_restricted
+    read_error: str | None = None  # the daemon could not read the jar (errno): no verdict at all
 
     @property
     def duration(self) -> float:
@@ -100,6 +101,7 @@ class Validation:
             "media": self.media_reason.value if self.media_reason else ("ok" if self.ok else None),
             "account_check": None if self.account_ok is None else self.account_ok,
             "diagnosis": self.diagnosis.value if self.diagnosis else None,
+            "read_error": self.read_error,
             "message": self.message,
         }
 
@@ -717,6 +719,10 @@ def conclude(
 
 def _validation_finished(state: State, src: Source, v: Validation, now: float) -> list[Effect]:
     src.validating = False
+    if v.read_error is not None:
+        # The daemon's own trouble (already counted as a read error): not a verdict on the
+        # cookies, so no result, no alert-worthy failure, no notification.
+        return []
     before, src.last_validation = src.last_validation, v
     if v.ok:
         src.validated_ok_at = v.at

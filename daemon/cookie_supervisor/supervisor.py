@@ -13,6 +13,7 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -241,8 +242,10 @@ class Supervisor:
             started = self.clock()
             report = await self.inspect(source, act=act)
             if report.os_error is not None:
-                return self._offline(
-                    started, trigger, Reason.OTHER, f"daemon cannot read: {report.os_error}"
+                message = f"the daemon cannot read the file: {report.os_error}"
+                return replace(
+                    self._offline(started, trigger, Reason.OTHER, message),
+                    read_error=report.os_error,
                 )
             if (problem := report.problem()) is not None:
                 return self._offline(started, trigger, problem, f"offline check: {problem.value}")
