@@ -63,7 +63,8 @@ def test_importable_without_the_daemons_dependencies() -> None:
 def test_reports_reach_the_daemon_and_coalesce(daemon: Daemon) -> None:
     first = report_failure(BOT, video_id="jNQXAC9IVRw", url=daemon.base_url, token=TOKEN)
     assert first is not None
-    assert first["state"] == "enqueued" and first["reason"] == "bot_detection"
+    assert first["state"] == "enqueued" and first["classified_as"] == "bot_detection"
+    assert first["reason"] == "download_failed"  # echoed as sent
     assert first["job_id"]
     again = report_failure(BOT, url=daemon.base_url, token=TOKEN, source="default")
     assert again is not None and again["state"] == "coalesced"
@@ -77,7 +78,7 @@ def test_address_and_token_come_from_the_environment(
     monkeypatch.setenv("COOKIE_SUPERVISOR_API_TOKEN", TOKEN)
     answer = report_failure(NETWORK, video_id="not a valid id!")  # a bad id is left out, not fatal
     assert answer is not None
-    assert answer["state"] == "ignored" and answer["reason"] == "network_error"
+    assert answer["state"] == "ignored" and answer["classified_as"] == "network_error"
 
 
 def test_wrong_token_is_none_and_a_warning(
@@ -91,7 +92,7 @@ def test_wrong_token_is_none_and_a_warning(
 
 async def test_async_twin_reaches_the_daemon(daemon: Daemon) -> None:
     answer = await report_failure_async(NETWORK, url=daemon.base_url, token=TOKEN)
-    assert answer is not None and answer["reason"] == "network_error"
+    assert answer is not None and answer["classified_as"] == "network_error"
 
 
 # --- a daemon that is away, stuck or unhappy -------------------------------------------------

@@ -633,11 +633,71 @@ def test_force_past_the_backoff_says_so() -> None:
     h(core.BackoffObserved("main", 2, T0 + 3600))
     ask = enqueued(h(RefreshAsked("main", Reason.MANUAL, "cli", force=True)))
     assert ask.force is True
-    [answer] = of(h.answer(ask, "enqueued", job_id="3", force=True), Answer)
-    assert answer.message.endswith("forced past the refresh backoff")
+    fx = h.answer(ask, "enqueued", job_id="3", force=True)
+    [answer] = of(fx, Answer)
+    # The message stays the documented one; `forced` and the log line say what force did.
+    assert answer.message == "Cookie refresh job triggered successfully" and answer.forced
+    [line] = [x for x in of(fx, core.Log) if x.message == "refresh enqueued"]
+    assert line.fields["forced_past_backoff"] is True
     h(core.BackoffObserved("main", 0, None))
-    [answer] = of(h.answer(ask, "enqueued", job_id="4", force=True), Answer)
-    assert "backoff" not in answer.message
+    fx = h.answer(ask, "enqueued", job_id="4", force=True)
+    [answer] = of(fx, Answer)
+    assert answer.forced
+    [line] = [x for x in of(fx, core.Log) if x.message == "refresh enqueued"]
+    assert line.fields["forced_past_backoff"] is None
+
+
+def test_a_trigger_without_error_is_a_person_asking_whatever_the_word() -> None:
+    """The original documentation's bodies (`manual_trigger`, `test`) and any other word."""
+    for word in ("manual_trigger", "test", "network_error", "bot_detection", "x"):
+        assert core.resolve_reason(word, None) is Reason.MANUAL
+    h = Harness(settings(trigger_on=["missing_cookies"]))
+    h.file(jar())
+    reason = core.resolve_reason("test", None)
+    ask = enqueued(h(RefreshAsked("main", reason, "api", detail="test")))
+    assert (ask.reason, ask.detail) == (Reason.MANUAL, "test")
+    [answer] = of(h.answer(ask, "enqueued", job_id="1"), Answer)
+    assert answer.triggered and answer.message == "Cookie refresh job triggered successfully"
+    assert not answer.forced
+
+
+def test_a_report_with_error_is_classified() -> None:
+    assert core.resolve_reason("download_failed", "Sign in to confirm you're not a bot") is (
+        Reason.BOT_DETECTION
+    )
+    assert core.resolve_reason("bot_detection", "") is Reason.BOT_DETECTION
+    assert core.resolve_reason("download_failed", "Connection refused") is Reason.NETWORK_ERROR
+    assert core.resolve_reason("x", "nothing we know") is Reason.OTHER
+    h = Harness()
+    h.file(jar())
+    [answer] = of(h(RefreshAsked("main", Reason.NETWORK_ERROR, "api", error="refused")), Answer)
+    assert (answer.state, answer.triggered) == ("ignored", False)
+
+
+def test_force_makes_a_job_whatever_the_reason() -> None:
+    h = Harness()
+    h.file(jar())
+    fx = h(RefreshAsked("main", Reason.NETWORK_ERROR, "api", force=True, error="refused"))
+    ask = enqueued(fx)
+    assert ask.force and ask.reason is Reason.MANUAL
+
+
+@pytest.mark.parametrize(
+    ("state", "triggered"),
+    [
+        ("enqueued", True),
+        ("coalesced", True),
+        ("deferred", True),
+        ("cooldown", False),
+        ("backoff", False),
+        ("validating", False),
+        ("ignored", False),
+    ],
+)
+def test_triggered_means_a_job_was_made_is_pending_or_is_owed(
+    state: core.TriggerState, triggered: bool
+) -> None:
+    assert Answer(state, "main", Reason.MANUAL, "").triggered is triggered
 
 
 @pytest.mark.parametrize(

@@ -50,7 +50,8 @@ def test_trigger_enqueues_one_job_then_coalesces(daemon: Daemon, redis_url: str,
     a = first.json()
     assert a["success"] is True and a["state"] == "enqueued" and a["triggered"] is True
     assert a["reason"] == "bot_detection" and a["source"] == "default" and a["coalesced"] is False
-    second = trigger(daemon, reason="forbidden").json()
+    assert a["classified_as"] == "bot_detection"
+    second = trigger(daemon, reason="forbidden", error="ERROR: HTTP Error 403: Forbidden").json()
     assert second["state"] == "coalesced" and second["coalesced"] is True
     assert second["job_id"] == a["job_id"]
     r = redis.Redis.from_url(redis_url)
@@ -125,7 +126,8 @@ def test_unfixable_errors_enqueue_nothing(daemon: Daemon, redis_url: str) -> Non
         ),
     ]:
         a = trigger(daemon, reason="download_failed", error=error).json()
-        assert a["success"] is True and a["triggered"] is False and a["reason"] == reason
+        assert a["success"] is True and a["triggered"] is False and a["state"] == "ignored"
+        assert a["reason"] == "download_failed" and a["classified_as"] == reason
     assert jobs(redis.Redis.from_url(redis_url)) == []
 
 
@@ -227,8 +229,12 @@ def test_redis_outage_owes_exactly_one_job(own_redis: RedisServer, jar: Path) ->
         wait_for(lambda: d.metric("cookie_supervisor_redis_up") == 1)
         own_redis.stop()
         states = [
-            trigger(d, reason=reason).json()["state"]
-            for reason in ("auth_required", "bot_detection", "manual")
+            trigger(d, **body).json()["state"]
+            for body in (
+                {"reason": "auth_required", "error": "ERROR: [youtube] x: Login required"},
+                {"reason": "bot_detection", "error": "Sign in to confirm you’re not a bot"},
+                {"reason": "manual"},
+            )
         ]
         assert states == ["deferred"] * 3
         wait_for(lambda: d.metric("cookie_supervisor_redis_up") == 0)

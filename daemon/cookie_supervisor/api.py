@@ -107,14 +107,20 @@ class QueueStatus(_Answer):
 
 
 class TriggerAnswer(_Answer):
+    """`reason` echoes the request's; `classified_as` is what the daemon made of it (the
+    `reason` of metrics, job data and webhooks). `triggered`: a job was made, is pending or is
+    owed (Redis down) — not when a cooldown or backoff holds the request (`retry_after`)."""
+
     success: bool
     message: str
     reason: str
+    classified_as: str
     triggered: bool
     state: str
     source: str
     job_id: str | None
     coalesced: bool
+    forced: bool
     retry_after: float | None = None
 
 
@@ -338,7 +344,8 @@ class Api:
         return JSONResponse({"success": True, "queue": queue, "status": status, "redis_up": True})
 
     async def trigger_refresh(self, request: Request) -> Response:
-        body = TriggerRequest.model_validate(await _json_body(request))
+        raw = await _json_body(request)
+        body = TriggerRequest.model_validate(raw)
         outcome = await self.supervisor.request(
             self.source_of(body.source),
             body.reason,
@@ -347,7 +354,7 @@ class Api:
             video_id=body.video_id,
             force=body.force,
         )
-        return JSONResponse(_trigger_answer(outcome))
+        return JSONResponse(_trigger_answer(outcome, raw["reason"]))
 
     async def validate(self, request: Request) -> Response:
         source = self.source_of(request.query_params.get("source"))
@@ -493,16 +500,19 @@ async def _json_body(request: Request) -> Any:
     return body
 
 
-def _trigger_answer(o: TriggerOutcome) -> dict[str, Any]:
+def _trigger_answer(o: TriggerOutcome, sent: str) -> dict[str, Any]:
+    """The documented keys (`success`, `message`, `reason` as sent), then the daemon's own."""
     answer: dict[str, Any] = {
         "success": True,
         "message": o.message,
-        "reason": o.reason.value,
+        "reason": sent,
+        "classified_as": o.reason.value,
         "triggered": o.triggered,
         "state": o.state,
         "source": o.source,
         "job_id": o.job_id,
         "coalesced": o.state == "coalesced",
+        "forced": o.forced,
     }
     if o.retry_after is not None:
         answer["retry_after"] = round(o.retry_after, 1)

@@ -448,8 +448,9 @@ def _trigger(args: argparse.Namespace) -> int:
         retry = f"; retry in {answer['retry_after']:g} s" if answer.get("retry_after") else ""
         # The daemon's own words: it keeps running, so what it promises (e.g. to enqueue the
         # refresh once Redis is back) is its promise, not this short-lived process's.
+        reason = answer.get("classified_as") or answer.get("reason", args.reason)
         print(
-            f"{answer.get('source', '?')}: {state} {answer.get('reason', args.reason)}{job}: "
+            f"{answer.get('source', '?')}: {state} {reason}{job}: "
             f"daemon says: {answer.get('message', '')}{retry}"
         )
     if state in ("enqueued", "coalesced"):

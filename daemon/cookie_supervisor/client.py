@@ -49,7 +49,9 @@ def report_failure(
         log.debug("cookie-supervisor: report not delivered: %s", type(exc).__name__)
         return None
     if 200 <= status < 300 and isinstance(answer, dict):
-        log.debug("cookie-supervisor: report %s (%s)", answer.get("state"), answer.get("reason"))
+        log.debug(
+            "cookie-supervisor: report %s (%s)", answer.get("state"), answer.get("classified_as")
+        )
         return answer
     detail = answer.get("error") if isinstance(answer, dict) else None
     if status == 429 or status >= 500:  # busy or Redis down: harmless, the next report retries

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from cookie_supervisor.classify import Reason, classify, diagnose, normalize, strongest
@@ -402,9 +402,15 @@ class Answer:
     job_id: str | None = None
     retry_after: float | None = None
 
+    forced: bool = False  # `force` made this job (past the cooldown or backoff, if any)
+
     @property
     def triggered(self) -> bool:
-        return self.state not in ("ignored", "validating")
+        """A job was made, is pending, or is owed: a refresh is on its way."""
+        return self.state in _ON_ITS_WAY
+
+
+_ON_ITS_WAY = frozenset({"enqueued", "coalesced", "deferred"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -807,14 +813,19 @@ _VERDICT_TEXT = {
 
 
 def resolve_reason(reason_text: str, error: str | None) -> Reason:
-    """The error text is the evidence; the caller's reason names it only when the error can't."""
+    """What a trigger asks for, in the daemon's vocabulary.
+
+    Without `error` it is a person asking, whatever the word (the original documentation says
+    `manual_trigger` and `test`): `manual`. With `error` it is a report: the error text is the
+    evidence, and the caller's reason names it only when the error can't.
+    """
+    if error is None:
+        return Reason.MANUAL
     if error and (found := classify(error).reason) is not Reason.OTHER:
         return found
     try:
         return Reason(reason_text.strip().lower())
     except ValueError:
-        # A word we do not know is no evidence: `other`, counted and ignored (a person who
-        # wants a refresh says `manual`).
         return classify(reason_text).reason
 
 
@@ -829,9 +840,11 @@ def ambiguous(reason: Reason, text: str | None) -> bool:
 
 
 def _refresh_asked(state: State, src: Source, ask: RefreshAsked, now: float) -> list[Effect]:
+    if not ask.reason.fixable:
+        if not ask.force:
+            return _answer(src, ask, "ignored", f"{ask.reason.value} is not fixed by fresh cookies")
+        ask = replace(ask, reason=Reason.MANUAL)  # a person overrules the classification
     reason, fx = ask.reason, list[Effect]()
-    if not reason.fixable:
-        return fx + _answer(src, ask, "ignored", f"{reason.value} is not fixed by fresh cookies")
     person = ask.force or reason is Reason.MANUAL
     if not person and reason not in src.settings.trigger_on:
         return fx + _answer(src, ask, "ignored", f"{reason.value} is not in trigger_on")
@@ -874,7 +887,7 @@ def _answer(src: Source, ask: RefreshAsked, state: TriggerState, message: str) -
 
 
 _MESSAGES: dict[TriggerState, str] = {
-    "enqueued": "Cookie refresh job enqueued",
+    "enqueued": "Cookie refresh job triggered successfully",  # the original documentation's words
     "coalesced": "A refresh job is already pending for this source",
     "cooldown": "A refresh finished recently; cooling down",
     "backoff": "Recent refreshes did not help; backing off",
@@ -897,8 +910,6 @@ def _refresh_answered(state: State, src: Source, ans: RefreshAnswered, now: floa
             fx.append(Persist())
     message = _MESSAGES.get(ans.state, ans.state)
     braked = ans.force and src.backoff_ends(now) is not None
-    if ans.state == "enqueued" and braked:
-        message += "; forced past the refresh backoff"  # a person's call, and it says so
     if ans.state == "enqueued":
         assert ans.job_id is not None
         src.requested[ans.job_id] = now
@@ -928,10 +939,10 @@ def _refresh_answered(state: State, src: Source, ans: RefreshAnswered, now: floa
         # Refused for now: come back when the brake lets go, and look at the evidence again.
         src.retry_at = now + ans.retry_after
         fx.append(Arm(src.name, "retry", src.retry_at))
-    return [
-        *fx,
-        Answer(ans.state, src.name, ans.reason, message, ans.job_id, ans.retry_after),
-    ]
+    # The message stays the documented one; a forced job says so in `forced`.
+    forced = ans.force and ans.state == "enqueued"
+    answer = Answer(ans.state, src.name, ans.reason, message, ans.job_id, ans.retry_after, forced)
+    return [*fx, answer]
 
 
 # --- the queue ----------------------------------------------------------------------------------
