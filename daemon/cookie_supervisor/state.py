@@ -5,18 +5,25 @@ session new nor forgets its age) and the refresh owed while Redis was away; the 
 fingerprints comparable across restarts; the webhook outbox and the journal cursors. Decisions
 shared by several daemons (pending job, cooldown, backoff) live in Redis, not here.
 
-Written atomically (temporary file, fsync, rename, fsync of the directory) with mode 0600. A
-corrupt, unreadable or newer-schema file is logged once and ignored: losing it costs a little
-history, never the daemon.
+Written atomically (a fresh temporary file created with O_EXCL|O_NOFOLLOW, fsync, rename, fsync
+of the directory) with mode 0600: a symlink planted at the temporary name is never written
+through. A corrupt, unreadable, oversized, special (FIFO, device) or newer-schema file is logged
+once and ignored: losing it costs a little history, never the daemon. What it holds is trusted no
+further than its shape: a number that is not finite (NaN, Infinity, `10**400`) reads as null, and
+each entry whose values are not of the right type and range is dropped with one log line.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import heapq
 import json
 import logging
+import math
 import os
 import secrets
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +33,18 @@ from cookie_supervisor.classify import Reason
 log = logging.getLogger(__name__)
 SCHEMA = 1
 FILENAME = "state.json"
+# Far above what the daemon writes (32 sessions a source, bounded outboxes and cursors), far
+# below what would hurt to read: a larger file is not ours to trust.
+MAX_BYTES = 16 * 1024 * 1024
+# An epoch time the daemon could have written: from 1970 up to the year 9999.
+LATEST = 253_370_764_800.0
+_DIGITS = 20  # an integer with more digits is no time, count or offset of ours
+_FINGERPRINT = 128  # characters; ours are 64 hex digits
+_REASONS = frozenset(r.value for r in Reason)
+
+
+class Refused(ValueError):
+    """The file is not one to read at all (special, oversized)."""
 
 
 class StateFile:
@@ -38,10 +57,15 @@ class StateFile:
         if self.path is None:
             return {}
         try:
-            data = json.loads(self.path.read_bytes())
+            raw = _read_regular(self.path, MAX_BYTES)
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
+            log.warning("state file ignored: %s", _why(exc), extra={"path": str(self.path)})
+            return {}
+        try:
+            data = parse(raw)
+        except (ValueError, RecursionError) as exc:
             log.warning("state file ignored: %s", _why(exc), extra={"path": str(self.path)})
             return {}
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
@@ -56,7 +80,7 @@ class StateFile:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         body = json.dumps({**data, "schema": SCHEMA}, separators=(",", ":")).encode()
         tmp = self.path.with_name(f".{FILENAME}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        fd = _create(tmp)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(body)
@@ -70,14 +94,78 @@ class StateFile:
         _fsync_dir(self.path.parent)
 
 
+def _create(tmp: Path) -> int:
+    """A new 0600 file at `tmp`, never an existing one and never through a symlink.
+
+    Whatever holds the name already (a file a killed writer left, a planted symlink) is removed
+    (unlink does not follow a link) and the creation tried once more; a second loss of the race
+    is an OSError for the caller.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(tmp, flags, 0o600)
+    except FileExistsError:
+        os.unlink(tmp)
+        return os.open(tmp, flags, 0o600)
+
+
+def _read_regular(path: Path, limit: int) -> bytes:
+    """The file's bytes if it is a regular file of at most `limit` bytes.
+
+    O_NONBLOCK: a FIFO at the path must not wait for a writer; the type and size are checked on
+    the opened descriptor, so nothing swapped in between a check and the open is read.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise Refused("not a regular file")
+        if info.st_size > limit:
+            raise Refused(f"larger than {limit} bytes")
+        chunks, left = [], limit + 1
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+            chunks.append(chunk)
+            left -= len(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > limit:  # it grew while we read
+        raise Refused(f"larger than {limit} bytes")
+    return data
+
+
+def parse(raw: bytes) -> Any:
+    """JSON where every number is finite and of sane size: anything else reads as null."""
+    return json.loads(raw, parse_constant=_null, parse_int=_int, parse_float=_float)
+
+
+def _null(text: str) -> None:
+    return None  # NaN, Infinity, -Infinity
+
+
+def _int(text: str) -> int | None:
+    return int(text) if len(text.lstrip("-")) <= _DIGITS else None
+
+
+def _float(text: str) -> float | None:
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+def time_of(value: Any) -> float | None:
+    """An epoch time the daemon could have stored, or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    at = float(value)
+    return at if math.isfinite(at) and 0.0 <= at <= LATEST else None
+
+
 def fingerprint_key(data: dict[str, Any]) -> bytes:
     """The key of the session fingerprints: the stored one, else a new one (stored next save)."""
     raw = data.get("key")
-    if isinstance(raw, str):
+    if isinstance(raw, str) and len(raw) == 64:
         with contextlib.suppress(ValueError):
-            key = bytes.fromhex(raw)
-            if len(key) == 32:
-                return key
+            return bytes.fromhex(raw)
     return secrets.token_bytes(32)
 
 
@@ -93,7 +181,7 @@ def snapshot(state: core.State, key: bytes, **extra: Any) -> dict[str, Any]:
 
 
 def restore(state: core.State, data: dict[str, Any]) -> None:
-    """Put what the file remembers back into the core's state; skip what does not parse."""
+    """Put what the file remembers back into the core's state; drop (and log) what is malformed."""
     stored = data.get("sources")
     if not isinstance(stored, dict):
         return
@@ -101,25 +189,62 @@ def restore(state: core.State, data: dict[str, Any]) -> None:
         entry = stored.get(name)
         if not isinstance(entry, dict):
             continue
-        sessions = entry.get("sessions")
-        if isinstance(sessions, dict):
-            src.sessions = {
-                str(fp): float(at)
-                for fp, at in sessions.items()
-                if isinstance(at, int | float) and not isinstance(at, bool)
-            }
-        src.owed = _owed(entry.get("owed"))
+        src.sessions = _sessions(name, entry.get("sessions"))
+        src.owed = _owed(name, entry.get("owed"))
 
 
-def _owed(raw: Any) -> core.Owed | None:
+def _sessions(source: str, raw: Any) -> dict[str, float]:
+    """The newest SESSIONS_KEPT well-formed sessions, oldest first (the core prunes the oldest).
+
+    Cut here, in one pass: a file with thousands of sessions costs O(n log k) once, not a
+    quadratic pruning in the core at the first inspection.
+    """
     if not isinstance(raw, dict):
+        if raw is not None:
+            _dropped(source, "sessions", "not an object")
+        return {}
+    good: list[tuple[float, str]] = []
+    bad = 0
+    for fp, at in raw.items():
+        when = time_of(at)
+        if when is None or not 0 < len(fp) <= _FINGERPRINT:
+            bad += 1
+            continue
+        good.append((when, fp))
+    if bad:
+        _dropped(source, f"{bad} session(s)", "not a fingerprint and a time since 1970")
+    kept = heapq.nlargest(core.SESSIONS_KEPT, good)
+    return {fp: when for when, fp in reversed(kept)}
+
+
+def _owed(source: str, raw: Any) -> core.Owed | None:
+    if raw is None:
         return None
-    try:
-        return core.Owed(
-            Reason(raw["reason"]), float(raw["at"]), str(raw["origin"]), bool(raw.get("force"))
-        )
-    except (KeyError, ValueError, TypeError):
+    why = _owed_problem(raw)
+    if why is not None:
+        _dropped(source, "the owed refresh", why)
         return None
+    at = float(raw["at"])
+    return core.Owed(Reason(raw["reason"]), at, raw["origin"], raw.get("force", False))
+
+
+def _owed_problem(raw: Any) -> str | None:
+    """What makes a stored owed refresh unusable, or None when every field is well-formed."""
+    if not isinstance(raw, dict):
+        return "not an object"
+    if raw.get("reason") not in _REASONS:
+        return "unknown reason"
+    if time_of(raw.get("at")) is None:
+        return "its time is not a time since 1970"
+    if not isinstance(raw.get("origin"), str) or len(raw["origin"]) > 64:
+        return "its origin is not a short text"
+    if not isinstance(raw.get("force", False), bool):
+        return "force is not true or false"
+    return None
+
+
+def _dropped(source: str, what: str, why: str) -> None:
+    log.warning("state file: dropped %s of source %s: %s", what, source, why)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -133,5 +258,9 @@ def _fsync_dir(directory: Path) -> None:
 
 def _why(exc: BaseException) -> str:
     if isinstance(exc, OSError):
-        return exc.strerror or type(exc).__name__
+        return exc.strerror or errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+    if isinstance(exc, Refused):
+        return str(exc)
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
     return "not valid JSON"

@@ -21,11 +21,12 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import random
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -177,13 +178,7 @@ class Outbox:
         for item in items:
             try:
                 name = item["webhook"]
-                entry = Entry(
-                    event=Event(**item["event"]),
-                    first_at=float(item["first_at"]),
-                    next_at=float(item["next_at"]),
-                    attempts=int(item["attempts"]),
-                    claimed=bool(item.get("claimed", False)),
-                )
+                entry = _saved_entry(item)
             except (KeyError, TypeError, ValueError):
                 log.warning("webhook outbox: skipping an unreadable saved entry")
                 continue
@@ -193,6 +188,46 @@ class Outbox:
                 log.info(
                     "webhook outbox: dropping an entry for webhook %r, no longer configured", name
                 )
+
+
+_LATEST = 253_370_764_800.0  # 9999-01-01: no saved time of ours lies beyond
+_EVENT_TEXTS = ("event_id", "event", "source", "host", "summary")
+
+
+def _saved_entry(item: dict[str, Any]) -> Entry:
+    """An outbox entry from the state file, every field checked for type and range (a time that
+    is not finite or not between 1970 and 9999 would break the sender later, not here)."""
+    raw = item["event"]
+    if not isinstance(raw, dict) or set(raw) != {f.name for f in fields(Event)}:
+        raise ValueError("not an event")
+    if not all(isinstance(raw[k], str) for k in _EVENT_TEXTS):
+        raise TypeError("event text of the wrong type")
+    if not all(raw[k] is None or isinstance(raw[k], str) for k in ("reason", "job_id")):
+        raise TypeError("event text of the wrong type")
+    attempts, claimed = item["attempts"], item.get("claimed", False)
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or not 0 <= attempts < 1 << 31:
+        raise ValueError("attempts out of range")
+    if not isinstance(claimed, bool):
+        raise TypeError("claimed is not true or false")
+    return Entry(
+        event=Event(**{**raw, "at": _saved_time(raw["at"])}),
+        first_at=_saved_time(item["first_at"]),
+        next_at=_saved_time(item["next_at"]),
+        attempts=attempts,
+        claimed=claimed,
+    )
+
+
+def _saved_time(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError("not a number")
+    try:
+        at = float(value)
+    except OverflowError:  # an int too large for a float (10**400)
+        raise ValueError("not a time between 1970 and 9999") from None
+    if not (math.isfinite(at) and 0.0 <= at <= _LATEST):
+        raise ValueError("not a time between 1970 and 9999")
+    return at
 
 
 # --- delivery --------------------------------------------------------------------------------
