@@ -422,7 +422,7 @@ async def test_two_daemons_share_one_pending_job_and_one_backoff(redis_url: str)
         forced = await two.request_refresh("default", DATA, opts, cooldown_s=0, force=True)
         assert forced.state == "enqueued"  # a person may; and says so in the answer
         worker.wait("failed", 2)
-        await one.reset_backoff("default")  # a new login session
+        await one.reset_backoff("default")  # a validation passed
         assert await two.backoff_state("default") == (await one.backoff_state("default"))
         assert (await two.backoff_state("default")).failures == 0
         assert (await one.request_refresh("default", DATA, opts, cooldown_s=0)).state == "enqueued"

@@ -501,7 +501,7 @@ def test_backoff_delay(failures: int, base: float, cap: float, expected: float) 
     assert core.backoff_delay(failures, base, cap) == expected
 
 
-def test_backoff_answer_arms_a_retry_and_new_session_resets() -> None:
+def test_backoff_answer_arms_a_retry_and_only_a_passing_validation_resets() -> None:
     h = Harness()
     h.file(jar("A"))
     ask = enqueued(h.validated(False, Reason.BOT_DETECTION))
@@ -509,8 +509,51 @@ def test_backoff_answer_arms_a_retry_and_new_session_resets() -> None:
     assert Arm("main", "retry", T0 + 1800) in fx
     assert of(h(TimerFired("main", "retry"), at=T0 + 100), Enqueue) != []  # the timer decides
     h(core.BackoffObserved("main", 3, T0 + 7200))
-    fx = h.file(jar("B"), at=T0 + 200)
+    fx = h.file(jar("B"), at=T0 + 200)  # a new session is not yet a working one (P6)
+    assert of(fx, ResetBackoff) == [] and h.src.failures == 3
+    fx = h.validated(True, started_at=T0 + 201)
     assert ResetBackoff("main") in fx and h.src.failures == 0
+
+
+# --- issue 16 D1: a session resets the backoff only once a validation on it passed --------------
+
+
+def test_d1_refreshes_uploading_new_sessions_that_fail_keep_counting() -> None:
+    """Each refresh uploads a new session that YouTube does not honour: every one is booked
+    `still_failing`, nothing resets the count, and the next ask meets a growing backoff."""
+    h = Harness()
+    h.file(jar("S0"))
+    ask = enqueued(h.validated(False, Reason.COOKIES_ROTATED))
+    resets: list[ResetBackoff] = []
+    for i in range(1, 5):
+        h.answer(ask, "enqueued", job_id=str(i))
+        h(QueueObserved({"main": str(i)}))
+        t = h.now + 10
+        fx = h(QueueObserved({"main": None}, (job(str(i), at=t, created=t - 5),)), at=t)
+        fx += h.file(jar(f"S{i}"), at=t + 1)  # the refresh's upload: a new session
+        resets += of(fx, ResetBackoff)
+        assert of(fx, RunValidation) != []
+        fx = h.validated(False, Reason.COOKIES_ROTATED, started_at=t + 1, trigger="verification")
+        assert RecordOutcome("main", str(i), False) in fx
+        assert RunValidation("main", "diagnosis", diagnose=True) in fx
+        h(core.BackoffObserved("main", i, t + 2 + core.backoff_delay(i, 60, 3600)))
+        assert h.src.failures == i  # Redis's count, never reset by the new session
+        fx = h.validated(False, Reason.COOKIES_ROTATED, trigger="diagnosis")
+        resets += of(fx, ResetBackoff)
+        ask = enqueued(fx)  # the need stands: Redis answers with the backoff
+    assert resets == []
+
+
+def test_d1_a_passing_validation_on_any_session_resets_and_ends_an_armed_retry() -> None:
+    h = Harness()
+    h.file(jar("A"))
+    ask = enqueued(h.validated(False, Reason.COOKIES_ROTATED))
+    h.answer(ask, "backoff", retry_after=600)
+    assert h.src.failures >= 1 and h.src.retry_at == T0 + 600
+    fx = h.validated(True)
+    assert ResetBackoff("main") in fx and Cancel("main", "retry") in fx
+    assert h.src.retry_at is None and h.src.backoff_until is None
+    assert of(h.validated(True), ResetBackoff) == []  # nothing to reset: no round trip
 
 
 def test_still_failing_runs_a_diagnosis_before_asking_again() -> None:

@@ -429,7 +429,7 @@ class BullQueue:
         return _backoff(failures, until)
 
     async def reset_backoff(self, source: str) -> None:
-        """A new login session: the count of unsuccessful refreshes starts again."""
+        """A validation passed: the count of unsuccessful refreshes starts again."""
 
         async def reset() -> None:
             async with self.redis.pipeline(transaction=True) as pipe:

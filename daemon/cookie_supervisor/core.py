@@ -530,8 +530,8 @@ def _track_session(src: Source, report: CookieReport, now: float, fx: list[Effec
     fx.append(Persist())
     if first_ever:
         return False
-    fx.append(ResetBackoff(src.name))
-    src.failures, src.backoff_until = 0, None
+    # Not a reset of the backoff: every refresh uploads a new session, and one that YouTube does
+    # not honour is one more unsuccessful refresh. Only a validation that passes resets (P6).
     src.announced.discard("cookies_expiring")
     fx.append(_log(logging.INFO, "new login session", src))
     return True
@@ -755,8 +755,26 @@ def _validation_finished(state: State, src: Source, v: Validation, now: float) -
     elif before is not None and not before.ok and v.ok:
         fx.append(_notify("validation_recovered", src, f"{v.at:.0f}", "passing again", None))
     fx += _judge_verification(src, v)
+    if v.ok:
+        fx += _reset_backoff(src, fx)
     fx += _pursue(state, src, now, origin="validation")
     return fx
+
+
+def _reset_backoff(src: Source, fx: list[Effect]) -> list[Effect]:
+    """A validation passed: the cookies work, so the count of unsuccessful refreshes starts again
+    and a retry armed for the backoff is moot. A new session alone never resets it (P6): every
+    refresh uploads one, and one YouTube does not honour must count."""
+    if any(isinstance(e, RecordOutcome) and e.ok for e in fx):
+        return []  # a verified refresh: Redis resets the count as it books the job, once
+    if src.failures <= 0 and src.backoff_until is None:
+        return []
+    src.failures, src.backoff_until = 0, None
+    out: list[Effect] = [ResetBackoff(src.name)]
+    if src.retry_at is not None:
+        src.retry_at = None
+        out.append(Cancel(src.name, "retry"))
+    return out
 
 
 def _awaiting_verification(src: Source) -> bool:
@@ -938,6 +956,8 @@ def _refresh_answered(state: State, src: Source, ans: RefreshAnswered, now: floa
     if ans.state in ("cooldown", "backoff") and ans.retry_after is not None:
         # Refused for now: come back when the brake lets go, and look at the evidence again.
         src.retry_at = now + ans.retry_after
+        if ans.state == "backoff":  # another daemon's outcomes count too: mirror what Redis says
+            src.failures, src.backoff_until = max(src.failures, 1), src.retry_at
         fx.append(Arm(src.name, "retry", src.retry_at))
     # The message stays the documented one; a forced job says so in `forced`.
     forced = ans.force and ans.state == "enqueued"

@@ -2,8 +2,16 @@
 // copying JAR_FILE over job.data.cookies_file (write to a temp name, then rename, as an upload
 // does) and completes. FAIL_ATTEMPTS makes the first N attempts of every job fail; a job whose
 // data says {"fail": true} always fails, {"hold": true} stays active until the worker is killed.
+// JAR_MARK, when set, is replaced in the exported jar by JAR_MARK + the job id: every job uploads a
+// new login session. CLOCK_SKEW_MS shifts the worker's clock (Date.now, hence bull's finishedOn),
+// as on an extractor host whose clock is off.
 // Prints one JSON line per event on stdout, with the worker's clock in `at` (ms).
 'use strict';
+const skew = Number(process.env.CLOCK_SKEW_MS || 0);
+if (skew) {
+  const realNow = Date.now;
+  Date.now = () => realNow() + skew;
+}
 const Queue = require('bull');
 const fs = require('fs');
 const path = require('path');
@@ -23,7 +31,10 @@ queue.process(async (job) => {
   if (jarFile) {
     const target = job.data.cookies_file;
     const tmp = path.join(path.dirname(target), `.upload-${process.pid}-${job.id}`);
-    fs.writeFileSync(tmp, fs.readFileSync(jarFile), { mode: 0o600 });
+    let jar = fs.readFileSync(jarFile, 'utf8');
+    const mark = process.env.JAR_MARK;
+    if (mark) jar = jar.split(mark).join(`${mark}${job.id}`);
+    fs.writeFileSync(tmp, jar, { mode: 0o600 });
     fs.renameSync(tmp, target);
   }
   return { ok: true, uploaded: Boolean(jarFile) };
