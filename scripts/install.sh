@@ -57,7 +57,8 @@ ensure_user() {
 build_copy() {
   local dir=$1
   mkdir -p "$dir"
-  cp -r "$src/pyproject.toml" "$src/README.md" "$src/daemon" "$dir/"
+  # -L: daemon/cookie_supervisor/RUNBOOK.md links to alerts/RUNBOOK.md (served at /runbook)
+  cp -rL "$src/pyproject.toml" "$src/README.md" "$src/daemon" "$dir/"
   rm -rf "$dir"/daemon/*.egg-info
   # the git revision, for cookie_supervisor_build_info{revision} (no .git where it is installed)
   git -C "$src" rev-parse --short=12 HEAD > "$dir/daemon/cookie_supervisor/REVISION" 2>/dev/null \

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from cookie_supervisor import runbook
 from tests.support import ROOT, Daemon, daemon_env, exported_metric_names
 
 ALERTS = ROOT / "alerts"
@@ -65,8 +66,11 @@ def test_rule_tests_can_fail(tmp_path: Path) -> None:
     assert out.returncode != 0 and "Cookie file is fine" in out.stdout + out.stderr
 
 
+def runbook_links(rule: dict[str, Any]) -> list[str]:
+    return re.findall(r"/runbook#([\w-]+)", rule["annotations"]["runbook_url"])
+
+
 def test_alerts_follow_the_mixin_conventions() -> None:
-    anchors = {h.strip().lower() for h in re.findall(r"^## (.+)$", RUNBOOK.read_text(), re.M)}
     rules = alert_rules()
     assert len(rules) >= 21
     for rule in rules:
@@ -78,9 +82,37 @@ def test_alerts_follow_the_mixin_conventions() -> None:
         assert "$value" in notes["description"], f"{name}: description without the value"
         if "source" in rule["expr"] or "cookie_supervisor_file" in rule["expr"]:
             assert "$labels.source" in notes["description"] + notes["summary"], name
+        # The daemon serves its own runbook: the link is the address Prometheus scrapes it on.
         url = notes["runbook_url"]
-        assert url.endswith(f"RUNBOOK.md#{name.lower()}"), f"{name}: {url}"
-        assert name.lower() in anchors, f"{name}: no section in RUNBOOK.md"
+        assert "example" not in url, f"{name}: placeholder {url}"
+        assert runbook_links(rule) == [name.lower()] * len(runbook_links(rule)), url
+        assert runbook_links(rule), f"{name}: {url}"
+        if name != "CookieSupervisorMetricsAbsent":  # no instance label: found by a query
+            assert url == f"http://{{{{ $labels.instance }}}}/runbook#{name.lower()}", url
+
+
+def test_every_runbook_link_has_its_section() -> None:
+    anchors = runbook.anchors(RUNBOOK.read_text())
+    for rule in alert_rules():
+        for link in runbook_links(rule):
+            assert link in anchors, f"{rule['alert']}: no section #{link} in RUNBOOK.md"
+
+
+def test_runbook_link_test_can_fail() -> None:
+    assert "cookiefilemissing" in runbook.anchors("## CookieFileMissing\n")
+    assert "cookiefilemissing" not in runbook.anchors("## CookieFileMising\n")
+
+
+def test_source_alerts_name_the_file_and_what_was_done() -> None:
+    """Every alert about a source joins its info series, so its mail names the cookie file."""
+    join = "group_left (cookies_file) cookie_supervisor:source_info:held"
+    for rule in alert_rules():
+        if "source" not in rule["expr"]:
+            continue
+        assert join in rule["expr"], rule["alert"]
+        notes = rule["annotations"]
+        assert notes["cookies_file"] == "{{ $labels.cookies_file }}", rule["alert"]
+        assert "cookie_supervisor_refresh_job_info" in notes["action"], rule["alert"]
 
 
 def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
@@ -160,16 +192,26 @@ def test_amtool_check_config() -> None:
     receivers = {r["name"]: r for r in config["receivers"]}
     assert any("email_configs" in r for r in receivers.values())
     assert any("webhook_configs" in r for r in receivers.values())
-    assert "source" in config["route"]["group_by"]
-    assert any("CookieSupervisorDown" in str(r["source_matchers"]) for r in config["inhibit_rules"])
+    assert {"alertname", "source", "instance"} <= set(config["route"]["group_by"])
+    # Alertmanager mutes resolutions too: the rules keep alerts apart, no inhibition does.
+    assert config["inhibit_rules"] == []
+    mail = receivers["email-and-webhook"]["email_configs"][0]
+    assert mail["html"] == "" and "cookie_supervisor.text" in mail["text"]
+    assert "cookie_supervisor.subject" in mail["headers"]["Subject"]
+    assert (ALERTMANAGER.parent / config["templates"][0]).is_file()
 
 
 def test_promtool_check_metrics_on_a_real_scrape(redis_url: str, jar: Path) -> None:
     d = Daemon(env=daemon_env(redis_url, jar)).start()
     try:
         exposition = d.metrics()
+        page = d.get("/runbook")
     finally:
         d.stop()
+    # The runbook the rules link to, served by the daemon, with a section for every alert.
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    for rule in alert_rules():
+        assert f'id="{rule["alert"].lower()}"' in page.text, rule["alert"]
     out = subprocess.run(
         [tool("promtool"), "check", "metrics"],
         input=exposition,
@@ -179,6 +221,8 @@ def test_promtool_check_metrics_on_a_real_scrape(redis_url: str, jar: Path) -> N
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "cookie_supervisor_file_present" in exposition
+    info = f'cookie_supervisor_source_info{{source="default",cookies_file="{jar}"}} 1.0'
+    assert info in exposition
 
 
 @pytest.mark.parametrize("path", [RULES, ALERTMANAGER, *RULE_TESTS], ids=lambda p: p.name)

@@ -329,6 +329,7 @@ SCENARIOS: list[tuple[str, str, str, dict[str, Any], int]] = [
     ("daemon", "GET", "/metrics", {}, 200),
     ("daemon", "GET", "/healthz", {}, 200),
     ("daemon", "GET", "/readyz", {}, 200),
+    ("daemon", "GET", "/runbook", {}, 200),
     ("daemon", "GET", "/api/cookies/cookies-status", {}, 200),
     ("daemon", "GET", "/api/cookies/cookies-status", {"params": {"source": "no"}}, 404),
     ("daemon", "GET", "/api/cookies/sources", {}, 200),

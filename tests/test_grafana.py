@@ -42,7 +42,7 @@ ALERTS = {r["alert"]: r["expr"] for r in RULES if "alert" in r}
 LIMITS = {  # threshold record name → its number, from `expr: vector(N)`
     r["record"]: float(r["expr"].removeprefix("vector(").removesuffix(")"))
     for r in RULES
-    if "record" in r
+    if r.get("record", "").startswith("cookie_supervisor:threshold_")
 }
 RUNBOOK_ANCHORS = {
     h.strip().lower()

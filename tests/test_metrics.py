@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from cookie_supervisor import core
@@ -207,3 +208,39 @@ def test_every_metric_the_core_counts_or_observes_exists() -> None:
     assert {"refresh_requests_total", "validation_duration_seconds"} <= named  # the scan works
     m = Metrics()
     assert {n for n in named if not hasattr(m, n)} == set()
+
+
+def test_source_info_names_the_file_once_the_daemon_has_looked() -> None:
+    assert sample(exposed(state_with(None)), "cookie_supervisor_source_info", source="main") is None
+    s = exposed(state_with(GOOD))
+    assert sample(s, "cookie_supervisor_source_info", source="main", cookies_file=str(PATH)) == 1
+
+
+def test_refresh_job_info_says_what_the_daemon_already_did() -> None:
+    state = state_with(GOOD)
+    assert not [k for k in exposed(state) if k[0] == "cookie_supervisor_refresh_job_info"]
+    src = state.sources["main"]
+    src.pending_job, src.pending_reason = "42", Reason.LOGGED_OUT
+    labels = {"source": "main", "job_id": "42", "reason": "logged_out", "state": "pending"}
+    assert sample(exposed(state), "cookie_supervisor_refresh_job_info", **labels) == 1
+    src.pending_job, src.owed = None, core.Owed(Reason.MISSING_COOKIES, T0, "file")
+    labels = {"source": "main", "job_id": "", "reason": "missing_cookies", "state": "owed"}
+    assert sample(exposed(state), "cookie_supervisor_refresh_job_info", **labels) == 1
+
+
+def test_rotation_due_is_the_sessions_own_not_the_expiry_renewal() -> None:
+    """Login cookies expiring in 12 h on a session first seen 30 min ago: the session is due at
+    first seen + rotate_after, not "overdue since" expiry − renew_before (that is the expiring
+    alert's business, from login_expiry_timestamp_seconds)."""
+    settings = SourceSettings(name="main", cookies_file=PATH, rotate_after=7 * 86400)
+    state = core.State.of([settings])
+    core.step(state, core.FileInspected("main", GOOD), T0 - 7200)  # an older session, remembered
+    newer = replace(GOOD, login_expires_at=T0 + 12 * 3600, fingerprint="B", mtime=T0 - 1800)
+    core.step(state, core.FileInspected("main", newer), T0 - 1800)
+    s = exposed(state)
+    due = sample(s, "cookie_supervisor_rotation_due_timestamp_seconds", source="main")
+    assert due == T0 - 1800 + 7 * 86400
+    assert sample(s, "cookie_supervisor_login_expiry_timestamp_seconds", source="main") == (
+        T0 + 12 * 3600
+    )
+

@@ -29,7 +29,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from cookie_supervisor import __version__
+from cookie_supervisor import __version__, runbook
 from cookie_supervisor.metrics import Metrics
 from cookie_supervisor.supervisor import Supervisor, TriggerOutcome, UnknownSource
 
@@ -208,6 +208,7 @@ class Api:
             E("/metrics", "GET", self.metrics_route, "Prometheus metrics", {200: "text/plain"}),
             E("/healthz", "GET", self.healthz, "the process answers", {200: Health}),
             E("/readyz", "GET", self.readyz, "watching files", {200: Ready, 503: Ready}),
+            E("/runbook", "GET", self.runbook_route, "the alerts' runbook", {200: "text/html"}),
             E(
                 "/api/cookies/cookies-status",
                 "GET",
@@ -301,6 +302,10 @@ class Api:
             f"<h1>cookie-supervisor {html.escape(__version__)}</h1><table>{rows}</table>"
             f"</body></html>"
         )
+
+    async def runbook_route(self, request: Request) -> Response:
+        # Alert mails link here (`runbook_url`), so it needs no token, like /metrics.
+        return Response(runbook.page(), media_type="text/html; charset=utf-8")
 
     async def openapi_route(self, request: Request) -> Response:
         return Response(self._openapi, media_type="application/json")

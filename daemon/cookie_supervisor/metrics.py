@@ -359,6 +359,17 @@ class Metrics:
 
 
 _GAUGES: tuple[tuple[str, str], ...] = (
+    # Info series (value 1): alert rules join them for labels (`* on (instance, job, source)
+    # group_left (cookies_file) cookie_supervisor_source_info`) and annotations query them, so an
+    # alert mail names the file and what the daemon already did. A source has them once the
+    # daemon has looked at its file: the rules also read their absence as "the daemon does not
+    # speak for this source right now" (down, starting) and hold the last known state meanwhile.
+    ("source_info", "1 for each configured source, with its cookie file (label cookies_file)."),
+    (
+        "refresh_job_info",
+        "1 for the source's latest refresh job: its id, reason and state "
+        "(pending, completed, failed; owed while Redis is away, with no id).",
+    ),
     ("file_present", "1 when the cookie file exists."),
     ("file_size_bytes", "Size of the cookie file; no sample while it is missing."),
     (
@@ -377,7 +388,11 @@ _GAUGES: tuple[tuple[str, str], ...] = (
         "login_session_changed_timestamp_seconds",
         "When the current login session was first seen (survives restarts).",
     ),
-    ("rotation_due_timestamp_seconds", "When the next proactive rotation is due."),
+    (
+        "rotation_due_timestamp_seconds",
+        "When the login session is due for its scheduled rotation (first seen + rotate_after); "
+        "an expiring login is login_expiry_timestamp_seconds' business.",
+    ),
     ("refresh_pending", "1 while a refresh job is waiting, delayed or active; none without Redis."),
     ("refresh_owed", "1 while a refresh is owed because Redis was unavailable."),
     ("refresh_success_ratio", "Share of the last 20 finished refresh jobs that completed."),
@@ -437,6 +452,10 @@ def _source_rows(
             rows[name].append((labels, float(value)))
 
     r = src.report
+    if r is not None or src.read_error is not None:
+        path = _escape(str(src.settings.cookies_file))
+        put("source_info", 1, f'{{source="{_escape(src.name)}",cookies_file="{path}"}}')
+        _refresh_job_row(src, put)
     if r is not None:
         put("file_present", 1 if r.exists else 0)
         put("logged_in", 1 if r.logged_in else 0)
@@ -453,8 +472,7 @@ def _source_rows(
     if src.problem is not None:
         put("file_problem", 1, f'{{source="{_escape(src.name)}",reason="{src.problem.value}"}}')
     put("login_session_changed_timestamp_seconds", src.session_since)
-    rotation = src.rotation()
-    put("rotation_due_timestamp_seconds", rotation[0] if rotation else None)
+    put("rotation_due_timestamp_seconds", _scheduled_rotation(src))
     if redis_up:
         put("refresh_pending", 1 if src.pending_job else 0)
     put("refresh_owed", 1 if src.owed else 0)
@@ -474,3 +492,34 @@ def _source_rows(
     if src.diagnosis is not None:
         diag = src.diagnosis.value
         put("diagnosis", 1, f'{{source="{_escape(src.name)}",diagnosis="{diag}"}}')
+
+
+def _scheduled_rotation(src: core.Source) -> float | None:
+    """The session's own due date: a session that just began is not overdue because its login
+    cookies expire soon (that is CookieLoginExpiringSoon's, from the expiry itself)."""
+    since, every = src.session_since, src.settings.rotate_after
+    if src.report is None or not src.report.logged_in or since is None or every <= 0:
+        return None
+    return since + every
+
+
+def _refresh_job_row(src: core.Source, put: Callable[[str, float | None, str], None]) -> None:
+    """What the daemon already did about the source's cookies, for alert mails."""
+    if src.pending_job is not None:
+        job_id, state = src.pending_job, "pending"
+        reason = src.pending_reason.value if src.pending_reason else ""
+    elif src.owed is not None:
+        job_id, state, reason = "", "owed", src.owed.reason.value
+    elif src.history:
+        last = src.history[-1]
+        job_id, state = last.job_id, last.outcome
+        if src.verifying is not None and src.verifying.job_id == job_id:
+            state = "verifying"  # completed; the daemon waits for the new cookies to pass
+        reason = str(getattr(last, "reason", None) or "")  # as Redis had it: bounded below
+    else:
+        return
+    labels = (
+        f'{{source="{_escape(src.name)}",job_id="{_escape(job_id[:64])}",'
+        f'reason="{_escape(reason[:64])}",state="{state}"}}'
+    )
+    put("refresh_job_info", 1, labels)
