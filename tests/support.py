@@ -313,6 +313,7 @@ class MediaServer:
 
     /video.mp4 serves MEDIA (honouring Range) — only to requests whose Cookie header holds
     `require_cookie`, when one is set; /forbidden.mp4 403, /missing.mp4 404, /ratelimit.mp4 429,
+    /error.mp4 500,
     /hang.mp4 never answers until the server shuts down.
     """
 
@@ -343,7 +344,12 @@ def _media_handler(server: MediaServer) -> Any:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             server.requests.append((self.path, dict(self.headers)))
-            errors = {"/forbidden.mp4": 403, "/missing.mp4": 404, "/ratelimit.mp4": 429}
+            errors = {
+                "/forbidden.mp4": 403,
+                "/missing.mp4": 404,
+                "/ratelimit.mp4": 429,
+                "/error.mp4": 500,  # a failure no table entry explains: reason `other`
+            }
             if self.path in errors:
                 self.send_error(errors[self.path])
             elif self.path == "/hang.mp4":

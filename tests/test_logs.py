@@ -103,3 +103,44 @@ def test_another_stream_or_none_keeps_timestamps(tmp_path: Path) -> None:
         lines = emit(tmp_path, "text", announced)
         assert not lines[0].startswith("<"), announced
         assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} DEBUG ", lines[0]), lines[0]
+
+
+# --- every library's logger: quiet below WARNING, and through the one redaction -------------
+
+LIBRARIES = """
+import logging, sys
+from cookie_supervisor import logs
+from cookie_supervisor.classify import register_secret
+register_secret("https://hooks.example.org/services/T0/B0/PaThSeCrEt")
+logs.setup(sys.argv[1], "debug")
+for name in ("httpx", "httpcore", "uvicorn.error", "apscheduler", "watchdog", "redis", "asyncio",
+             "some.new.library"):
+    lib = logging.getLogger(name)
+    lib.setLevel(logging.DEBUG)  # a library may lower its own level: it still stays quiet
+    lib.info("HTTP Request: POST https://hooks.example.org/services/T0/B0/PaThSeCrEt")
+    lib.warning("%s: Cookie: SID=%s", name, "SeCrEtVaLuE")
+try:
+    raise RuntimeError("https://u:PaSsWoRd@hooks.example.org/x?token=ToKeN123 failed")
+except RuntimeError:
+    logging.getLogger("httpx").exception("send failed")
+logging.getLogger("cookie_supervisor.t").debug("own %s", "LOGIN_INFO=SeCrEtVaLuE", extra={
+    "detail": ".youtube.com\\tTRUE\\t/\\tTRUE\\t0\\tSID\\tSeCrEtVaLuE"})
+"""
+
+
+def test_libraries_are_quiet_below_warning_and_redacted(tmp_path: Path) -> None:
+    for fmt in ("text", "json"):
+        out = subprocess.run(
+            [sys.executable, "-c", LIBRARIES, fmt],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stderr
+        assert "HTTP Request" not in out  # INFO of a library
+        for name in ("httpx", "redis", "asyncio", "some.new.library"):
+            assert f"{name}: Cookie: [redacted]" in out, out  # its WARNING, scrubbed
+        assert "own LOGIN_INFO=[redacted]" in out  # the daemon's own DEBUG stays
+        assert "send failed" in out and "RuntimeError" in out  # the traceback, scrubbed
+        for secret in ("SeCrEtVaLuE", "PaThSeCrEt", "PaSsWoRd", "ToKeN123"):
+            assert secret not in out, (fmt, out)

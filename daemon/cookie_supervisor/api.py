@@ -26,16 +26,27 @@ from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
+from starlette.responses import JSONResponse as _StarletteJSON
 from starlette.routing import Route
 
 from cookie_supervisor import __version__, runbook
+from cookie_supervisor.classify import clean_text, scrub_tree
 from cookie_supervisor.metrics import Metrics
 from cookie_supervisor.supervisor import Supervisor, TriggerOutcome, UnknownSource
 
 MAX_BODY = 16 * 1024
 MAX_CLIENTS = 10_000  # rate-limit buckets kept; the least recently seen client is forgotten first
 Handler = Callable[[Request], Awaitable[Response]]
+
+
+class JSONResponse(_StarletteJSON):
+    """Every JSON answer passes the one redaction: no cookie value, token or configured URL in
+    any field, whichever code path filled it; lone surrogates become U+FFFD (they cannot be
+    encoded, and a 500 would lose the answer)."""
+
+    def render(self, content: Any) -> bytes:
+        return super().render(scrub_tree(content))
 
 
 # --- bodies and answers (the OpenAPI description is built from these) -------------------------
@@ -502,7 +513,19 @@ async def _json_body(request: Request) -> Any:
         raise _BodyError(422, "malformed JSON: a number too long") from None
     if not isinstance(body, dict):
         raise _BodyError(422, "body must be a JSON object")
-    return body
+    return _clean(body)
+
+
+def _clean(value: Any) -> Any:
+    """JSON's `\\ud800` escapes decode to lone surrogates, which no UTF-8 encoder (nor pydantic)
+    takes: such a report is sanitised (U+FFFD), not refused — the rest of its text is evidence."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
 
 
 def _trigger_answer(o: TriggerOutcome, sent: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -23,6 +24,7 @@ from redis.retry import Retry
 
 from cookie_supervisor import __version__, api, connections, core
 from cookie_supervisor.bull import BullQueue
+from cookie_supervisor.classify import register_secret
 from cookie_supervisor.config import Settings
 from cookie_supervisor.metrics import Metrics
 from cookie_supervisor.probe import sweep_stale_copies, ytdlp_version
@@ -112,7 +114,17 @@ def uvicorn_config(settings: Settings, app: Any) -> uvicorn.Config:
     )
 
 
+def register_secrets(settings: Settings) -> None:
+    """Configured credentials the redaction removes wherever they would appear (classify.scrub)."""
+    for hook in settings.all_webhooks():
+        register_secret(hook.url)
+        register_secret(hook.secret.get_secret_value() if hook.secret else None)
+    register_secret(settings.api_token.get_secret_value() if settings.api_token else None)
+    register_secret(urlsplit(settings.redis_url).password)
+
+
 async def serve(settings: Settings) -> int:
+    register_secrets(settings)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -11,7 +11,8 @@ import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from urllib.parse import unquote
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 
 class Reason(StrEnum):
@@ -243,41 +244,128 @@ def diagnose(with_reason: Reason | None, without_reason: Reason | None) -> Reaso
 
 
 # --- text fit to leave the process ------------------------------------------------------------
+#
+# `scrub` is the one function every text that leaves the daemon goes through: log records (ours
+# and every library's, see logs.py), API answers, job data, webhook bodies and the state file
+# (`scrub_tree`). It removes values, keeps the shape: `SID=[redacted]`. `redact` is `scrub` plus
+# one line, no control bytes and a length bound, for error texts that travel on.
 
 # Secrets that can ride along in error text: header values, cookie strings, signed URL params.
 _SECRETS = re.compile(
     r"(?i)\b(cookie|set-cookie|authorization|x-goog-authuser|x-youtube-identity-token)"
     r"(\s*[:=]\s*)[^|\n]+"
 )
-# Google's session cookies by name, bare (`SAPISID=…; LOGIN_INFO=…`) or JSON (`"SID": "…"`).
-# Names are case-sensitive, so no (?i): "inside=1" must survive.
+# Google's session cookies by name, bare (`SAPISID=…; LOGIN_INFO=…`, `__Secure-1PSIDTS: …`) or JSON
+# (`"SID": "…"`). Names are case-sensitive, so no (?i): "inside=1" must survive.
 _COOKIE_NAME = (
     r"(?:__Secure-[\w-]+|__Host-[\w-]+|[A-Z0-9]*SID(?:CC|TS)?|LOGIN_INFO|VISITOR_INFO1_LIVE"
-    r"|VISITOR_PRIVACY_METADATA|YSC|PREF|SOCS|CONSENT|NID|AEC)"
+    r"|VISITOR_PRIVACY_METADATA|YSC|PREF|SOCS|CONSENT|NID|AEC|ST-[\w-]+|GPS|1P_JAR|SMSV|OTZ"
+    r"|ACCOUNT_CHOOSER)"
 )
-_COOKIE_PAIRS = re.compile(rf"(?<![\w-])({_COOKIE_NAME}\s*=\s*)[^;&\s|,]+")
+_COOKIE_PAIRS = re.compile(rf"(?<![\w-])({_COOKIE_NAME}\s*(?:=|:(?!//))\s*)[^;&\s|,'\"]+")
 _COOKIE_JSON = re.compile(rf"""(["']{_COOKIE_NAME}["']\s*:\s*["'])[^"']*""")
+# Cookie exports (`{"name": "SID", "value": "…"}`, EditThisCookie, yt-dlp's JSON refusal).
+_VALUE_JSON = re.compile(r"""(?i)(["']value["']\s*:\s*["'])[^"']*""")
+# A jar row: real tabs, or the `\t` escapes of a row yt-dlp printed with repr(). Everything after
+# the first field (the domain, or a bare name) goes: which field is the value is unknowable in a
+# row of the wrong length.
+_JAR_ROW = re.compile(r"(\t|\\t)(?:(?! \| )[^\n])*")  # ` | ` joins the lines of a redacted text
+# A row whose tabs became spaces: `… TRUE / TRUE 0 NAME value`.
+_JAR_ROW_SPACED = re.compile(
+    r"(?i)(\b(?:TRUE|FALSE)[ \t]+\S+[ \t]+(?:TRUE|FALSE)[ \t]+-?[\d.]+[ \t]+)(?:(?! \| )[^\n])*"
+)
+# yt-dlp's "skipping cookie file entry due to invalid length 3: '<the whole line>'" and "… invalid
+# expires at <a field of the row>: …": only the kind of fault stays.
+_SKIPPED_ENTRY = re.compile(
+    r"(?i)(skipping cookie file entry(?: due to invalid (?:length \d+|expires at))?)"
+    r"(?:(?! \| )[^\n])*"
+)
 _SAPISIDHASH = re.compile(r"(SAPISID(?:1P|3P)?HASH\s+)\S+")
 _URL_SECRETS = re.compile(r"(?i)([?&](?:sig|lsig|signature|token|po_token|pot|key|auth)=)[^&\s]+")
+_URL_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^\s@]*@")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# Every rule needs one of these: text without any (most of it) skips the rules.
+_MAYBE = re.compile(r"(?i)[=:\t\\%@]|true|false|skipping|hash")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (_SKIPPED_ENTRY, r"\1: [redacted]"),
+    (_JAR_ROW, r"\1[redacted]"),
+    (_JAR_ROW_SPACED, r"\1[redacted]"),
+    (_SECRETS, r"\1\2[redacted]"),
+    (_COOKIE_PAIRS, r"\1[redacted]"),
+    (_COOKIE_JSON, r"\1[redacted]"),
+    (_VALUE_JSON, r"\1[redacted]"),
+    (_SAPISIDHASH, r"\1[redacted]"),
+    (_URL_SECRETS, r"\1[redacted]"),
+    (_URL_USERINFO, r"\1[redacted]@"),
+)
+
+# Configured secrets, removed wherever they appear: webhook URLs (a Slack URL is a credential),
+# webhook secrets, the API token. Registered at start (`register_secret`).
+_LITERALS: set[str] = set()
+_MIN_LITERAL = 8  # shorter would blank ordinary words
+
+
+def register_secret(value: str | None) -> None:
+    """Never let `value` (or, for a URL, its path and query) leave the process."""
+    if not value:
+        return
+    candidates = {value}
+    if "://" in value:
+        parts = urlsplit(value)
+        candidates |= {parts.path, parts.query, parts.netloc, value.split("://", 1)[1]}
+        candidates |= {f"{parts.path}?{parts.query}"} if parts.query else set()
+    for literal in candidates:
+        if len(literal) >= _MIN_LITERAL and literal.strip("/"):
+            _LITERALS.add(literal)
+
+
+def clean_text(text: str) -> str:
+    """Lone surrogates (which no UTF-8 encoder takes) become U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def scrub(text: str) -> str:
+    """`text` without any cookie value, header value, signed parameter or configured secret.
+
+    Percent-escapes are decoded first (a few rounds, for doubly encoded text), so that
+    `Cookie%3A%20SID%3D…` is scrubbed like `Cookie: SID=…`; text with nothing to remove comes
+    back unchanged (paths and journal cursors keep their escapes).
+    """
+    if _MAYBE.search(text) is None and not any(lit in text for lit in _LITERALS):
+        return text
+    decoded = text
+    for _ in range(3):
+        if "%" not in decoded:
+            break
+        step = unquote(decoded)
+        if step == decoded:
+            break
+        decoded = step
+    out = decoded
+    for literal in sorted(_LITERALS, key=len, reverse=True):
+        if literal in out:
+            out = out.replace(literal, "[redacted]")
+    for pattern, replacement in _RULES:
+        out = pattern.sub(replacement, out)
+    return text if out == decoded else out
+
+
+def scrub_tree(value: Any) -> Any:
+    """`scrub` (and `clean_text`) applied to every string of a JSON-shaped value, keys included."""
+    if isinstance(value, str):
+        return clean_text(scrub(value))
+    if isinstance(value, dict):
+        return {scrub_tree(k): scrub_tree(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub_tree(v) for v in value]
+    return value
 
 
 def redact(text: str, limit: int) -> str:
-    """Text fit to leave the process: no header, cookie or token values, no control bytes, bounded.
-
-    Percent-escapes are decoded first (a few rounds, for doubly encoded text), so that
-    `Cookie%3A%20SID%3D…` is redacted like `Cookie: SID=…`.
-    """
-    for _ in range(3):
-        decoded = unquote(text) if "%" in text else text
-        if decoded == text:
-            break
-        text = decoded
-    text = _CONTROL.sub("", text)
-    text = _SECRETS.sub(r"\1\2[redacted]", text)
-    text = _COOKIE_PAIRS.sub(r"\1[redacted]", text)
-    text = _COOKIE_JSON.sub(r"\1[redacted]", text)
-    text = _SAPISIDHASH.sub(r"\1[redacted]", text)
-    text = _URL_SECRETS.sub(r"\1[redacted]", text)
+    """Text fit to travel on as one field: scrubbed, one line, no control bytes, bounded."""
+    # Control bytes first: some (\x0b, \x1c…) are white space to the rules and would end a value.
+    text = scrub(_CONTROL.sub("", clean_text(text)))
     text = " | ".join(line.strip() for line in text.splitlines() if line.strip())
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,7 +1,9 @@
 """Structured logging: `extra={...}` fields become JSON keys or `key=value` pairs.
 
-The daemon logs names, reasons, counts and ids — never a cookie value or a token — so the
-formatters need no redaction of their own.
+The daemon logs names, reasons, counts and ids — never a cookie value or a token. Libraries log
+what they like (httpx the whole URL of every request, a webhook's credentials included), so every
+record, ours and theirs, passes the one redaction (`classify.scrub`) on its way out, and every
+logger but the daemon's own is quiet below WARNING.
 
 Under systemd, stderr is a stream to journald: `JOURNAL_STREAM` holds that stream's
 `device:inode`, and when it matches stderr every line starts with its syslog priority (`<4>`),
@@ -16,6 +18,10 @@ import logging
 import os
 import sys
 from typing import Any, TextIO
+
+from cookie_supervisor.classify import scrub
+
+OWN = "cookie_supervisor"  # the daemon's loggers; every other one is a library's
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`. uvicorn adds a
 # `color_message` copy of its message for its own formatter.
@@ -64,6 +70,42 @@ def _prefixed(priority: int, text: str) -> str:
     return "\n".join(f"<{priority}>{line}" for line in text.splitlines() or [""])
 
 
+def _own(name: str) -> bool:
+    return name == OWN or name.startswith(OWN + ".")
+
+
+class Redact(logging.Filter):
+    """Scrubs a record before any formatter sees it: message, arguments, extra fields, traceback.
+
+    On the handler, not a logger: a library's record reaches the handler by propagation without
+    passing any filter of the root logger.
+    """
+
+    _plain = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING and not _own(record.name):
+            return False  # a library that set its own logger's level lower still stays quiet
+        try:
+            message = record.getMessage()
+        except Exception:  # a library's bad format string: keep the template, not the args
+            message = str(record.msg)
+        record.msg, record.args = scrub(message), None
+        for key, value in _fields(record).items():
+            if isinstance(value, str):
+                setattr(record, key, scrub(value))
+            elif not isinstance(value, int | float | bool):
+                setattr(record, key, scrub(str(value)))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._plain.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text)
+        record.exc_info = None  # the formatters print exc_text; nothing unscrubbed is left
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info)
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, journal: bool = False) -> None:
         super().__init__()
@@ -81,8 +123,10 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
             **_fields(record),
         }
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exc"] = record.exc_text
         return json.dumps(entry, default=str)
 
 
@@ -107,8 +151,16 @@ def setup(fmt: str = "text", level: str = "info", stream: TextIO | None = None) 
     journal = is_journal_stream(out)
     handler = logging.StreamHandler(out)
     handler.setFormatter(JsonFormatter(journal) if fmt == "json" else TextFormatter(journal))
+    handler.addFilter(Redact())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    # uvicorn's access log would record every scrape; errors still come through.
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # Libraries (httpx, httpcore, uvicorn, apscheduler, watchdog, redis, asyncio, …) speak at
+    # WARNING and above only: at INFO httpx logs every webhook URL, uvicorn every connection.
+    # The root's level is theirs; the daemon's own loggers take the configured one.
+    wanted = logging.getLevelName(level.upper())
+    root.setLevel(max(logging.WARNING, wanted))
+    logging.getLogger(OWN).setLevel(wanted)
+    for name in list(logging.root.manager.loggerDict):
+        lib = logging.getLogger(name)
+        if not _own(name) and lib.level < logging.WARNING:
+            lib.setLevel(logging.NOTSET)  # a library that lowered its own level inherits the root

@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 
 from cookie_supervisor import bull, cookiefile, core
 from cookie_supervisor.bull import BullQueue, FinishedJob, JobOptions
-from cookie_supervisor.classify import Reason, redact
+from cookie_supervisor.classify import Reason, redact, scrub_tree
 from cookie_supervisor.config import Settings, SourceSettings
 from cookie_supervisor.cookiefile import CookieReport
 from cookie_supervisor.core import Answer, Validation
@@ -382,7 +382,7 @@ class Supervisor:
             data["error"] = redact(fx.error, ERROR_LIMIT)
         if fx.detail:
             data["detail"] = redact(fx.detail, 200)
-        return data
+        return scrub_tree(data)  # type: ignore[no-any-return]
 
     async def _record_outcome(self, fx: core.RecordOutcome) -> None:
         cfg = self.state.sources[fx.source].settings
@@ -461,7 +461,8 @@ class Supervisor:
 
     def _snapshot(self) -> dict[str, Any]:
         extra = {name: part() for name, part in self.state_parts.items()}
-        return snapshot(self.state, self.key, **extra)
+        # the one redaction, like every other way out: nothing saved can carry a cookie value
+        return scrub_tree(snapshot(self.state, self.key, **extra))  # type: ignore[no-any-return]
 
     def _write(self, data: dict[str, Any]) -> None:
         try:

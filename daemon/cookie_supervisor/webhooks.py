@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from cookie_supervisor import __version__
+from cookie_supervisor.classify import scrub_tree
 from cookie_supervisor.config import WebhookSettings
 from cookie_supervisor.core import backoff_delay
 
@@ -460,6 +461,7 @@ class WebhookSender:
 
 def _body(hook: WebhookSettings, event: Event) -> bytes:
     payload = event.as_json() if hook.format == "json" else {"text": event.slack_text()}
+    payload = scrub_tree(payload)  # the one redaction, as on every other way out
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
