@@ -10,8 +10,11 @@ docs/bull.md; our own keys live outside bull's `<prefix>:<queue>:` namespace (do
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
+import logging
+import math
 import re
 import time
 import uuid
@@ -36,6 +39,7 @@ from redis.exceptions import (
 
 from cookie_supervisor.core import TriggerState
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 # What Redis can answer a request: the daemon's one vocabulary of trigger outcomes (core.py).
 RefreshState = TriggerState
@@ -46,6 +50,12 @@ JobState = Literal["pending", "completed", "failed", "missing"]
 FOREIGN_SCAN = 100
 # Outcomes remembered per source, so that two daemons reporting one job count it once.
 OUTCOMES_KEPT = 100
+# Bounds on what is read back from Redis, where any producer (or person) may have written: a
+# millisecond time up to 9999-01-01, a count, the bytes of a job's data and failure text.
+LATEST_MS = 253_370_764_800_000
+MAX_COUNT = 1_000_000
+MAX_DATA = 1 << 20
+MAX_FAILED_REASON = 4096
 
 # bull's addJob, restated (docs/bull.md §3). Shared with the tests' producer (tests/bullkit.py).
 # add_job(keys, base, custom_id, name, data, opts, timestamp, delay, priority, lifo, token)
@@ -392,7 +402,8 @@ class BullQueue:
         )
         job_id, state, left = await self._retrying(lambda: self._refresh(keys, args))
         st = _text(state)
-        retry_after = int(left) / 1000 if st in ("cooldown", "backoff") else None
+        wait_ms = _ms(left)
+        retry_after = wait_ms / 1000 if st in ("cooldown", "backoff") and wait_ms else None
         return RefreshResult(st, _text(job_id) if job_id else None, retry_after)  # type: ignore[arg-type]
 
     async def pending_job(self, source: str, *, default_source: bool = False) -> str | None:
@@ -452,7 +463,7 @@ class BullQueue:
                     (pipe.llen if kind == "list" else pipe.zcard)(self.base + suffix)
                 return await pipe.execute()
 
-        return JobCounts(*(int(v) for v in await self._retrying(read)))
+        return JobCounts(*(_count(v) for v in await self._retrying(read)))
 
     async def finished_since(self, since_ms: int, limit: int = 200) -> list[FinishedJob]:
         """The newest `limit` jobs that completed or failed at or after `since_ms`, oldest first."""
@@ -471,7 +482,7 @@ class BullQueue:
             for job_id, _ in ids:
                 pipe.hmget(self.base + job_id, _FINISHED_FIELDS)
             rows = await pipe.execute()
-        jobs = [_finished(i, o, row) for (i, o), row in zip(ids, rows, strict=True)]
+        jobs = [_parsed(i, o, row) for (i, o), row in zip(ids, rows, strict=True)]
         kept = sorted((j for j in jobs if j is not None), key=lambda j: j.finished_at)
         return kept[-limit:]
 
@@ -570,7 +581,44 @@ def _connection_failure(exc: ConnectionError) -> str:
 
 
 def _backoff(failures: Any, until: Any) -> BackoffState:
-    return BackoffState(int(failures or 0), int(until) / 1000 if until else None)
+    until_ms = _ms(until)
+    return BackoffState(_count(failures), until_ms / 1000 if until_ms else None)
+
+
+def _ms(value: Any) -> int | None:
+    """A millisecond time or duration as Redis holds it (text, int or float), within bounds."""
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except (ValueError, OverflowError):
+            return None
+        if math.isfinite(number) and 0 <= number <= LATEST_MS:
+            return int(number)
+    return None
+
+
+def _count(value: Any) -> int:
+    """A count (attempts, failures, a list's length); 0 when absent or absurd."""
+    found = _ms(value)
+    return found if found is not None and found <= MAX_COUNT else 0
+
+
+_malformed: set[str] = set()  # finished jobs already warned about (bounded)
+
+
+def _parsed(
+    job_id: str, outcome: Literal["completed", "failed"], row: list[bytes | None]
+) -> FinishedJob | None:
+    """One finished job, or None: a job nobody can read is skipped, never the whole poll."""
+    try:
+        return _finished(job_id, outcome, row)
+    except (ValueError, TypeError, RecursionError) as exc:
+        if job_id not in _malformed and len(_malformed) < 1000:
+            _malformed.add(job_id)
+            log.warning("finished job %.64s skipped: %s", job_id, exc)
+        return None
 
 
 def _finished(
@@ -579,10 +627,13 @@ def _finished(
     data_raw, finished_on, attempts, failed_reason, timestamp = row
     if finished_on is None:  # trimmed between the two reads, or not ours to read
         return None
-    try:
-        data = json.loads(data_raw or b"{}")
-    except ValueError:
-        data = {}
+    finished_ms = _ms(finished_on)
+    if finished_ms is None:
+        raise ValueError("finishedOn is not a time")
+    data: Any = {}
+    if data_raw is not None and len(data_raw) <= MAX_DATA:
+        with contextlib.suppress(ValueError, RecursionError):
+            data = json.loads(data_raw)
     if not isinstance(data, dict):
         data = {}
     source, reason = data.get("source"), data.get("reason")
@@ -591,10 +642,10 @@ def _finished(
         source=source if isinstance(source, str) else None,
         reason=reason if isinstance(reason, str) else None,
         outcome=outcome,
-        finished_at=int(finished_on) / 1000,
-        attempts_made=int(attempts or 0),
-        failed_reason=_text(failed_reason) if failed_reason is not None else None,
-        created_at=int(timestamp or 0) / 1000,
+        finished_at=finished_ms / 1000,
+        attempts_made=_count(attempts),
+        failed_reason=None if failed_reason is None else _text(failed_reason)[:MAX_FAILED_REASON],
+        created_at=(_ms(timestamp) or 0) / 1000,
     )
 
 
@@ -603,7 +654,9 @@ def _json(value: Any) -> str:
 
 
 def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    # Not every writer of a Redis key writes UTF-8: a foreign job id or failure text must not
+    # stop the poll that reads it.
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 __all__ = [

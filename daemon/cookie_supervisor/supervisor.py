@@ -85,6 +85,7 @@ class Supervisor:
         self._backoff = ExponentialWithJitterBackoff(cap=settings.redis_backoff_max, base=0.5)
         self._finished_cursor = 0  # ms
         self._finished_seen: set[str] = set()
+        self._poll_failing = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._probe_locks = {name: asyncio.Lock() for name in self.state.sources}
         self._inspect_locks = {name: asyncio.Lock() for name in self.state.sources}
@@ -404,7 +405,16 @@ class Supervisor:
         """Queue counts, pending and finished jobs; also how Redis outages end."""
         if self.state.redis_up is False and self.clock() < self._redis_retry_at:
             return
-        observed = await self._redis(self._observe())
+        try:
+            observed = await self._redis(self._observe())
+        except Exception:
+            # What Redis held could not be read (a bug or data no bound foresaw): no outage, and
+            # the next poll tries again. Logged once per spell, not once per poll.
+            if not self._poll_failing:
+                log.exception("queue poll failed on data read from Redis")
+            self._poll_failing = True
+            return
+        self._poll_failing = False
         if observed is not None:
             self._redis_failures = 0
             await self.handle(observed)
@@ -435,7 +445,13 @@ class Supervisor:
     def _new_finished(self, jobs: list[FinishedJob]) -> list[FinishedJob]:
         fresh = [j for j in jobs if j.job_id not in self._finished_seen]
         if jobs:
-            self._finished_cursor = max(int(j.finished_at * 1000) for j in jobs)
+            # Never past now: one job stamped in the future (a skewed or hostile writer) would
+            # hide every job that ends before that date. Jobs beyond now are read again, and
+            # stay in the seen set below, so each is still reported once.
+            latest = max(int(j.finished_at * 1000) for j in jobs)
+            self._finished_cursor = min(
+                latest, max(int(self.clock() * 1000), self._finished_cursor)
+            )
             # Jobs at the cursor's millisecond are read again next time; remember only those.
             self._finished_seen = {
                 j.job_id for j in jobs if int(j.finished_at * 1000) >= self._finished_cursor
