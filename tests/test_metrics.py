@@ -243,4 +243,3 @@ def test_rotation_due_is_the_sessions_own_not_the_expiry_renewal() -> None:
     assert sample(s, "cookie_supervisor_login_expiry_timestamp_seconds", source="main") == (
         T0 + 12 * 3600
     )
-
