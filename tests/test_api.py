@@ -332,6 +332,9 @@ SCENARIOS: list[tuple[str, str, str, dict[str, Any], int]] = [
     ("daemon", "GET", "/runbook", {}, 200),
     ("daemon", "GET", "/api/cookies/cookies-status", {}, 200),
     ("daemon", "GET", "/api/cookies/cookies-status", {"params": {"source": "no"}}, 404),
+    ("daemon", "GET", "/api/cookies/health", {}, 200),
+    ("limited", "GET", "/api/cookies/health", {}, 503),  # its jar does not exist
+    ("daemon", "GET", "/api/cookies/health", {"params": {"source": "no"}}, 404),
     ("daemon", "GET", "/api/cookies/sources", {}, 200),
     ("daemon", "GET", "/api/cookies/queue-status", {}, 200),
     ("limited", "GET", "/api/cookies/queue-status", {}, 503),

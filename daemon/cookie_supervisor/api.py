@@ -30,7 +30,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.responses import JSONResponse as _StarletteJSON
 from starlette.routing import Route
 
-from cookie_supervisor import __version__, runbook
+from cookie_supervisor import __version__, core, runbook
 from cookie_supervisor.classify import clean_text, scrub_tree
 from cookie_supervisor.metrics import Metrics
 from cookie_supervisor.supervisor import Supervisor, TriggerOutcome, UnknownSource
@@ -52,7 +52,7 @@ class JSONResponse(_StarletteJSON):
 # --- bodies and answers (the OpenAPI description is built from these) -------------------------
 
 
-_HOT = frozenset({"/api/cookies/trigger-refresh", "/metrics"})
+_HOT = frozenset({"/api/cookies/trigger-refresh", "/api/cookies/health", "/metrics"})
 
 
 class TriggerRequest(BaseModel):
@@ -100,6 +100,19 @@ class CookiesStatus(_Answer):
     size_bytes: int | None
     last_modified: float | None
     message: str
+
+
+class CookieHealth(_Answer):
+    """The health gate: 200 when the cookies are usable, else 503, both with this body.
+
+    `reason` is null when healthy, else the file's problem (`missing_cookies`, `logged_out`…),
+    the reason the last conclusive validation failed, or `not_inspected`; `since` is when this
+    answer began (epoch seconds, as this process saw it; null before the first inspection)."""
+
+    healthy: bool
+    source: str
+    reason: str | None
+    since: float | None
 
 
 class Sources(_Answer):
@@ -229,6 +242,14 @@ class Api:
                 source_query=True,
             ),
             E(
+                "/api/cookies/health",
+                "GET",
+                self.cookie_health,
+                "are the cookies usable? 200 yes, 503 no; without source the worst one decides",
+                {200: CookieHealth, 503: CookieHealth, **_SOURCE},
+                source_query=True,
+            ),
+            E(
                 "/api/cookies/sources",
                 "GET",
                 self.sources,
@@ -339,6 +360,16 @@ class Api:
     async def cookies_status(self, request: Request) -> Response:
         source = self.source_of(request.query_params.get("source"))
         return JSONResponse({"success": True, **self.supervisor.status(source)})
+
+    async def cookie_health(self, request: Request) -> Response:
+        """From the core's state only: no file, Redis or network I/O, so it is cheap to poll."""
+        name = request.query_params.get("source")
+        if not name:
+            name, u = core.worst_usable(self.supervisor.sources)
+        else:
+            u = self.supervisor.source(name).usable or core.Usable(core.NOT_INSPECTED, None)
+        body = {"healthy": u.ok, "source": name, "reason": u.reason, "since": u.since}
+        return JSONResponse(body, status_code=200 if u.ok else 503)
 
     async def sources(self, request: Request) -> Response:
         states = [self.supervisor.status(name) for name in self.supervisor.sources]
@@ -471,7 +502,7 @@ _STATUS_TEXT = {
     413: f"body larger than {MAX_BODY} bytes",
     422: "body is not the expected JSON object",
     429: "rate limit exceeded (see Retry-After)",
-    503: "not ready / Redis unavailable",
+    503: "not ready / Redis unavailable / cookies not usable",
 }
 
 

@@ -148,6 +148,34 @@ class Verification:
     session_at: float | None = None  # when the new session arrived
 
 
+@dataclass(frozen=True, slots=True)
+class Usable:
+    """Whether a source's cookies are usable (`GET /api/cookies/health`), and since when.
+
+    `reason` is None when usable, else why not: the file's problem, the reason the last
+    conclusive validation failed, or `not_inspected` before the file was first looked at."""
+
+    reason: str | None
+    since: float | None  # None: not known yet (before the first inspection)
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+    @property
+    def rank(self) -> int:
+        """Higher is worse: any unusable source outranks every usable one."""
+        if self.reason is None:
+            return -1
+        try:
+            return Reason(self.reason).rank
+        except ValueError:
+            return 0
+
+
+NOT_INSPECTED = "not_inspected"
+
+
 @dataclass(slots=True)
 class Source:
     settings: SourceSettings
@@ -173,6 +201,8 @@ class Source:
     rotation_armed: float | None = None  # the due date the rotation timer is set for
     requesting: bool = False  # an Enqueue of ours awaits its answer
     announced: set[str] = field(default_factory=set)  # notifications already sent this spell
+    verdict: Validation | None = None  # the last conclusive validation (a pass or a fixable fail)
+    usable: Usable | None = None  # the health gate's answer and since when (`track_usable`)
 
     @property
     def name(self) -> str:
@@ -498,6 +528,7 @@ def _file_inspected(state: State, src: Source, report: CookieReport, now: float)
         fx += _validate(src, "verification" if src.verifying else "file")
     fx += _arm_rotation(src, now)
     fx += _pursue(state, src, now, origin="file")
+    track_usable(src, now)
     return fx
 
 
@@ -732,6 +763,9 @@ def _validation_finished(state: State, src: Source, v: Validation, now: float) -
     before, src.last_validation = src.last_validation, v
     if v.ok:
         src.validated_ok_at = v.at
+    if v.conclusive:
+        src.verdict = v
+        track_usable(src, now)
     result = "ok" if v.ok else (v.reason or Reason.OTHER).value
     fx: list[Effect] = [
         Count("validation_runs_total", (src.name, result)),
@@ -1128,6 +1162,42 @@ def backoff_delay(failures: int, base: float, cap: float) -> float:
     if failures <= 0:
         return 0.0
     return float(min(cap, base * 2.0 ** min(failures - 1, 64)))  # 2.0 ** 1024 overflows
+
+
+def unusable_reason(src: Source) -> str | None:
+    """Why the cookies are not usable now, or None: the file exists and is logged in, and the
+    last conclusive validation on this session passed or none ran yet. A validation that
+    started before the current session arrived judged other cookies; an OS error reading the
+    file is the daemon's trouble (the last real report stands); an IP block or a PO-token
+    requirement is not the cookies' (inconclusive, so never a verdict)."""
+    if src.report is None:
+        return NOT_INSPECTED
+    if src.problem is not None:  # missing, unparseable, logged out, expired, unreadable…
+        return src.problem.value
+    v, since = src.verdict, src.session_since
+    if v is not None and not v.ok and (since is None or v.started_at >= since):
+        return (v.reason or Reason.OTHER).value
+    return None
+
+
+def track_usable(src: Source, now: float) -> None:
+    """Keep `src.usable` and the time its answer last changed: the health gate reads only this."""
+    reason = unusable_reason(src)
+    if src.usable is None or src.usable.reason != reason:
+        src.usable = Usable(reason, now)
+
+
+def worst_usable(sources: dict[str, Source]) -> tuple[str, Usable]:
+    """The source that decides for all: the worst unusable one (strongest reason, then the
+    longest unusable), else the usable one that became so last (all have been since then)."""
+
+    def badness(item: tuple[str, Usable]) -> tuple[int, float]:
+        u = item[1]
+        since = u.since or 0.0
+        return (u.rank, since if u.ok else -since)
+
+    seen = [(name, src.usable or Usable(NOT_INSPECTED, None)) for name, src in sources.items()]
+    return max(seen, key=badness)
 
 
 def health(state: State, now: float) -> str:

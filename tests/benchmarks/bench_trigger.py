@@ -1,5 +1,7 @@
 """Trigger-endpoint throughput and latency under concurrent load, all coalescing onto one job,
-side by side with a bare Starlette/uvicorn endpoint that parses the same JSON body.
+side by side with a bare Starlette/uvicorn endpoint that parses the same JSON body; and the health
+gate (`GET /api/cookies/health`, answered from state) beside a bare endpoint answering the same
+JSON.
 
     .venv/bin/python tests/benchmarks/bench_trigger.py [--seconds 10] [--connections 50]
 
@@ -50,7 +52,16 @@ def bare_server(port: int) -> None:
         body = await request.json()
         return JSONResponse({"success": True, "reason": body.get("reason")})
 
-    app = Starlette(routes=[Route("/api/cookies/trigger-refresh", trigger, methods=["POST"])])
+    async def health(request: Request) -> JSONResponse:
+        body = {"healthy": True, "source": "default", "reason": None, "since": 1.0}
+        return JSONResponse(body)
+
+    app = Starlette(
+        routes=[
+            Route("/api/cookies/trigger-refresh", trigger, methods=["POST"]),
+            Route("/api/cookies/health", health, methods=["GET"]),
+        ]
+    )
     uvicorn.run(
         app,
         host="127.0.0.1",
@@ -64,12 +75,13 @@ def bare_server(port: int) -> None:
 
 
 def wrk(url: str, seconds: int, connections: int) -> dict[str, str]:
+    """POST the backend's trigger to a trigger URL; a plain GET to anything else."""
     binary = shutil.which("wrk")
     assert binary, "wrk is not installed: apt-get install wrk (make bench does)"
     cmd = [binary, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
-    out = subprocess.run(
-        [*cmd, "-s", str(HERE / "trigger.lua"), url], capture_output=True, text=True, check=True
-    ).stdout
+    if url.endswith("/trigger-refresh"):
+        cmd += ["-s", str(HERE / "trigger.lua")]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
@@ -94,13 +106,23 @@ def main() -> None:
     write_atomic(jar, cookie_jar())
     d = Daemon(env=daemon_env(server.url, jar))
     port = free_port()
-    bare = subprocess.Popen([sys.executable, __file__, "--bare", str(port)])
-    bare_url = f"http://127.0.0.1:{port}/api/cookies/trigger-refresh"
-    runs: dict[str, list[dict[str, str]]] = {"bare": [], "daemon": []}
+    bare_proc = subprocess.Popen([sys.executable, __file__, "--bare", str(port)])
+    bare = f"http://127.0.0.1:{port}"
+    names = ("bare", "daemon", "bare health", "daemon health")
+    runs: dict[str, list[dict[str, str]]] = {name: [] for name in names}
     try:
         d.start()
-        wait_for(lambda: httpx.post(bare_url, json={}).status_code == 200, timeout=10)
-        urls = {"bare": bare_url, "daemon": d.base_url + "/api/cookies/trigger-refresh"}
+        trigger = "/api/cookies/trigger-refresh"
+        wait_for(lambda: httpx.post(bare + trigger, json={}).status_code == 200, timeout=10)
+        health = "/api/cookies/health"
+        assert httpx.get(d.base_url + health).json()["healthy"] is True
+        urls = dict(
+            zip(
+                names,
+                (bare + trigger, d.base_url + trigger, bare + health, d.base_url + health),
+                strict=True,
+            )
+        )
         for url in urls.values():
             wrk(url, 2, args.connections)  # warm-up
         for _ in range(args.rounds):
@@ -112,8 +134,8 @@ def main() -> None:
             if k.rsplit(b":", 1)[1].isdigit()
         ]
     finally:
-        bare.terminate()
-        bare.wait()
+        bare_proc.terminate()
+        bare_proc.wait()
         d.stop()
         server.cleanup()
     print(
@@ -124,11 +146,13 @@ def main() -> None:
     for name, rs in runs.items():
         last = rs[-1]
         print(
-            f"  {name:<7}: {rates[name]:.0f} req/s; latency (last round) p50 {last.get('50')}, "
+            f"  {name:<14}: {rates[name]:.0f} req/s; latency (last round) p50 {last.get('50')}, "
             f"p90 {last.get('90')}, p99 {last.get('99')}; non-2xx {last['errors']}"
         )
     print(f"  ratio  : {rates['daemon'] / rates['bare']:.2f}x the bare endpoint (target >= 0.8x)")
     print(f"  jobs in Redis afterwards: {len(jobs)} (every other request coalesced)")
+    health_ratio = rates["daemon health"] / rates["bare health"]
+    print(f"  health : {health_ratio:.2f}x the bare GET endpoint (target >= 0.8x)")
 
 
 if __name__ == "__main__":
