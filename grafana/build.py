@@ -480,16 +480,21 @@ def diagnosis_row() -> list[dict[str, Any]]:
                     (
                         f"max by (source, diagnosis) (cookie_supervisor_diagnosis{{{SEL}}}) {ZERO}",
                         "{{source}} {{diagnosis}}",
-                    )
+                    ),
+                    (
+                        f'max by (source, reason) (cookie_supervisor_validation_failure{{{SEL}, reason=~"js_challenge_failed|no_js_runtime"}}) {ZERO}',
+                        "{{source}} {{reason}}",
+                    ),
                 ],
                 "none",
                 x=0,
                 w=8,
                 defaults={"min": 0, "max": 1},
-                description="1 while the latest validation's diagnosis stands: ip_flagged or po_token_required (the host), account_restricted (the account); fresh cookies fix none of them",
+                description="1 while the latest validation's diagnosis stands: ip_flagged or po_token_required (the host), account_restricted (the account); and while the last validation failed because yt-dlp could not solve YouTube's JS challenges (js_challenge_failed, no_js_runtime); fresh cookies fix none of them",
             ),
             "YouTubeBlocksThisHost",
             "YouTubeAccountRestricted",
+            "YtDlpChallengeSolvingFails",
             limit=1,
         ),
         counter_line(

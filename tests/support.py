@@ -306,6 +306,8 @@ def node_queue(redis_url: str, queue: str, *args: str) -> Any:
 
 
 MEDIA = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 64  # enough bytes for a ranged GET
+PLAYER = b'var reverse = function (a) { return a.split("").reverse().join(""); };\n'
+PLAYER_PATH = "/s/player/0123abcd/player_ias.vflset/en_US/base.js"  # the shape yt-dlp accepts
 
 
 class MediaServer:
@@ -314,7 +316,8 @@ class MediaServer:
     /video.mp4 serves MEDIA (honouring Range) — only to requests whose Cookie header holds
     `require_cookie`, when one is set; /forbidden.mp4 403, /missing.mp4 404, /ratelimit.mp4 429,
     /error.mp4 500,
-    /hang.mp4 never answers until the server shuts down.
+    /hang.mp4 never answers until the server shuts down; /s/player/…/base.js is a "player" that
+    is JavaScript but not YouTube's (yt-dlp's challenge solver must refuse it).
     """
 
     def __init__(self, require_cookie: str | None = None) -> None:
@@ -354,12 +357,21 @@ def _media_handler(server: MediaServer) -> Any:
                 self.send_error(errors[self.path])
             elif self.path == "/hang.mp4":
                 server.released.wait(120)
+            elif self.path.startswith("/s/player/") and self.path.endswith("/base.js"):
+                self._send(PLAYER, "text/javascript")
             elif server.require_cookie and server.require_cookie not in self.headers.get(
                 "Cookie", ""
             ):
                 self.send_error(403, "Forbidden")
             else:
                 self._media()
+
+        def _send(self, body: bytes, kind: str) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
         def _media(self) -> None:
             start, end = 0, len(MEDIA) - 1

@@ -164,7 +164,7 @@ YTDLP = [
     (
         "WARNING: [youtube] No supported JavaScript runtime could be found. Only deno is enabled by "
         "default; to use another runtime add  --js-runtimes RUNTIME[:PATH]",
-        Reason.NO_JS_RUNTIME,
+        Reason.JS_CHALLENGE_FAILED,
     ),
     ("validation did not finish within 120s; killed", Reason.TIMEOUT),
     # PO-token notices (issue 10.5): they mention "HTTP Error 403" but are not a 403
@@ -247,6 +247,7 @@ def test_case_quotes_and_white_space_do_not_matter(text: str, reason: Reason) ->
         (Reason.RATE_LIMITED, False),
         (Reason.TIMEOUT, False),
         (Reason.NO_JS_RUNTIME, False),
+        (Reason.JS_CHALLENGE_FAILED, False),
         (Reason.OTHER, False),
         (Reason.UNREADABLE, False),
         (Reason.NOT_A_FILE, False),

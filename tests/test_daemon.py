@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -89,10 +92,16 @@ def test_build_info_names_the_revision_and_the_yt_dlp_it_validates_with(daemon: 
         text=True,
         check=True,
     ).stdout.strip()
-    wait_for(lambda: build_info(daemon)["yt_dlp_version"] != "unknown", timeout=30)
+    wait_for(lambda: build_info(daemon)["js_solver_version"] != "none", timeout=30)
     info = build_info(daemon)
     assert info["yt_dlp_version"] == yt_dlp_version and info["revision"] == rev
-    assert info["js_runtime"] in ("deno", "node", "bun", "none")
+    # out of the box: yt-dlp[default]'s challenge solver and the deno the `deno` package ships
+    # (or one on PATH), as the probe's own yt-dlp reports them in its -v header
+    assert info["js_solver_version"] == importlib.metadata.version("yt-dlp-ejs")
+    assert info["js_runtime"] == "deno"
+    if not shutil.which("deno"):
+        assert info["js_runtime_version"] == importlib.metadata.version("deno")
+    assert re.fullmatch(r"\d+\.\d+\.\d+", info["js_runtime_version"]), info
 
 
 def test_metrics_report_the_file(daemon: Daemon, jar: Path) -> None:

@@ -174,7 +174,8 @@ async def test_cancellation_while_copying_leaves_no_copy(jar: Path, tmp_path: Pa
         ("rotated", False, Reason.COOKIES_ROTATED, True),  # exit 0, but the session is gone
         ("age", False, Reason.AUTH_REQUIRED, False),
         ("ratelimit", False, Reason.RATE_LIMITED, True),
-        ("nojs", False, Reason.NO_JS_RUNTIME, False),
+        ("nojs", False, Reason.JS_CHALLENGE_FAILED, False),  # yt-dlp's own "no runtime"
+        ("nchallenge", False, Reason.JS_CHALLENGE_FAILED, True),
         ("silent_fail", False, Reason.OTHER, False),
         ("po_token", False, Reason.PO_TOKEN_REQUIRED, True),  # -v debug lines explain it
         ("ip_blocked", False, Reason.IP_FLAGGED, True),
@@ -202,6 +203,7 @@ async def test_youtube_texts(
     assert not Path(copy).exists() and not Path(copy).parent.exists()  # ...gone afterwards
     assert "--no-warnings" not in seen["args"] and "-v" in seen["args"]
     assert seen["args"][seen["args"].index("--js-runtimes") + 1] == "node"
+    assert seen["args"].index("--no-js-runtimes") < seen["args"].index("--js-runtimes")
     assert untouched(jar) == before
 
 

@@ -27,7 +27,12 @@ from cookie_supervisor.bull import BullQueue
 from cookie_supervisor.classify import register_secret
 from cookie_supervisor.config import Settings
 from cookie_supervisor.metrics import Metrics
-from cookie_supervisor.probe import sweep_stale_copies, ytdlp_version
+from cookie_supervisor.probe import (
+    runtime_name,
+    sweep_stale_copies,
+    ytdlp_components,
+    ytdlp_version,
+)
 from cookie_supervisor.reports import ReportInputs
 from cookie_supervisor.schedule import Timers
 from cookie_supervisor.supervisor import Supervisor
@@ -232,12 +237,28 @@ def _report_inputs(settings: Settings, supervisor: Supervisor) -> ReportInputs:
 
 
 async def _build_info(settings: Settings, supervisor: Supervisor) -> None:
-    """Which yt-dlp the daemon validates with: one `--version` run, off the start-up path."""
+    """Which yt-dlp, challenge solver and JS runtime the daemon validates with: a `--version` run
+    and a `-v` header run of the probe's own command, off the start-up path."""
     labels = supervisor.metrics.build_labels
-    labels["js_runtime"] = supervisor.js_runtime or "none"
+    labels["js_runtime"] = runtime_name(supervisor.js_runtime)  # a name, never a path
     labels["revision"] = await asyncio.to_thread(_revision)
     version: str | None = await asyncio.to_thread(ytdlp_version, settings.yt_dlp_command)
     labels["yt_dlp_version"] = version or "unknown"
+    found = await asyncio.to_thread(
+        ytdlp_components, settings.yt_dlp_command, supervisor.js_runtime
+    )
+    labels["js_solver_version"] = found.solver or "none"
+    labels["js_runtime_version"] = found.runtime or "none"
+    if found.solver is None or found.runtime is None or "unsupported" in found.runtime:
+        log.warning(
+            "yt-dlp cannot solve YouTube's JS challenges: YouTube validations will fail as"
+            " js_challenge_failed (install yt-dlp[default] and deno)",
+            extra={
+                "js_runtime": labels["js_runtime"],
+                "js_runtime_version": labels["js_runtime_version"],
+                "js_solver_version": labels["js_solver_version"],
+            },
+        )
 
 
 def _revision() -> str:

@@ -39,7 +39,8 @@ class Reason(StrEnum):
     UNAVAILABLE = "unavailable"
     RATE_LIMITED = "rate_limited"
     TIMEOUT = "timeout"
-    NO_JS_RUNTIME = "no_js_runtime"
+    NO_JS_RUNTIME = "no_js_runtime"  # the daemon found no JS runtime to hand yt-dlp
+    JS_CHALLENGE_FAILED = "js_challenge_failed"  # yt-dlp could not solve YouTube's JS challenges
     OTHER = "other"
 
     @property
@@ -113,8 +114,15 @@ PATTERNS: tuple[tuple[str | re.Pattern[str], Reason], ...] = (
     ("have likely been rotated", Reason.COOKIES_ROTATED),
     ("cookies have expired", Reason.EXPIRED),
     ("cookies expired", Reason.EXPIRED),
-    # not about cookies at all
-    ("no supported javascript runtime", Reason.NO_JS_RUNTIME),
+    # not about cookies at all: yt-dlp could not solve YouTube's n/signature challenges (no usable
+    # JS runtime, no solver script, a solver too old for the player). Formats go missing, so the
+    # "Requested format is not available" / "Only images are available" that follows such a
+    # warning is its consequence; on their own those texts stay unexplained (see docs/ytdlp.md).
+    ("n challenge solving failed", Reason.JS_CHALLENGE_FAILED),
+    ("signature solving failed", Reason.JS_CHALLENGE_FAILED),
+    ("no supported javascript runtime", Reason.JS_CHALLENGE_FAILED),
+    ("may be required to solve js challenges", Reason.JS_CHALLENGE_FAILED),  # remote component
+    (re.compile(r"error solving (?:n|sig|\d+) challenge requests?\b"), Reason.JS_CHALLENGE_FAILED),
     # yt-dlp's PO-token notices: they say "may yield HTTP Error 403", so before the 403s below
     ("require a gvs po token", Reason.PO_TOKEN_REQUIRED),
     ("require a po token which was not provided", Reason.PO_TOKEN_REQUIRED),

@@ -174,6 +174,8 @@ class Metrics:
             "revision": "unknown",
             "yt_dlp_version": "unknown",
             "js_runtime": "none",
+            "js_runtime_version": "none",
+            "js_solver_version": "none",
         }
         self.state: Callable[[], core.State] | None = None
         self.outboxes: Callable[[], Mapping[str, int]] = dict
@@ -406,6 +408,10 @@ _GAUGES: tuple[tuple[str, str], ...] = (
     ("validation_success", "1 when the last validation passed."),
     ("validation_last_run_timestamp_seconds", "When the last validation finished."),
     ("validation_last_success_timestamp_seconds", "When a validation last passed."),
+    (
+        "validation_failure",
+        "1 while the last validation failed, with its reason (label reason); none after a pass.",
+    ),
     ("diagnosis", "1 while the latest validation's diagnosis stands (label diagnosis)."),
 )
 
@@ -488,6 +494,9 @@ def _source_rows(
     if v is not None:
         put("validation_success", 1 if v.ok else 0)
         put("validation_last_run_timestamp_seconds", v.at)
+        if not v.ok:
+            why = (v.reason or Reason.OTHER).value
+            put("validation_failure", 1, f'{{source="{_escape(src.name)}",reason="{why}"}}')
     put("validation_last_success_timestamp_seconds", src.validated_ok_at)
     if src.diagnosis is not None:
         diag = src.diagnosis.value

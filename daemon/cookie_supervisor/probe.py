@@ -77,13 +77,45 @@ class ProbeResult:
 
 
 def detect_js_runtime(setting: str) -> str | None:
-    """`auto`: deno, else node, else bun from PATH; `none`: no runtime; else that name if found."""
+    """The `--js-runtimes` value for the probe (`NAME` or `NAME:PATH`), or None.
+
+    `auto`: deno from PATH, else the deno the `deno` package installed next to this Python, else
+    node, else bun from PATH; `none`: no runtime; else that name (or `NAME:PATH`) if found, a bare
+    `deno` falling back to the shipped one. deno comes first because it is the runtime yt-dlp
+    enables by default and supports best (it calls Node.js 20 "unsupported").
+    """
     if setting == "none":
         return None
     if setting == "auto":
+        if shutil.which("deno"):
+            return "deno"
+        if shipped := shipped_deno():
+            return f"deno:{shipped}"
         return next((name for name in JS_RUNTIMES if shutil.which(name)), None)
     name, _, path = setting.partition(":")
-    return setting if shutil.which(path or name) else None
+    if shutil.which(path or name):
+        return setting
+    if setting == "deno" and (shipped := shipped_deno()):
+        return f"deno:{shipped}"
+    return None
+
+
+def shipped_deno() -> str | None:
+    """The deno binary of the `deno` PyPI package in this environment, if it is installed."""
+    try:
+        from deno import find_deno_bin  # type: ignore[import-untyped, unused-ignore]
+    except ImportError:
+        return None
+    try:
+        found = str(find_deno_bin())
+    except (OSError, FileNotFoundError):
+        return None
+    return found if os.access(found, os.X_OK) else None
+
+
+def runtime_name(js_runtime: str | None) -> str:
+    """The runtime's name for a metric label: `deno` of `deno:/opt/…/deno`; `none` for None."""
+    return js_runtime.partition(":")[0] if js_runtime else "none"
 
 
 def is_youtube(url: str) -> bool:
@@ -108,7 +140,9 @@ def ytdlp_args(
     if cache_dir is not None:
         args += ["--cache-dir", str(cache_dir)]
     if js_runtime:
-        args += ["--js-runtimes", js_runtime]
+        # Exactly this runtime: without --no-js-runtimes yt-dlp would also enable deno from PATH,
+        # and the runtime in build_info would not be the one that ran.
+        args += ["--no-js-runtimes", "--js-runtimes", js_runtime]
     if mode == "download":
         args += ["--no-playlist", "--simulate", "--check-formats", "-f", FORMAT]
     elif mode == "metadata":
@@ -143,6 +177,45 @@ def ytdlp_version(command: Sequence[str]) -> str | None:
     if out.returncode != 0 or not re.fullmatch(r"[\w.+-]{1,64}", first):
         return None
     return first
+
+
+@dataclass(frozen=True, slots=True)
+class Components:
+    """What yt-dlp's own `-v` header says it will solve YouTube's JS challenges with."""
+
+    solver: str | None  # the yt-dlp-ejs package's version; None: not installed
+    runtime: str | None  # e.g. "2.9.8", "20.20.2 (unsupported)"; None: no usable runtime
+
+
+_EJS = re.compile(r"^\[debug\] Optional libraries: .*?\byt_dlp_ejs-([\w.+-]{1,32})", re.M)
+_RUNTIMES = re.compile(r"^\[debug\] JS runtimes: ([^\n]{1,200})$", re.M)
+_RUNTIME = re.compile(r"^[a-z]+-([\w.+-]{1,32})( \(unsupported\))?")
+
+
+def ytdlp_components(command: Sequence[str], js_runtime: str | None) -> Components:
+    """The solver and JS runtime the probe's yt-dlp finds, from its `-v` header.
+
+    One run with the probe's runtime arguments and no URL: yt-dlp prints its header and stops at
+    the missing URL (exit 2), reading no cookies and fetching nothing. Blocking, once at start.
+    """
+    runtime = ["--no-js-runtimes", *(["--js-runtimes", js_runtime] if js_runtime else [])]
+    try:
+        out = subprocess.run(
+            [*ytdlp_command(command), "--no-config", "-v", *runtime],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=VERSION_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return Components(None, None)
+    text = out.stderr[-OUTPUT_LIMIT:]
+    solver = m.group(1) if (m := _EJS.search(text)) else None
+    line = _RUNTIMES.search(text)
+    m = _RUNTIME.match(line.group(1)) if line is not None else None
+    return Components(solver, m.group(1) + (m.group(2) or "") if m is not None else None)
 
 
 def default_copy_dir() -> Path:

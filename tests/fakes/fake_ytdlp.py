@@ -75,6 +75,15 @@ SCENARIOS = {
         ],
         1,
     ),
+    "nchallenge": (
+        [ACCOUNT, f"[youtube] {VIDEO}: Downloading player 0123abcd-main"],
+        [
+            f"WARNING: [youtube] {VIDEO}: n challenge solving failed: Some formats may be missing. Ensure you have a supported JavaScript runtime and challenge solver script distribution installed. Review any warnings presented before this message. For more details, refer to  https://github.com/yt-dlp/yt-dlp/wiki/EJS",
+            "WARNING: Only images are available for download. use --list-formats to see them",
+            NOT_AVAILABLE,
+        ],
+        1,
+    ),
     "leaky": (
         [ACCOUNT, "[debug] Cookie: SID=SeCrEtVaLuE-sid; LOGIN_INFO=SeCrEtVaLuE-login"],
         [
