@@ -33,6 +33,7 @@ from cookie_supervisor.core import (
     RefreshAsked,
     ResetBackoff,
     RunValidation,
+    ShareDiagnosis,
     TimerFired,
     Validation,
     ValidationFinished,
@@ -795,3 +796,136 @@ def test_a_validation_the_daemon_could_not_read_for_is_no_verdict() -> None:
     h.validated(True)
     fx = h.validated(False, Reason.OTHER, read_error="EMFILE", offline=True)
     assert fx == [] and h.src.last_validation is not None and h.src.last_validation.ok
+
+
+# --- issue 16 D2: a standing diagnosis is honoured until something newer contradicts it ---------
+
+
+def _diagnosed(h: Harness, diagnosis: Reason = Reason.IP_FLAGGED) -> list[core.Effect]:
+    return h.validated(
+        False, diagnosis, media_reason=Reason.BOT_DETECTION, account_ok=True, diagnosis=diagnosis
+    )
+
+
+def test_d2a_a_run_the_bot_wall_also_blocks_keeps_the_diagnosis() -> None:
+    """The bot wall hits the account check too: that run cannot tell, so the diagnosis stands,
+    and the next validation probes without cookies again to confirm or drop it."""
+    h = Harness()
+    h.file(jar())
+    fx = _diagnosed(h)
+    assert ShareDiagnosis("main", Reason.IP_FLAGGED, 3 * 1800.0) in fx
+    for _ in range(10):  # periodic validations: media and account both meet the wall
+        fx = h.validated(
+            False, Reason.BOT_DETECTION, media_reason=Reason.BOT_DETECTION, account_ok=False
+        )
+        fx += h.validated(False, Reason.RATE_LIMITED, media_reason=Reason.RATE_LIMITED)
+        assert of(fx, Enqueue) == [] and h.src.diagnosis is Reason.IP_FLAGGED
+    assert core.plan_validation(h.src).diagnose is True
+    fx = h(TimerFired("main", "rotation"), at=T0 + 8 * DAY)  # a due rotation waits too
+    assert of(fx, Enqueue) == []
+
+
+@pytest.mark.parametrize(
+    ("ok", "reason", "offline", "stands"),
+    [
+        (True, None, False, False),  # the network lets the cookies through again
+        (False, Reason.COOKIES_ROTATED, False, False),  # the account check: the session is dead
+        (False, Reason.LOGGED_OUT, False, False),
+        (True, None, True, True),  # an offline look at the jar says nothing about the address
+        (False, Reason.TIMEOUT, False, True),
+    ],
+)
+def test_d2a_what_ends_a_diagnosis(
+    ok: bool, reason: Reason | None, offline: bool, stands: bool
+) -> None:
+    h = Harness()
+    h.file(jar())
+    _diagnosed(h)
+    fx = h.validated(ok, reason, offline=offline)
+    assert (h.src.diagnosis is Reason.IP_FLAGGED) is stands
+    assert (ShareDiagnosis("main", None) in fx) is not stands
+
+
+def test_d2b_backend_reports_honour_the_standing_diagnosis() -> None:
+    h = Harness()
+    h.file(jar())
+    _diagnosed(h)
+    fx: list[core.Effect] = []
+    for _ in range(13):
+        fx += h(RefreshAsked("main", Reason.BOT_DETECTION, "api", error="not a bot"))
+        fx += h(RefreshAsked("main", Reason.FORBIDDEN, "report", error="HTTP Error 403"))
+    assert of(fx, Enqueue) == [] and of(fx, RunValidation) == []
+    assert {a.state for a in of(fx, Answer)} == {"ignored"}
+    assert "ip_flagged" in of(fx, Answer)[0].message
+    # a report that the session is dead is newer evidence: checked, not believed, not ignored
+    fx = h(RefreshAsked("main", Reason.COOKIES_ROTATED, "api", error="no longer valid"))
+    assert of(fx, Answer)[0].state == "validating" and of(fx, Enqueue) == []
+    # a person is never refused by a diagnosis
+    assert enqueued(h(RefreshAsked("main", Reason.MANUAL, "cli", force=True))).force
+
+
+def test_d2c_a_diagnosis_shared_through_redis_is_honoured() -> None:
+    """A daemon without an account check cannot diagnose the address itself: a peer's
+    diagnosis, read from Redis, stops its refreshes and makes its validations probe bare."""
+    h = Harness(settings(account_check_url=""))
+    h.file(jar())
+    h(QueueObserved({"main": None}, diagnoses={"main": Reason.IP_FLAGGED}))
+    fx = h.validated(False, Reason.BOT_DETECTION, media_reason=Reason.BOT_DETECTION)
+    assert of(fx, Enqueue) == []
+    plan = core.plan_validation(h.src)
+    assert plan.account_url is None and plan.diagnose
+    fx = h(QueueObserved({"main": None}, diagnoses={"main": None}))  # expired, or dropped
+    assert enqueued(fx).reason is Reason.BOT_DETECTION  # the failed validation stands again
+
+
+# --- issue 16 point 4: the validation pipeline is pure -----------------------------------------
+
+
+def _said(kind: core.ProbeKind, url: str, reason: Reason | None) -> core.ProbeSaid:
+    return core.ProbeSaid(kind, url, reason)
+
+
+YT = "https://www.youtube.com/watch?v=x"
+ACCOUNT = "https://www.youtube.com/playlist?list=LL"
+YT2 = "https://www.youtube.com/watch?v=y"
+
+
+@pytest.mark.parametrize(
+    ("diagnose", "runs", "expected"),
+    [
+        # a removed first video lets the second speak; it passes; the account check follows
+        (False, [("media", YT, Reason.UNAVAILABLE), ("media", YT2, None)], "account"),
+        (False, [("media", YT, None), ("account", ACCOUNT, None)], None),
+        # the wall on both: nothing more, unless a diagnosis stands
+        (
+            False,
+            [("media", YT, Reason.BOT_DETECTION), ("account", ACCOUNT, "bot")],
+            None,
+        ),
+        (
+            True,
+            [("media", YT, Reason.BOT_DETECTION), ("account", ACCOUNT, "bot")],
+            "bare",
+        ),
+        (False, [("media", YT, Reason.BOT_DETECTION), ("account", ACCOUNT, None)], "bare"),
+        (False, [("media", YT, Reason.NETWORK_ERROR), ("media", YT2, Reason.NETWORK_ERROR)], None),
+    ],
+)
+def test_next_probe(diagnose: bool, runs: list[tuple[Any, str, Any]], expected: str | None) -> None:
+    plan = core.ValidationPlan((YT, YT2), ACCOUNT, diagnose)
+    said = tuple(_said(k, u, Reason.BOT_DETECTION if r == "bot" else r) for k, u, r in runs)
+    found = core.next_probe(plan, said)
+    assert (found.kind if found else None) == expected
+    if found is not None and found.kind == "bare":
+        assert found.url == YT
+
+
+def test_a_whole_pipeline_run_concludes_ip_flagged() -> None:
+    plan = core.ValidationPlan((YT,), ACCOUNT, False)
+    answers = {"media": Reason.BOT_DETECTION, "account": None, "bare": Reason.BOT_DETECTION}
+    said: tuple[core.ProbeSaid, ...] = ()
+    while (run := core.next_probe(plan, said)) is not None:
+        said += (_said(run.kind, run.url, answers[run.kind]),)
+    assert [p.kind for p in said] == ["media", "account", "bare"]
+    v = core.validation_of(said, T0, T0 + 3, "schedule")
+    assert (v.reason, v.diagnosis, v.account_ok) == (Reason.IP_FLAGGED, Reason.IP_FLAGGED, True)

@@ -142,3 +142,104 @@ def test_d1_new_sessions_that_still_fail_do_not_reset_the_backoff(
         assert failures >= 2  # the count grows: each still-failing session is one more
     finally:
         d.stop()
+
+
+# --- D2: jobs behind a flagged address ---------------------------------------------------------
+
+BOT_REPORT = (
+    "ERROR: [youtube] jNQXAC9IVRw: Sign in to confirm you’re not a bot. Use --cookies-from-browser"
+    " or --cookies for the authentication."
+)
+YOUTUBE = {"validation_urls": [WATCH], "refresh_cooldown": "0", "upload_timeout": "5s"}
+
+
+def diagnosis(d: Daemon) -> str | None:
+    return d.status()["diagnosis"]  # type: ignore[no-any-return]
+
+
+def test_d2a_the_bot_wall_on_the_account_check_keeps_the_diagnosis(
+    redis_url: str, tmp_path: Path, worker_factory: list[NodeProcess]
+) -> None:
+    """The bot wall blocks the media probe, the account check and the cookie-less probe alike.
+    The first refresh is still_failing, the diagnosis says ip_flagged — and before, every periodic
+    validation forgot it and asked again: 10 jobs in 40 s."""
+    jar, fresh = tmp_path / "cookies.txt", tmp_path / "fresh.txt"
+    write_atomic(jar, cookie_jar())
+    fresh.write_text(cookie_jar(mark=MARK + "-new"))
+    worker(worker_factory, redis_url, JAR_FILE=str(fresh), JAR_MARK=MARK)
+    settings = {**YOUTUBE, "validate_every": "1s", "refresh_backoff": "1s"}
+    d = start_daemon(
+        redis_url, tmp_path, jar, settings, FAKE_WITH_COOKIES="bot", FAKE_WITHOUT_COOKIES="bot",
+        FAKE_ACCOUNT="bot",
+    )  # fmt: skip
+    r = redis.Redis.from_url(redis_url)
+    try:
+        window = 16.0
+        n = jobs_within(r, window)
+        print(f"\nD2a: {n} jobs in {window:g} s (diagnosis {diagnosis(d)})")
+        assert diagnosis(d) == "ip_flagged"
+        assert n == 1  # the first refresh, before anything said it was the address
+    finally:
+        d.stop()
+
+
+def test_d2b_backend_bot_reports_honour_the_diagnosis(
+    redis_url: str, tmp_path: Path, worker_factory: list[NodeProcess]
+) -> None:
+    """ip_flagged stands (the account check passes, the same wall stands without cookies); the
+    backend keeps reporting the bot check. Before: each report enqueued, 13 jobs, never `backoff`."""
+    jar = tmp_path / "cookies.txt"
+    write_atomic(jar, cookie_jar())
+    worker(worker_factory, redis_url)
+    settings = {**YOUTUBE, "validate_every": "0"}
+    d = start_daemon(
+        redis_url, tmp_path, jar, settings, FAKE_WITH_COOKIES="bot", FAKE_WITHOUT_COOKIES="bot",
+        FAKE_ACCOUNT="ll_ok",
+    )  # fmt: skip
+    r = redis.Redis.from_url(redis_url)
+    try:
+        wait_for(lambda: diagnosis(d) == "ip_flagged", timeout=30, what="ip_flagged")
+        states = []
+        for _ in range(13):
+            wait_for(lambda: d.status()["refresh"]["pending_job"] is None, what="no pending job")
+            body = {"reason": "bot_detection", "error": BOT_REPORT}
+            states.append(d.post("/api/cookies/trigger-refresh", json=body).json()["state"])
+        n = len(jobs(r))
+        print(f"\nD2b: {n} jobs for 13 bot-check reports, answers {sorted(set(states))}")
+        assert n == 0 and set(states) == {"ignored"}
+    finally:
+        d.stop()
+
+
+def test_d2c_a_daemon_without_an_account_check_honours_a_peers_diagnosis(
+    redis_url: str, tmp_path: Path, worker_factory: list[NodeProcess]
+) -> None:
+    """Daemon A (account check on) diagnoses ip_flagged; daemon B on the same Redis validates the
+    same jar without an account check, so it could never tell the address from the cookies."""
+    jar = tmp_path / "cookies.txt"
+    write_atomic(jar, cookie_jar())
+    worker(worker_factory, redis_url)
+    walls = {"FAKE_WITH_COOKIES": "bot", "FAKE_WITHOUT_COOKIES": "bot", "FAKE_ACCOUNT": "ll_ok"}
+    a = start_daemon(redis_url, tmp_path, jar, {**YOUTUBE, "validate_every": "0"}, **walls)
+    b: Daemon | None = None
+    r = redis.Redis.from_url(redis_url)
+    try:
+        wait_for(lambda: diagnosis(a) == "ip_flagged", timeout=30, what="A: ip_flagged")
+        settings = {**YOUTUBE, "validate_every": "1s", "account_check_url": ""}
+        b = start_daemon(redis_url, tmp_path, jar, settings, **walls)
+        runs = "cookie_supervisor_validation_runs_total"
+        wait_for(
+            lambda: sum(
+                b.metric(runs, source="default", result=x) or 0  # type: ignore[union-attr]
+                for x in ("ip_flagged", "bot_detection")
+            ) >= 5,
+            timeout=30,
+            what="B: five validations",
+        )  # fmt: skip
+        n = len(jobs(r))
+        print(f"\nD2c: {n} jobs after B's 5 validations behind A's diagnosis ({diagnosis(b)})")
+        assert n == 0 and diagnosis(b) == "ip_flagged"
+    finally:
+        a.stop()
+        if b is not None:
+            b.stop()

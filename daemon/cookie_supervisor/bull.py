@@ -450,6 +450,23 @@ class BullQueue:
 
         await self._retrying(reset)
 
+    async def share_diagnosis(self, source: str, diagnosis: str | None, ttl_s: float) -> None:
+        """Tell every daemon on this Redis why fresh cookies cannot help `source` (docs/bull.md
+        §7), for `ttl_s` unless confirmed again; None: it no longer holds."""
+        key = self.own + "diagnosis:" + source
+        if diagnosis is None:
+            await self._retrying(lambda: self.redis.delete(key))
+        else:
+            ttl = max(1, int(ttl_s * 1000))
+            await self._retrying(lambda: self.redis.set(key, diagnosis, px=ttl))
+
+    async def shared_diagnosis(self, source: str) -> str | None:
+        """The diagnosis some daemon shared for `source`, if it stands (at most 64 bytes read)."""
+        raw = await self._retrying(
+            lambda: self.redis.getrange(self.own + "diagnosis:" + source, 0, 63)
+        )
+        return raw.decode(errors="replace") if raw else None
+
     async def backoff_state(self, source: str) -> BackoffState:
         failures, until = await self._retrying(
             lambda: self.redis.hmget(self._marker(source), ["failures", "backoff_until"])

@@ -18,9 +18,10 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
-from cookie_supervisor.classify import Reason, classify, diagnose, normalize, strongest
+from cookie_supervisor.classify import Reason, classify, diagnose, normalize, redact, strongest
 from cookie_supervisor.config import SourceSettings
 from cookie_supervisor.cookiefile import CookieReport
+from cookie_supervisor.probe import default_account_check_url
 
 # --- vocabulary ---------------------------------------------------------------------------------
 
@@ -192,6 +193,10 @@ class Source:
     requested: dict[str, float] = field(default_factory=dict)  # job id → when we enqueued it
     last_validation: Validation | None = None
     validated_ok_at: float | None = None
+    # Why fresh cookies cannot help (ip_flagged, po_token_required, account_restricted), found by
+    # this daemon: it stands until something newer contradicts it (P1), not until the next run.
+    diagnosed: Reason | None = None
+    shared_diagnosis: Reason | None = None  # what another daemon found, as Redis holds it
     validating: bool = False
     verifying: Verification | None = None
     history: deque[FinishedJob] = field(default_factory=lambda: deque(maxlen=HISTORY))
@@ -226,7 +231,8 @@ class Source:
 
     @property
     def diagnosis(self) -> Reason | None:
-        return self.last_validation.diagnosis if self.last_validation else None
+        """The standing diagnosis: this daemon's own, else the one a peer shared through Redis."""
+        return self.diagnosed or self.shared_diagnosis
 
     def rotation(self) -> tuple[float, Reason] | None:
         """When a logged-in jar should be replaced ahead of trouble, and why."""
@@ -282,6 +288,7 @@ class QueueObserved:
     finished: tuple[FinishedJob, ...] = ()
     vanished: frozenset[str] = frozenset()
     counts: dict[str, int] | None = None
+    diagnoses: dict[str, Reason | None] | None = None  # shared through Redis; None: not read
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,6 +399,16 @@ class ResetBackoff:
 
 
 @dataclass(frozen=True, slots=True)
+class ShareDiagnosis:
+    """Tell every daemon on the Redis why fresh cookies cannot help (None: that no longer holds).
+    It expires after `ttl` seconds unless a validation confirms it again."""
+
+    source: str
+    diagnosis: Reason | None
+    ttl: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class Count:
     metric: str
     labels: tuple[str, ...]
@@ -456,6 +473,7 @@ Effect = (
     | Cancel
     | RecordOutcome
     | ResetBackoff
+    | ShareDiagnosis
     | Count
     | Observe
     | Log
@@ -646,12 +664,15 @@ def need(src: Source, now: float) -> Reason | None:
     if src.read_error is not None:
         return None
     v = src.last_validation
+    # A standing diagnosis says fresh cookies cannot help: neither a failed validation nor a due
+    # rotation is worth a login then (P1). The file's own problems still are.
+    diagnosed = src.diagnosis is not None
     candidates = [
         _file_evidence(src, now),
         # A failed validation stands until one passes; the file's own problems speak for
         # themselves.
-        v.reason if v is not None and v.reason not in FILE_PROBLEMS else None,
-        _rotation_evidence(src, now),
+        v.reason if v is not None and v.reason not in FILE_PROBLEMS and not diagnosed else None,
+        None if diagnosed else _rotation_evidence(src, now),
     ]
     # trigger_on filters each piece of evidence, before the strongest is chosen: a reason the
     # source does not act on must not hide one it does.
@@ -754,6 +775,128 @@ def conclude(
     return (found, found) if found is not None else (media, None)
 
 
+# The pipeline as data: the runtime asks `next_probe` what to run until it says nothing more, and
+# `validation_of` reads the parts. Every choice on the way is here, pure, where the simulator and
+# the tables reach it; the runtime only runs yt-dlp.
+
+ProbeKind = Literal["media", "account", "bare"]  # bare: the media probe again, without cookies
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeRun:
+    """One yt-dlp run the pipeline wants next."""
+
+    kind: ProbeKind
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeSaid:
+    """What one run said: its failure reason (None: it passed), redacted message, and whether
+    yt-dlp found account cookies."""
+
+    kind: ProbeKind
+    url: str
+    reason: Reason | None
+    message: str = ""
+    account_cookies: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationPlan:
+    media_urls: tuple[str, ...]
+    account_url: str | None  # None: no account check
+    diagnose: bool  # asked for, or a diagnosis stands and must be confirmed or dropped
+
+
+def plan_validation(src: Source, asked: bool = False) -> ValidationPlan:
+    """What a validation of `src` may run. A standing diagnosis makes every run probe without
+    cookies too: when the bot wall also blocks the account check, only that keeps it standing."""
+    cfg = src.settings
+    account = cfg.account_check_url
+    if account is None:
+        account = default_account_check_url(cfg.validation_urls)
+    return ValidationPlan(
+        tuple(cfg.validation_urls), account or None, asked or src.diagnosis is not None
+    )
+
+
+def next_probe(plan: ValidationPlan, said: tuple[ProbeSaid, ...]) -> ProbeRun | None:
+    """The next run, or None when the parts are complete."""
+    media = [p for p in said if p.kind == "media"]
+    if len(media) < len(plan.media_urls) and not (
+        media and settles(media[-1].ok, media[-1].reason)
+    ):
+        return ProbeRun("media", plan.media_urls[len(media)])
+    if not media:
+        return None
+    last = media[-1]
+    account = next((p for p in said if p.kind == "account"), None)
+    if account is None and plan.account_url and wants_account_check(last.reason):
+        return ProbeRun("account", plan.account_url)
+    account_ok = None if account is None else account.ok
+    ran_bare = any(p.kind == "bare" for p in said)
+    if not ran_bare and wants_diagnosis(last.reason, account_ok, plan.diagnose):
+        return ProbeRun("bare", last.url)
+    return None
+
+
+def validation_of(
+    said: tuple[ProbeSaid, ...], started: float, at: float, trigger: str, limit: int = 500
+) -> Validation:
+    """The verdict of a complete run of the pipeline (see `conclude`)."""
+    media = [p for p in said if p.kind == "media"][-1]
+    account = next((p for p in said if p.kind == "account"), None)
+    bare = next((p for p in said if p.kind == "bare"), None)
+    without: Reason | bool | None = False if bare is None else bare.reason
+    verdict, diagnosis = conclude(
+        media.reason, account.reason if account else None, account is not None, without
+    )
+    parts = [media.message, account.message if account else ""]
+    return Validation(
+        verdict is None,
+        verdict,
+        started,
+        at,
+        trigger,
+        url=media.url,
+        message=redact(" | ".join(p for p in parts if p), limit),
+        account_cookies=media.account_cookies,
+        media_reason=media.reason,
+        account_ok=None if account is None else account.ok,
+        diagnosis=diagnosis,
+    )
+
+
+def offline_validation(
+    report: CookieReport, cfg: SourceSettings, started: float, at: float, trigger: str
+) -> Validation | None:
+    """The verdict before any probe: the daemon cannot read the jar (no verdict at all), the
+    jar's own problem, or — with no validation URLs — the offline check is all. None: probe."""
+    if report.os_error is not None:
+        message = f"the daemon cannot read the file: {report.os_error}"
+        return Validation(
+            False,
+            Reason.OTHER,
+            started,
+            at,
+            trigger,
+            offline=True,
+            message=message,
+            read_error=report.os_error,
+        )
+    if (problem := report.problem()) is not None:
+        message = f"offline check: {problem.value}"
+        return Validation(False, problem, started, at, trigger, offline=True, message=message)
+    if not cfg.validation_urls:  # downloads off
+        return Validation(True, None, started, at, trigger, offline=True)
+    return None
+
+
 def _validation_finished(state: State, src: Source, v: Validation, now: float) -> list[Effect]:
     src.validating = False
     if v.read_error is not None:
@@ -789,10 +932,51 @@ def _validation_finished(state: State, src: Source, v: Validation, now: float) -
     elif before is not None and not before.ok and v.ok:
         fx.append(_notify("validation_recovered", src, f"{v.at:.0f}", "passing again", None))
     fx += _judge_verification(src, v)
+    fx += _track_diagnosis(src, v)
     if v.ok:
         fx += _reset_backoff(src, fx)
     fx += _pursue(state, src, now, origin="validation")
     return fx
+
+
+def _track_diagnosis(src: Source, v: Validation) -> list[Effect]:
+    """A diagnosis stands until something newer contradicts it: a validation that passed on the
+    network, or an account check saying the session is dead (that is the cookies after all). A
+    run the bot wall also blocked, or one that proved nothing (timeout, rate limit), keeps it."""
+    before = src.diagnosis
+    if v.diagnosis is not None:
+        src.diagnosed = v.diagnosis
+        fx: list[Effect] = [ShareDiagnosis(src.name, v.diagnosis, diagnosis_ttl(src.settings))]
+        if before != v.diagnosis:
+            fx.append(
+                _log(
+                    logging.WARNING,
+                    "diagnosis: fresh cookies cannot help",
+                    src,
+                    diagnosis=v.diagnosis,
+                )
+            )
+        return fx
+    contradicted = (v.ok and not v.offline) or v.reason in _NOT_HONOURED
+    if before is None or not contradicted:
+        return []
+    src.diagnosed = src.shared_diagnosis = None
+    return [
+        ShareDiagnosis(src.name, None),
+        _log(
+            logging.INFO,
+            "diagnosis no longer stands",
+            src,
+            diagnosis=before,
+            result="ok" if v.ok else v.reason,
+        ),
+    ]
+
+
+def diagnosis_ttl(cfg: SourceSettings) -> float:
+    """How long a shared diagnosis stands in Redis without a validation confirming it: three
+    validation periods (at least an hour), or a day for a source that only validates on demand."""
+    return max(3 * cfg.validate_every, 3600.0) if cfg.validate_every > 0 else 86400.0
 
 
 def _reset_backoff(src: Source, fx: list[Effect]) -> list[Effect]:
@@ -900,6 +1084,13 @@ def _refresh_asked(state: State, src: Source, ask: RefreshAsked, now: float) -> 
     person = ask.force or reason is Reason.MANUAL
     if not person and reason not in src.settings.trigger_on:
         return fx + _answer(src, ask, "ignored", f"{reason.value} is not in trigger_on")
+    diag = src.diagnosis
+    if not person and diag is not None and src.pending_job is None and reason not in FILE_PROBLEMS:
+        if reason in _NOT_HONOURED:  # says the session is dead: newer evidence, check it
+            fx += _validate(src, "report", diagnose=True)
+            return fx + _answer(src, ask, "validating", "Validating the cookies before a refresh")
+        why = f"diagnosed {diag.value}: fresh cookies cannot fix this, no refresh asked"
+        return fx + _answer(src, ask, "ignored", why)
     # Ambiguous texts get a validation first, unless a refresh is coming anyway.
     doubt = ambiguous(reason, ask.error or ask.detail) and src.pending_job is None
     if not person and ask.origin != "cli" and doubt:
@@ -1007,6 +1198,9 @@ def _queue_observed(state: State, obs: QueueObserved, now: float) -> list[Effect
     if state.redis_up is not True:
         fx.append(Log(logging.INFO, "redis reachable", {}))
     state.redis_up, state.counts = True, obs.counts
+    if obs.diagnoses is not None:
+        for name, src in state.sources.items():
+            src.shared_diagnosis = obs.diagnoses.get(name)
     initial = not state.history_recovered
     state.history_recovered = True
     finished_ids = {j.job_id for j in obs.finished}

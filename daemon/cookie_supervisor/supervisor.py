@@ -13,7 +13,6 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,13 +26,7 @@ from cookie_supervisor.config import Settings, SourceSettings
 from cookie_supervisor.cookiefile import CookieReport
 from cookie_supervisor.core import Answer, Validation
 from cookie_supervisor.metrics import Metrics
-from cookie_supervisor.probe import (
-    ProbeResult,
-    default_account_check_url,
-    detect_js_runtime,
-    run_account_check,
-    run_probe,
-)
+from cookie_supervisor.probe import detect_js_runtime, run_account_check, run_probe
 from cookie_supervisor.schedule import Timers
 from cookie_supervisor.state import StateFile, fingerprint_key, restore, snapshot
 
@@ -182,6 +175,9 @@ class Supervisor:
                 await self._record_outcome(fx)
             case core.ResetBackoff():
                 await self._redis(self.queue.reset_backoff(fx.source))
+            case core.ShareDiagnosis():
+                value = fx.diagnosis.value if fx.diagnosis else None
+                await self._redis(self.queue.share_diagnosis(fx.source, value, fx.ttl))
             case core.Persist():
                 self.save_soon()
         return None
@@ -235,87 +231,40 @@ class Supervisor:
     async def run_validation(
         self, source: str, trigger: str, *, diagnose: bool = False, act: bool = True
     ) -> Validation:
-        """Offline check, media probe, account check and, when the core wants one, a cookie-less
-        probe. It decides nothing: `core.conclude` reads the parts. Without `act` (the CLI's
-        standalone check) the file's report is not handed to the core either."""
+        """Offline check, then the runs `core.next_probe` asks for (media probe, account check, a
+        cookie-less probe) until it wants none; `core.validation_of` reads the parts. Nothing is
+        decided here. Without `act` (the CLI's standalone check) the file's report is not handed
+        to the core either."""
         src = self.source(source)
         async with self._probe_locks[source]:
             started = self.clock()
             report = await self.inspect(source, act=act)
-            if report.os_error is not None:
-                message = f"the daemon cannot read the file: {report.os_error}"
-                return replace(
-                    self._offline(started, trigger, Reason.OTHER, message),
-                    read_error=report.os_error,
-                )
-            if (problem := report.problem()) is not None:
-                return self._offline(started, trigger, problem, f"offline check: {problem.value}")
-            if not src.settings.validation_urls:  # downloads off: the offline check is all
-                return Validation(True, None, started, self.clock(), trigger, offline=True)
-            media = await self._media_probe(src.settings)
-            account = await self._account_check(src.settings, media)
-            account_ok = None if account is None else account.ok
-            without: Reason | bool | None = False
-            if core.wants_diagnosis(media.reason, account_ok, diagnose):
-                bare = await self._probe(src.settings, media.url, cookies=False)
-                without = bare.reason
-            account_reason = account.reason if account is not None else None
-            verdict, diagnosis = core.conclude(
-                media.reason, account_reason, account is not None, without
+            offline = core.offline_validation(report, src.settings, started, self.clock(), trigger)
+            if offline is not None:
+                return offline
+            plan = core.plan_validation(src, diagnose)
+            said: tuple[core.ProbeSaid, ...] = ()
+            while (run := core.next_probe(plan, said)) is not None:
+                said += (await self._run_probe(src.settings, run),)
+            return core.validation_of(said, started, self.clock(), trigger, ERROR_LIMIT)
+
+    async def _run_probe(self, cfg: SourceSettings, run: core.ProbeRun) -> core.ProbeSaid:
+        common: dict[str, Any] = {
+            "timeout": cfg.probe_timeout,
+            "command": self.settings.yt_dlp_command,
+            "js_runtime": self.js_runtime,
+        }
+        if run.kind == "account":
+            found = await run_account_check(cfg.cookies_file, run.url, **common)
+        else:
+            found = await run_probe(
+                cfg.cookies_file,
+                run.url,
+                mode=cfg.probe_mode,
+                cookies=run.kind == "media",
+                **common,
             )
-            parts = [media.message, account.message if account else ""]
-            return Validation(
-                verdict is None,
-                verdict,
-                started,
-                self.clock(),
-                trigger,
-                url=media.url,
-                message=redact(" | ".join(p for p in parts if p), ERROR_LIMIT),
-                account_cookies=media.account_cookies,
-                media_reason=media.reason,
-                account_ok=account_ok,
-                diagnosis=diagnosis,
-            )
-
-    def _offline(self, started: float, trigger: str, reason: Reason, message: str) -> Validation:
-        return Validation(
-            False, reason, started, self.clock(), trigger, offline=True, message=message
-        )
-
-    async def _media_probe(self, cfg: SourceSettings) -> ProbeResult:
-        probe: ProbeResult | None = None
-        for url in cfg.validation_urls:
-            probe = await self._probe(cfg, url)
-            if core.settles(probe.ok, probe.reason):
-                break
-        assert probe is not None
-        return probe
-
-    async def _probe(self, cfg: SourceSettings, url: str, *, cookies: bool = True) -> ProbeResult:
-        return await run_probe(
-            cfg.cookies_file,
-            url,
-            mode=cfg.probe_mode,
-            timeout=cfg.probe_timeout,
-            command=self.settings.yt_dlp_command,
-            js_runtime=self.js_runtime,
-            cookies=cookies,
-        )
-
-    async def _account_check(self, cfg: SourceSettings, media: ProbeResult) -> ProbeResult | None:
-        url = cfg.account_check_url
-        if url is None:
-            url = default_account_check_url(cfg.validation_urls)
-        if not url or not core.wants_account_check(media.reason):  # off, or nothing to add
-            return None
-        return await run_account_check(
-            cfg.cookies_file,
-            url,
-            timeout=cfg.probe_timeout,
-            command=self.settings.yt_dlp_command,
-            js_runtime=self.js_runtime,
-        )
+        return core.ProbeSaid(run.kind, run.url, found.reason, found.message, found.account_cookies)
 
     # --- refresh requests ----------------------------------------------------------------------
 
@@ -440,7 +389,12 @@ class Supervisor:
             for name in self.state.sources:
                 found = await self.queue.backoff_state(name)
                 await self.handle(core.BackoffObserved(name, found.failures, found.until))
-        return core.QueueObserved(pending, tuple(finished), frozenset(vanished), counts.as_dict())
+        diagnoses = {
+            name: _reason(await self.queue.shared_diagnosis(name)) for name in self.state.sources
+        }
+        return core.QueueObserved(
+            pending, tuple(finished), frozenset(vanished), counts.as_dict(), diagnoses
+        )
 
     def _new_finished(self, jobs: list[FinishedJob]) -> list[FinishedJob]:
         fresh = [j for j in jobs if j.job_id not in self._finished_seen]
@@ -528,6 +482,14 @@ class Supervisor:
             "diagnosis": src.diagnosis.value if src.diagnosis else None,
             "message": _file_message(r, src.read_error),
         }
+
+
+def _reason(value: str | None) -> Reason | None:
+    """A diagnosis read from Redis: a word we know, else nothing (Redis is not trusted)."""
+    try:
+        return Reason(value) if value else None
+    except ValueError:
+        return None
 
 
 def masked_url(url: str) -> str:
