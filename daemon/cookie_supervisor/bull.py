@@ -465,7 +465,9 @@ class BullQueue:
         raw = await self._retrying(
             lambda: self.redis.getrange(self.own + "diagnosis:" + source, 0, 63)
         )
-        return raw.decode(errors="replace") if raw else None
+        if isinstance(raw, bytes):
+            raw = raw.decode(errors="replace")
+        return str(raw) if raw else None
 
     async def backoff_state(self, source: str) -> BackoffState:
         failures, until = await self._retrying(
