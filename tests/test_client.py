@@ -201,3 +201,82 @@ async def test_async_twin_never_blocks_the_loop(server: Callable[[str], str]) ->
 def test_bad_address_is_none(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COOKIE_SUPERVISOR_URL", "127.0.0.1:9479")  # no scheme
     assert report_failure(BOT) is None
+
+
+@pytest.fixture
+def raw_server() -> Iterator[Callable[[bytes, bytes, float], str]]:
+    """A raw asyncio server on 127.0.0.1 in its own thread: reads the request, writes `first`,
+    then `repeat` every `every` seconds until the client goes (drip, endless interim answers)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    servers: list[asyncio.Server] = []
+
+    def make(first: bytes, repeat: bytes, every: float) -> str:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            try:
+                writer.write(first)
+                while True:
+                    await writer.drain()
+                    await asyncio.sleep(every)
+                    writer.write(repeat)
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                writer.close()
+
+        async def start() -> asyncio.Server:
+            return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+        srv = asyncio.run_coroutine_threadsafe(start(), loop).result(5)
+        servers.append(srv)
+        return f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}"
+
+    yield make
+
+    async def shutdown() -> None:
+        for srv in servers:
+            srv.close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run_coroutine_threadsafe(shutdown(), loop).result(5)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.close()
+
+
+@pytest.mark.parametrize(
+    ("first", "repeat"),
+    [
+        (b"HTTP/1.1 200 OK\r\nX-Drip: ", b"a"),  # header bytes, one at a time, forever
+        (b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 100 Continue\r\n\r\n"),  # endless interims
+        (b"HTTP/1.1 200 OK\r\n", b"X-A: b\r\n"),  # endless header lines
+    ],
+    ids=["drip-header", "repeated-100-continue", "endless-headers"],
+)
+@pytest.mark.parametrize("timeout", [0.3, 1.0])
+def test_the_deadline_holds_against_a_server_that_never_finishes_its_head(
+    raw_server: Callable[[bytes, bytes, float], str], first: bytes, repeat: bytes, timeout: float
+) -> None:
+    # issue 18 G10: http.client gave each header read the full timeout and skipped every
+    # `100 Continue`: still blocked after 20 s
+    url = raw_server(first, repeat, 0.05)
+    started = time.monotonic()
+    assert report_failure(BOT, url=url, timeout=timeout) is None
+    assert time.monotonic() - started < timeout + 0.3
+
+
+def test_an_interim_answer_then_the_real_one_is_read(
+    raw_server: Callable[[bytes, bytes, float], str],
+) -> None:
+    body = b'{"state": "coalesced", "reason": "bot_detection"}'
+    answer = (
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    url = raw_server(answer, b"", 30)
+    assert report_failure(BOT, url=url) == json.loads(body)

@@ -9,11 +9,12 @@ that, and a lost report costs nothing (the next failure reports again; coalescin
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
 import logging
 import os
 import re
+import socket
+import ssl
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +25,7 @@ DEFAULT_URL = "http://127.0.0.1:9479"
 ROUTE = "/api/cookies/trigger-refresh"
 MAX_ERROR = 8000  # what the daemon accepts of `error`
 MAX_ANSWER = 64 * 1024
+MAX_HEAD = 16 * 1024
 _VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -99,43 +101,99 @@ def _body(error: str, video_id: str | None, source: str | None, reason: str) -> 
 
 
 def _post(base: str, body: bytes, token: str | None, timeout: float) -> tuple[int, Any]:
-    """POST with one deadline for the whole exchange (a socket timeout alone is per read)."""
+    """POST with one deadline for the whole exchange: connect, send, every read.
+
+    Not http.client: its `getresponse()` reads the status line and headers with as many socket
+    reads as the server likes, each with the full socket timeout, and skips any number of
+    `100 Continue` answers — a server dripping header bytes held the caller forever. Here every
+    read gets only what is left of the deadline, and the answer's size is bounded.
+    """
     parts = urlsplit(base)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("COOKIE_SUPERVISOR_URL must be an http(s) URL")
     deadline = time.monotonic() + timeout
-    conn_type = (
-        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    )
-    conn = conn_type(parts.hostname, parts.port, timeout=timeout)
-    headers = {"Content-Type": "application/json", "User-Agent": "cookie-supervisor-client"}
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = parts.hostname
+    authority = f"[{host}]" if ":" in host else host
+    if parts.port:
+        authority += f":{parts.port}"
+    head = [
+        f"POST {parts.path.rstrip('/') + ROUTE} HTTP/1.0",  # 1.0: no chunked answer, close ends it
+        f"Host: {authority}",
+        "Content-Type: application/json",
+        "User-Agent: cookie-supervisor-client",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+    ]
     if token:
-        headers["Authorization"] = f"Bearer {token}"
-    try:
-        conn.connect()
-        _left(conn, deadline)
-        conn.request("POST", parts.path.rstrip("/") + ROUTE, body, headers)
-        _left(conn, deadline)
-        response = conn.getresponse()
-        data = b""
-        while len(data) <= MAX_ANSWER:
-            _left(conn, deadline)
-            chunk = response.read1(16384)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        conn.close()
-    try:
-        return response.status, json.loads(data)
-    except ValueError:
-        return response.status, None
+        head.append(f"Authorization: Bearer {token}")
+    request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+    with socket.create_connection((host, port), timeout=_left(deadline)) as raw:
+        sock: socket.socket = raw
+        if parts.scheme == "https":
+            raw.settimeout(_left(deadline))
+            sock = ssl.create_default_context().wrap_socket(raw, server_hostname=host)
+        with sock:
+            _send(sock, request, deadline)
+            return _answer(sock, deadline)
 
 
-def _left(conn: http.client.HTTPConnection, deadline: float) -> None:
-    """Give the next socket operation only what is left of the deadline."""
+def _left(deadline: float) -> float:
+    """What is left of the deadline; TimeoutError when nothing is."""
     left = deadline - time.monotonic()
     if left <= 0:
         raise TimeoutError("cookie-supervisor did not answer in time")
-    if conn.sock is not None:
-        conn.sock.settimeout(left)
+    return left
+
+
+def _send(sock: socket.socket, data: bytes, deadline: float) -> None:
+    view = memoryview(data)
+    while view:
+        sock.settimeout(_left(deadline))
+        view = view[sock.send(view) :]
+
+
+def _answer(sock: socket.socket, deadline: float) -> tuple[int, Any]:
+    """(status, parsed JSON or None) of the first final answer; 1xx answers are skipped."""
+    buf = b""
+    status, length, start = 0, None, -1
+    while True:
+        if start < 0:  # still in the head (or a 1xx head): parse what has arrived
+            end = buf.find(b"\r\n\r\n")
+            if end >= 0:
+                status, length = _head(buf[:end])
+                buf = buf[end + 4 :]
+                if 100 <= status < 200:
+                    continue  # an interim answer: the real one follows (within the deadline)
+                start = 0
+            elif len(buf) > MAX_HEAD:
+                raise ValueError("answer head too large")
+        if start >= 0 and (len(buf) > MAX_ANSWER or (length is not None and len(buf) >= length)):
+            break
+        sock.settimeout(_left(deadline))
+        chunk = sock.recv(16384)
+        if not chunk:
+            if start < 0:
+                raise ConnectionError("connection closed before an answer")
+            break
+        buf += chunk
+    data = buf[:length] if length is not None else buf
+    try:
+        return status, json.loads(data[: MAX_ANSWER + 1])
+    except ValueError:
+        return status, None
+
+
+def _head(head: bytes) -> tuple[int, int | None]:
+    """(status, Content-Length or None) from an answer's head."""
+    lines = head.decode("latin-1").split("\r\n")
+    version, _, rest = lines[0].partition(" ")
+    code = rest[:3]
+    if not version.startswith("HTTP/") or not code.isdigit():
+        raise ValueError("not an HTTP answer")
+    length = None
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length" and value.strip().isdigit():
+            length = int(value.strip())
+    return int(code), length
