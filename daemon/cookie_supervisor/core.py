@@ -178,6 +178,15 @@ NOT_INSPECTED = "not_inspected"
 
 
 @dataclass(slots=True)
+class Spell:
+    """A standing problem that was logged at WARNING: since when, and how often it was seen
+    again (repeats are counted here, and told once, in the INFO line that ends it)."""
+
+    since: float
+    repeats: int = 0
+
+
+@dataclass(slots=True)
 class Source:
     settings: SourceSettings
     report: CookieReport | None = None  # the last report that said something about the file
@@ -208,6 +217,7 @@ class Source:
     announced: set[str] = field(default_factory=set)  # notifications already sent this spell
     verdict: Validation | None = None  # the last conclusive validation (a pass or a fixable fail)
     usable: Usable | None = None  # the health gate's answer and since when (`track_usable`)
+    warned: dict[str, Spell] = field(default_factory=dict)  # standing problems already logged
 
     @property
     def name(self) -> str:
@@ -255,6 +265,7 @@ class State:
     redis_up: bool | None = None  # None: not known yet
     counts: dict[str, int] | None = None
     history_recovered: bool = False
+    redis_down: Spell | None = None  # the Redis outage logged at WARNING
 
     @classmethod
     def of(cls, settings: list[SourceSettings]) -> State:
@@ -488,6 +499,11 @@ Effect = (
 
 def step(state: State, event: Event, now: float) -> list[Effect]:
     """Apply `event` to `state` at time `now`; return what the runtime should do."""
+    fx = _step(state, event, now)
+    return fx + _problem_lines(state, event, now)
+
+
+def _step(state: State, event: Event, now: float) -> list[Effect]:
     match event:
         case FileInspected():
             return _file_inspected(state, state.sources[event.source], event.report, now)
@@ -516,11 +532,9 @@ def step(state: State, event: Event, now: float) -> list[Effect]:
 def _file_inspected(state: State, src: Source, report: CookieReport, now: float) -> list[Effect]:
     if report.os_error is not None:
         # The daemon could not read the file (descriptors, memory, I/O): its own trouble.
-        return _read_error(src, report.os_error)
+        return _read_error(src, report.os_error, now)
     fx: list[Effect] = []
-    if src.read_error is not None:
-        fx.append(_log(logging.INFO, "cookie file readable again", src, errno=src.read_error))
-        src.read_error = None
+    src.read_error = None  # readable again: the INFO line ends the spell after this step
     previous, src.report = src.report, report
     changed = previous is not None and _signature(previous) != _signature(report)
     new_session = _track_session(src, report, now, fx)
@@ -550,12 +564,19 @@ def _file_inspected(state: State, src: Source, report: CookieReport, now: float)
     return fx
 
 
-def _read_error(src: Source, errno: str) -> list[Effect]:
+def _read_error(src: Source, errno: str, now: float) -> list[Effect]:
     fx: list[Effect] = [Count("file_read_errors_total", (src.name, errno))]
-    if src.read_error != errno:
+    if (spell := src.warned.get("read_error")) is not None:
+        spell.repeats += 1  # one ERROR line per spell, whichever errno comes next
+    else:
+        src.warned["read_error"] = Spell(now)
         fx.append(
             _log(
-                logging.ERROR, "cannot read cookie file (daemon resource problem)", src, errno=errno
+                logging.ERROR,
+                _PROBLEM_TEXT["read_error"],
+                src,
+                problem="read_error",
+                errno=errno,
             )
         )
     src.read_error = errno
@@ -713,7 +734,8 @@ def _owe(src: Source, owed: Owed, *, quiet: bool = False) -> list[Effect]:
     )
     fx: list[Effect] = [Persist()]
     if before is None and not quiet:
-        fx.append(_log(logging.WARNING, "redis unavailable; refresh owed", src, reason=owed.reason))
+        # INFO: the outage itself is the one WARNING line (see _redis_down)
+        fx.append(_log(logging.INFO, "redis unavailable; refresh owed", src, reason=owed.reason))
     return fx
 
 
@@ -914,7 +936,7 @@ def _validation_finished(state: State, src: Source, v: Validation, now: float) -
         Count("validation_runs_total", (src.name, result)),
         Observe("validation_duration_seconds", src.name, v.duration),
         _log(
-            logging.INFO if v.ok else logging.WARNING,
+            _validation_level(src, v),
             "validation passed" if v.ok else "validation failed",
             src,
             result=result,
@@ -1024,7 +1046,7 @@ def _end_verification(src: Source, verdict: Verdict) -> list[Effect]:
         Cancel(src.name, "upload"),
         Count("refresh_verifications_total", (src.name, verdict)),
         _log(
-            logging.INFO if ok else logging.WARNING,
+            logging.INFO,  # one refresh's outcome; refreshes that keep failing warn once
             f"refresh verification: {verdict}",
             src,
             job_id=ver.job_id,
@@ -1196,7 +1218,7 @@ def _refresh_answered(state: State, src: Source, ans: RefreshAnswered, now: floa
 def _queue_observed(state: State, obs: QueueObserved, now: float) -> list[Effect]:
     fx: list[Effect] = []
     if state.redis_up is not True:
-        fx.append(Log(logging.INFO, "redis reachable", {}))
+        fx.append(_redis_back(state, now))
     state.redis_up, state.counts = True, obs.counts
     if obs.diagnoses is not None:
         for name, src in state.sources.items():
@@ -1259,7 +1281,7 @@ def _job_finished(src: Source, job: FinishedJob, now: float, *, counted: bool) -
     fx: list[Effect] = [
         Count("refresh_jobs_finished_total", (src.name, job.outcome)),
         _log(
-            logging.INFO if ok else logging.WARNING,
+            logging.INFO,  # one job's outcome; refreshes that keep failing warn once
             f"refresh job {job.outcome}",
             src,
             job_id=job.job_id,
@@ -1291,9 +1313,22 @@ def _job_finished(src: Source, job: FinishedJob, now: float, *, counted: bool) -
 
 def _redis_down(state: State, event: RedisDown, now: float) -> list[Effect]:
     if state.redis_up is False:
+        if state.redis_down is not None:
+            state.redis_down.repeats += 1
         return []
     state.redis_up, state.counts = False, None
-    return [Log(logging.ERROR, "redis unavailable", {"error": event.error})]
+    state.redis_down = Spell(now)
+    return [
+        Log(logging.WARNING, "redis unavailable", {"problem": "redis_down", "error": event.error})
+    ]
+
+
+def _redis_back(state: State, now: float) -> Log:
+    spell, state.redis_down = state.redis_down, None
+    if spell is None:
+        return Log(logging.INFO, "redis reachable", {})
+    fields = {"problem": "redis_down", "lasted": round(now - spell.since, 3)}
+    return Log(logging.INFO, "redis unavailable: ended", {**fields, "repeats": spell.repeats})
 
 
 # --- timers -------------------------------------------------------------------------------------
@@ -1421,3 +1456,102 @@ def _health_word(src: Source, now: float) -> str:
     if v is not None and not v.ok:
         return f"failing ({(v.reason or Reason.OTHER).value})"
     return "ok"
+
+
+# --- standing problems in the log ---------------------------------------------------------------
+#
+# `journalctl -p warning` must show every problem that stands, once: one WARNING line when it
+# starts, one INFO line when it ends (with how long it lasted and how often it was seen again
+# meanwhile); repeats are counted, not logged. Redis outages are logged where they are seen
+# (_redis_down, _redis_back); the file's, the validation's and the refreshes' problems are found
+# here, after every step, from the state the step left.
+
+# Refreshes in a row that did not help before "refreshes do not fix the cookies" is a problem:
+# the rules' default cookie_supervisor:threshold_refresh_consecutive_failures.
+INEFFECTIVE_AFTER = 2
+_PROBLEM_TEXT = {
+    Reason.MISSING_COOKIES: "cookie file missing",
+    Reason.CORRUPT_COOKIES: "cookie file unusable",
+    Reason.LOGGED_OUT: "cookies logged out",
+    Reason.EXPIRED: "login cookies expired",
+    Reason.UNREADABLE: "cookie file unreadable",
+    Reason.NOT_A_FILE: "cookie path is not a regular file",
+    "validation_failing": "validation failing",
+    "refresh_ineffective": "refreshes do not fix the cookies",
+    # The daemon's own trouble (descriptors, memory, I/O), logged at ERROR in _read_error.
+    "read_error": "cannot read cookie file (daemon resource problem)",
+}
+# What sees a standing problem again: that sighting is a repeat.
+_SIGHTINGS: dict[type, frozenset[str]] = {
+    FileInspected: frozenset(r.value for r in FILE_PROBLEMS),
+    ValidationFinished: frozenset({"validation_failing"}),
+    BackoffObserved: frozenset({"refresh_ineffective"}),
+}
+
+
+def standing(src: Source, now: float) -> dict[str, dict[str, Any]]:
+    """The source's problems that stand now, each with the fields its WARNING line carries."""
+    found: dict[str, dict[str, Any]] = {}
+    if (problem := _file_evidence(src, now)) is not None:
+        found[problem.value] = {"path": str(src.settings.cookies_file)}
+    v = src.last_validation
+    if v is not None and not v.ok and v.reason not in FILE_PROBLEMS:
+        # (a failing offline check of a missing or logged-out jar is that problem's line)
+        reason = (v.reason or Reason.OTHER).value
+        found["validation_failing"] = {"reason": reason, "detail": v.message}
+    if src.failures >= INEFFECTIVE_AFTER:
+        found["refresh_ineffective"] = {"failures": src.failures}
+    return found
+
+
+def _problem_lines(state: State, event: Event, now: float) -> list[Effect]:
+    name = getattr(event, "source", None)
+    if name is not None:
+        return _source_problem_lines(state.sources[name], event, now)
+    fx: list[Effect] = []
+    for src in state.sources.values():  # the queue's and Redis's events concern every source
+        fx += _source_problem_lines(src, event, now)
+    return fx
+
+
+def _source_problem_lines(src: Source, event: Event, now: float) -> list[Effect]:
+    if src.read_error is not None:
+        return []  # the daemon cannot look: nothing starts or ends until it can again
+    now_standing = standing(src, now)
+    if not now_standing and not src.warned:
+        return []
+    fx: list[Effect] = []
+    for key in [k for k in src.warned if k not in now_standing]:
+        spell = src.warned.pop(key)
+        fx.append(
+            _log(
+                logging.INFO,
+                f"{_problem_text(key)}: ended",
+                src,
+                problem=key,
+                lasted=round(now - spell.since, 3),
+                repeats=spell.repeats,
+            )
+        )
+    sighted = _SIGHTINGS.get(type(event), frozenset())
+    for key, fields in now_standing.items():
+        if (seen := src.warned.get(key)) is not None:
+            seen.repeats += key in sighted
+            continue
+        src.warned[key] = Spell(now)
+        fx.append(_log(logging.WARNING, _problem_text(key), src, problem=key, **fields))
+    return fx
+
+
+def _problem_text(key: str) -> str:
+    return _PROBLEM_TEXT.get(key, key.replace("_", " "))
+
+
+def _validation_level(src: Source, v: Validation) -> int:
+    """A pass is INFO; a failure INFO the first time (its problem's WARNING follows) and DEBUG
+    while its problem stands (a repeat: counted, not logged)."""
+    if v.ok:
+        return logging.INFO
+    reason = (v.reason or Reason.OTHER).value
+    key = reason if v.reason in FILE_PROBLEMS else "validation_failing"
+    return logging.DEBUG if key in src.warned else logging.INFO
