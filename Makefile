@@ -12,7 +12,9 @@ VENV_TEST := $(VENV)/.installed-test
 # `make install`: DESTDIR stages into another root (see scripts/install.sh).
 DESTDIR ?=
 
-.PHONY: run test lint bench clean install uninstall system-deps-run system-deps-test system-deps-bench node-deps
+# `make sim`: 10 000 seeded simulated worlds around the decision core (tests/sim), the promises
+# of docs/core.md checked after every step; prints the economy, last line `scenarios=N violations=V`.
+.PHONY: run test lint bench sim clean install uninstall system-deps-run system-deps-test system-deps-bench node-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +47,9 @@ lint: $(VENV_TEST)
 	$(VENV)/bin/ruff check daemon tests grafana scripts alerts
 	$(VENV)/bin/ruff format --check daemon tests grafana scripts alerts
 	$(VENV)/bin/mypy
+
+sim: $(VENV_TEST)
+	$(PY) -m tests.sim -n $${SIM_SCENARIOS:-10000} -j 2
 
 bench: system-deps-bench $(VENV_TEST) node-deps
 	$(PY) tests/benchmarks/run_all.py

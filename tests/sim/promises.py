@@ -1,0 +1,516 @@
+"""The promises of issue 16, checked after every step of a simulated world (docs/core.md).
+
+`Promises` watches the world (the observer hooks of world.World) and records a `Violation` the
+first time each promise breaks. It also keeps the economy: logins per repaired incident, time to
+repair, jobs behind a flagged IP, jobs while uploads keep failing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from cookie_supervisor import core
+from cookie_supervisor.classify import Reason
+from tests.sim.redis_model import Job
+from tests.sim.world import SOURCE, T0, SimDaemon, World
+
+FILE_PROBLEMS = frozenset(
+    {Reason.MISSING_COOKIES, Reason.CORRUPT_COOKIES, Reason.LOGGED_OUT, Reason.EXPIRED}
+)
+SLACK = 15.0  # seconds: polls, debounce, a validation in flight
+FUTILE_MODES = frozenset({"new_bad", "fail", "no_upload", "same"})
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    promise: str
+    at: float  # true time, seconds from the scenario's start
+    message: str
+
+
+@dataclass(slots=True)
+class JobInfo:
+    uid: int
+    job_id: str
+    enqueued: float
+    reason: str
+    automatic: bool
+    daemon: int
+    finished: float | None = None
+    ok: bool | None = None
+    mode: str | None = None
+    seen: float | None = None  # first poll that could see it finished
+    verdicts: list[tuple[int, str]] = field(default_factory=list)  # (incarnation, verdict)
+    uploaded: bool = False
+
+
+def rationed(count: int, window: float, base: float, cap: float) -> bool:
+    """P1's bound: at most 1 + ceil(log2(1 + W/base)) + W/cap jobs in a window W."""
+    return count <= 1 + math.ceil(math.log2(1 + window / base)) + window / cap + 1e-9
+
+
+@dataclass(slots=True)
+class Economy:
+    incidents: int = 0
+    repaired: int = 0
+    logins_repaired: int = 0
+    repair_times: list[float] = field(default_factory=list)
+    flagged_seconds: float = 0.0
+    flagged_jobs: int = 0
+    failing_seconds: float = 0.0
+    failing_jobs: int = 0
+
+
+class Promises:
+    def __init__(self, world: World) -> None:
+        self.w = world
+        self.violations: list[Violation] = []
+        self.broken: set[str] = set()
+        self.jobs: dict[int, JobInfo] = {}
+        self.by_id: dict[str, int] = {}  # bull id -> uid of the newest job with it
+        self.booked: dict[tuple[int, int], str] = {}  # (incarnation, uid) -> verdict
+        self.notified: set[tuple[int, str, str]] = set()
+        self.unseen: set[int] = set()  # finished jobs no poll has seen yet
+        self.checked = (-1, -1.0)
+        self.need_checked: dict[int, tuple[tuple[int, int, int, bool], float]] = {}
+        # P1
+        self.futile_since: float | None = None
+        self.first_unsuccessful: float | None = None
+        self.futile_jobs: list[float] = []
+        self.blocked_since: float | None = None
+        self.diagnosed_at: float | None = None
+        # P2
+        self.stuck_since: dict[int, float] = {}
+        self.need_since: dict[int, tuple[float, float]] = {}
+        # P4
+        self.owed_people: dict[int, list[tuple[float, int]]] = defaultdict(list)
+        self.saved_at: dict[int, float] = {}
+        self.redis_up_since: float | None = T0
+        # P2, from the world's side: evidence delivered while the cookies are truly dead
+        self.evidence: tuple[float, float] | None = None  # (when, allowed seconds)
+        # P6
+        self.passed: dict[int, float] = {}  # session -> true time a validation passed on it
+        # economy
+        self.eco = Economy()
+        self.incident: tuple[float, int] | None = None  # (start, logins then)
+        self.last_t = world.t
+        world.observers.append(self)
+
+    # --- bookkeeping --------------------------------------------------------------------
+
+    def fail(self, promise: str, message: str) -> None:
+        if promise in self.broken:
+            return
+        self.broken.add(promise)
+        self.violations.append(Violation(promise, self.w.t - T0, message))
+        self.w.note(f"VIOLATION {promise}: {message}")
+
+    def _uid(self, job_id: str | None) -> int | None:
+        if job_id is None:
+            return None
+        job = self.w.redis.jobs.get(job_id)
+        if job is not None and job.uid in self.jobs:
+            return job.uid
+        return self.by_id.get(job_id)
+
+    # --- hooks from the world -----------------------------------------------------------
+
+    def step(self, d: SimDaemon, event: core.Event, fx: list[core.Effect]) -> None:
+        if self.w.tracing:
+            self.w.note(f"{d.name}#{d.incarnation} {_short(event)} -> {_effects(fx)}")
+        if self.incident is not None and self.evidence is None and _evidence(event):
+            self._evidence_at(d)
+        if isinstance(event, core.QueueObserved) and self.unseen:
+            r = self.w.redis
+            for uid in list(self.unseen):
+                info = self.jobs[uid]
+                job = r.jobs.get(info.job_id)
+                if job is None or job.uid != uid:
+                    self.unseen.discard(uid)  # gone before any daemon could see it
+                elif info.job_id in r.completed or info.job_id in r.failed:
+                    info.seen = self.w.t
+                    self.unseen.discard(uid)
+        for f in fx:
+            if isinstance(f, core.Log):
+                msg = f.message
+                verdict = None
+                if msg.startswith("refresh verification: "):
+                    verdict = msg.removeprefix("refresh verification: ")
+                elif msg == "refresh job failed":
+                    verdict = "failed"
+                if verdict is not None:
+                    self._book(d, f.fields.get("job_id"), verdict)
+            elif isinstance(f, core.Notify):
+                key = (d.incarnation, f.event, f.key)
+                if not f.key:
+                    self.fail("P7", f"{f.event} notification without a key")
+                elif key in self.notified:
+                    self.fail("P7", f"{d.name} sent {f.event} {f.key} twice")
+                self.notified.add(key)
+
+    def _book(self, d: SimDaemon, job_id: str | None, verdict: str) -> None:
+        uid = self._uid(job_id)
+        if uid is None:
+            return  # a job this world did not make (none exist) or one long forgotten
+        key = (d.incarnation, uid)
+        if key in self.booked:
+            self.fail(
+                "P3",
+                f"{d.name} booked job {job_id} twice ({self.booked[key]}, then {verdict})",
+            )
+        self.booked[key] = verdict
+        info = self.jobs[uid]
+        info.verdicts.append((d.incarnation, verdict))
+        if verdict == "no_upload" and info.uploaded:
+            self.fail("P3", f"job {job_id} uploaded a jar and was booked no_upload")
+        if verdict == "failed" and info.ok:
+            self.fail("P3", f"job {job_id} completed and was booked failed")
+
+    def enqueue(self, d: SimDaemon, fx: core.Enqueue, st: str, job_id: str | None) -> None:
+        automatic = not (fx.force or fx.reason is Reason.MANUAL)
+        if not automatic and st in ("enqueued", "coalesced"):
+            self.owed_people[d.idx] = []  # a person's request, paid as theirs
+        if st != "enqueued" or job_id is None:
+            return
+        w = self.w
+        job = w.redis.jobs[job_id]
+        info = JobInfo(job.uid, job_id, w.t, fx.reason.value, automatic, d.idx)
+        self.jobs[job.uid] = info
+        self.by_id[job_id] = job.uid
+        w.note(f"{d.name} enqueued job {job_id} uid {job.uid} {fx.reason.value} ({fx.origin})")
+        if self.evidence is not None:
+            self.evidence = None  # asked for: P2's clock stops
+        if not automatic:
+            return
+        yt = w.youtube
+        calm = not (yt.futile or yt.rate_limited) and w.worker_mode not in FUTILE_MODES
+        rotation = fx.reason in (Reason.SCHEDULED_ROTATION, Reason.EXPIRING_SOON)
+        if calm and not rotation and self._jar_healthy() and fx.reason not in FILE_PROBLEMS:
+            self.fail(
+                "P5",
+                f"{fx.reason.value} job {job_id} ({fx.origin}) for a healthy, honoured jar",
+            )
+        # P5: a healthy upload (or a healthy jar) never asks for a refresh
+        if fx.reason in FILE_PROBLEMS and (w.writing or self._jar_healthy()):
+            how = "while a healthy jar was being uploaded" if w.writing else "for a healthy jar"
+            self.fail("P5", f"{fx.reason.value} job {job_id} {how}")
+        # P1: while the IP/PO token/account is diagnosed, no automatic job
+        if yt.blocked is not None and self.diagnosed_at is not None and yt.honoured(w.jar.session):
+            self.fail(
+                "P1",
+                f"automatic job {job_id} ({fx.reason.value}) while {yt.blocked.value} stood "
+                f"diagnosed since {self.diagnosed_at - T0:.0f}s",
+            )
+        if yt.ip_flagged:
+            self.eco.flagged_jobs += 1
+        if w.worker_mode in ("new_bad", "fail"):
+            self.eco.failing_jobs += 1
+        # P1: rationed while refreshes cannot help
+        if self.futile_since is not None and self.first_unsuccessful is not None:
+            self.futile_jobs.append(w.t)
+            base = min(c.refresh_backoff for c in w.configs.values())
+            cap = min(c.refresh_backoff_max for c in w.configs.values())
+            times = self.futile_jobs
+            for i, start in enumerate(times):
+                count, window = len(times) - i, w.t - start
+                if not rationed(count, window, base, cap):
+                    self.fail(
+                        "P1",
+                        f"{count} automatic jobs in {window:.0f}s while refreshes cannot help "
+                        f"(bound {1 + math.ceil(math.log2(1 + window / base)) + window / cap:.1f},"
+                        f" backoff {base:g}s, cap {cap:g}s)",
+                    )
+                    break
+
+    def worker_uploads(self, job: Job, uploads: bool) -> None:
+        info = self.jobs.get(job.uid)
+        if info is not None and uploads:
+            info.uploaded = True
+
+    def worker_finished(self, job: Job, ok: bool, mode: str) -> None:
+        info = self.jobs.get(job.uid)
+        final = job.finished_on is not None and (ok or job.attempts_made >= job.attempts)
+        if info is not None and final:
+            info.finished, info.ok, info.mode = self.w.t, ok, mode
+            self.unseen.add(info.uid)
+        if final and self.futile_since is not None and self.first_unsuccessful is None:
+            self.first_unsuccessful = self.w.t
+
+    def outcome(self, d: SimDaemon, fx: core.RecordOutcome, failures: int) -> None:
+        if fx.ok:
+            self._check_reset(d, "a verified refresh")
+
+    def reset(self, d: SimDaemon, before: int) -> None:
+        if before > 0:
+            self._check_reset(d, "ResetBackoff")
+
+    def _check_reset(self, d: SimDaemon, what: str) -> None:
+        session = self.w.jar.session
+        if session is None or session not in self.passed:
+            self.fail(
+                "P6",
+                f"{d.name} reset the shared backoff ({what}) on session {session}, which no "
+                "validation passed",
+            )
+
+    def validation(self, d: SimDaemon, v: core.Validation, session: int | None, t: float) -> None:
+        w = self.w
+        arrived = w.session_at.get(session) if session is not None else None
+        if v.ok and session is not None and arrived is not None and t >= arrived:
+            self.passed.setdefault(session, w.t)
+            if self.incident is not None and w.youtube.honoured(session):
+                start, logins = self.incident
+                self.eco.repaired += 1
+                self.eco.logins_repaired += w.logins - logins
+                self.eco.repair_times.append(w.t - start)
+                self.incident = None
+        if v.diagnosis is not None and w.youtube.blocked is not None:
+            self.diagnosed_at = self.diagnosed_at or w.t
+
+    def _evidence_at(self, d: SimDaemon) -> None:
+        """A daemon was told the cookies are dead (while they are, and a refresh can fix it)."""
+        w = self.w
+        if not w.redis.up:
+            return
+        failures = w.redis.backoff_state(SOURCE)[0]
+        cfg = d.settings
+        allowed = cfg.refresh_cooldown + SLACK + 2 * d.cfg.poll + 60.0  # a grace, a validation
+        allowed += core.backoff_delay(failures, cfg.refresh_backoff, cfg.refresh_backoff_max)
+        self.evidence = (w.t, allowed)
+
+    def saved(self, d: SimDaemon) -> None:
+        self.saved_at[d.idx] = self.w.t
+
+    # --- people -------------------------------------------------------------------------
+
+    def person_answered(self, d: SimDaemon, answer: core.Answer | None, force: bool) -> None:
+        if answer is None:
+            self.fail("P4", f"{d.name} gave a person's request no answer")
+            return
+        if answer.state in ("ignored", "validating"):
+            self.fail("P4", f"{d.name} answered a person's request {answer.state}")
+        if answer.state == "deferred":
+            self.owed_people[d.idx].append((self.w.t, d.incarnation))
+
+    def person_lost(self, idx: int) -> None:
+        """SIGKILL before the state file held the owed request: the process died with it."""
+        saved = self.saved_at.get(idx, -1.0)
+        self.owed_people[idx] = [(t, i) for t, i in self.owed_people[idx] if t < saved]
+
+    # --- the world's own changes ----------------------------------------------------------
+
+    def world_changed(self) -> None:
+        """Called after every scripted action: futility periods and incidents."""
+        w = self.w
+        futile = w.youtube.futile or w.worker_mode in FUTILE_MODES
+        if futile and self.futile_since is None:
+            self.futile_since, self.first_unsuccessful, self.futile_jobs = w.t, None, []
+        elif not futile:
+            self.futile_since = None
+        if w.youtube.blocked is None:
+            self.diagnosed_at = None
+        if w.redis.up and self.redis_up_since is None:
+            self.redis_up_since = w.t
+        elif not w.redis.up:
+            self.redis_up_since = None
+        broken = not self._jar_healthy() and not w.writing
+        if broken and self.incident is None and not futile:
+            self.incident = (w.t, w.logins)
+            self.eco.incidents += 1
+        elif futile and self.incident is not None:
+            self.incident = None  # not an incident a working extractor can repair
+        if (
+            self.incident is None
+            or not broken
+            or not w.redis.up
+            or w.youtube.rate_limited
+            or w.redis.pending_job(SOURCE, default_source=True) is not None
+        ):
+            self.evidence = None
+        elif self.evidence is not None and w.t - self.evidence[0] > self.evidence[1]:
+            if any(d.alive for d in w.daemons.values()):
+                self.fail(
+                    "P2",
+                    f"cookies dead and reported at {self.evidence[0] - T0:.0f}s, no job after "
+                    f"{w.t - self.evidence[0]:.0f}s (cooldown + backoff + grace allow "
+                    f"{self.evidence[1]:.0f}s)",
+                )
+            self.evidence = None
+
+    def _jar_healthy(self) -> bool:
+        jar = self.w.jar
+        return jar.exists and self.w.youtube.honoured(jar.session) and not self.w.writing
+
+    # --- after every step -----------------------------------------------------------------
+
+    def check(self) -> None:
+        w = self.w
+        if self.checked == (w.steps, w.t):
+            return
+        self.checked = (w.steps, w.t)
+        dt = w.t - self.last_t
+        self.last_t = w.t
+        if w.youtube.ip_flagged:
+            self.eco.flagged_seconds += dt
+        if w.worker_mode in ("new_bad", "fail"):
+            self.eco.failing_seconds += dt
+        for d in w.daemons.values():
+            if d.alive:
+                self._standing_need(d)
+        self._people()
+
+    def _standing_need(self, d: SimDaemon) -> None:
+        w = self.w
+        # Only a change of the daemon or of Redis, or time passing, can change the verdict.
+        mark = (d.incarnation, d.changes, w.redis.version, w.redis.up)
+        last = self.need_checked.get(d.idx)
+        if last is not None and last[0] == mark and w.t - last[1] < 5.0:
+            return
+        self.need_checked[d.idx] = (mark, w.t)
+        src = d.state.sources[SOURCE]
+        if d.state.redis_up is not True or not w.redis.up:
+            self.stuck_since.pop(d.idx, None)
+            self.need_since.pop(d.idx, None)
+            return
+        reason = core.need(src, d.now())
+        ver = src.verifying
+        verifying = ver is not None and _before(d, ver.deadline + 120.0)
+        busy = src.pending_job is not None or verifying
+        if reason is None or busy:
+            self.stuck_since.pop(d.idx, None)
+            self.need_since.pop(d.idx, None)
+            return
+        # P2 (a): something must be on its way, or armed
+        armed = (
+            src.requesting
+            or src.validating
+            or src.owed is not None
+            or any(k.endswith(":" + SOURCE) and not k.startswith("rotation") for k in d.timers)
+        )
+        if armed:
+            self.stuck_since.pop(d.idx, None)
+        else:
+            since = self.stuck_since.setdefault(d.idx, w.t)
+            if w.t - since > SLACK:
+                self.fail(
+                    "P2",
+                    f"{d.name}: {reason.value} needed since {since - T0:.0f}s with nothing "
+                    "pending, owed or armed",
+                )
+        # P2 (b): asked within cooldown (+ backoff after unsuccessful refreshes)
+        if d.idx not in self.need_since:
+            failures = w.redis.backoff_state(SOURCE)[0] if w.redis.up else 0
+            cfg = d.settings
+            allowed = cfg.refresh_cooldown + SLACK + 2 * d.cfg.poll
+            if failures > 0:
+                allowed += core.backoff_delay(
+                    failures, cfg.refresh_backoff, cfg.refresh_backoff_max
+                )
+            self.need_since[d.idx] = (w.t, allowed)
+        start, allowed = self.need_since[d.idx]
+        if w.t - start > allowed:
+            self.fail(
+                "P2",
+                f"{d.name}: {reason.value} needed since {start - T0:.0f}s, no job after "
+                f"{w.t - start:.0f}s (cooldown + backoff allow {allowed:.0f}s)",
+            )
+
+    def _people(self) -> None:
+        w = self.w
+        if self.redis_up_since is None or w.t - self.redis_up_since < 60:
+            return
+        for idx, owed in self.owed_people.items():
+            d = w.daemons.get(idx)
+            if d is None or not d.alive or not owed:
+                continue
+            first = owed[0][0]
+            if w.t - max(first, self.redis_up_since) > 60:
+                self.fail(
+                    "P4",
+                    f"{d.name}: a person's request deferred at {first - T0:.0f}s was never paid "
+                    "as theirs",
+                )
+
+    def finish(self, end: float) -> None:
+        """At the end of the scenario: every job seen finished got a verdict (P3)."""
+        w = self.w
+        self.check()
+        longest = max(c.upload_timeout for c in w.configs.values())
+        for info in self.jobs.values():
+            if info.seen is None or info.seen > end - longest - 180:
+                continue
+            if not info.verdicts and any(d.alive for d in w.daemons.values()):
+                self.fail(
+                    "P3",
+                    f"job {info.job_id} (uid {info.uid}, {info.reason}) finished "
+                    f"{'ok' if info.ok else 'failed'} at {(info.finished or 0) - T0:.0f}s "
+                    "and was never booked",
+                )
+                break
+
+
+def _evidence(event: core.Event) -> bool:
+    """A report or a validation that says fresh cookies would fix it."""
+    if isinstance(event, core.RefreshAsked):
+        return event.reason.fixable and event.reason is not Reason.MANUAL
+    if isinstance(event, core.ValidationFinished):
+        reason = event.validation.reason
+        return reason is not None and reason.fixable
+    return False
+
+
+def _before(d: SimDaemon, t: float) -> bool:
+    now = d.now()
+    return bool((now.mono if hasattr(now, "mono") else now) < t)
+
+
+def _short(event: Any) -> str:
+    name = type(event).__name__
+    match event:
+        case core.FileInspected():
+            r = event.report
+            state = (
+                "missing"
+                if not r.exists
+                else (r.error or ("in:" + (r.fingerprint or "")[:6] if r.logged_in else "out"))
+            )
+            return f"{name}({state}, size={r.size})"
+        case core.ValidationFinished():
+            v = event.validation
+            return (
+                f"{name}(ok={v.ok}, reason={v.reason}, diagnosis={v.diagnosis}, "
+                f"trigger={v.trigger}, offline={v.offline})"
+            )
+        case core.QueueObserved():
+            done = [(j.job_id, j.outcome) for j in event.finished]
+            return (
+                f"{name}(pending={event.pending}, finished={done}, vanished={set(event.vanished)})"
+            )
+        case core.TimerFired():
+            return f"{name}({event.key})"
+        case core.RefreshAsked():
+            return f"{name}({event.reason}, {event.origin}, force={event.force})"
+        case core.RefreshAnswered():
+            return f"{name}({event.state}, job={event.job_id}, retry={event.retry_after})"
+        case core.BackoffObserved():
+            return f"{name}({event.failures}, until={event.until})"
+    return repr(event)
+
+
+def _effects(fx: list[core.Effect]) -> str:
+    parts = []
+    for f in fx:
+        if isinstance(f, core.Count | core.Observe | core.Persist):
+            continue
+        if isinstance(f, core.Log):
+            parts.append(f"Log({f.message!r})")
+        elif isinstance(f, core.Notify):
+            parts.append(f"Notify({f.event})")
+        elif isinstance(f, core.Answer):
+            parts.append(f"Answer({f.state})")
+        else:
+            parts.append(repr(f))
+    return ", ".join(parts) or "-"

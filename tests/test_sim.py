@@ -1,0 +1,80 @@
+"""The simulated world (tests/sim): a few hundred seeded scenarios, the regression set, replay.
+
+`make sim` runs 10 000 scenarios and prints the economy; this is the quick cut for `make test`.
+Promises that a known defect still breaks are listed by defect in tests/sim/regression.py
+(KNOWN_BROKEN); every listed one must still break (so the list flips when a fix lands), and the
+random run may break no promise outside that list.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+
+from tests.sim.regression import KNOWN_BROKEN, REGRESSIONS
+from tests.sim.scenarios import generate, run, shrink
+from tests.sim.world import World
+
+SCENARIOS = 500
+FIRST_SEED = 7_000_000
+
+
+def _one(seed: int) -> tuple[int, list[tuple[str, str]], int]:
+    r = run(generate(seed))
+    return seed, [(v.promise, v.message) for v in r.violations], r.steps
+
+
+@pytest.fixture(scope="module")
+def random_run() -> list[tuple[int, list[tuple[str, str]], int]]:
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        return pool.map(_one, range(FIRST_SEED, FIRST_SEED + SCENARIOS), chunksize=25)
+
+
+def test_random_worlds_break_only_promises_known_broken(
+    random_run: list[tuple[int, list[tuple[str, str]], int]],
+) -> None:
+    assert len(random_run) >= 500
+    assert sum(steps for *_, steps in random_run) > 100 * SCENARIOS  # the worlds did things
+    known = {promise for promise, _ in KNOWN_BROKEN.values()}
+    unexpected = [
+        (seed, promise, message)
+        for seed, found, _ in random_run
+        for promise, message in found
+        if promise not in known
+    ]
+    assert unexpected == [], f"replay with: python -m tests.sim --replay <seed>: {unexpected[:3]}"
+
+
+@pytest.mark.parametrize("defect", sorted(REGRESSIONS))
+def test_regression(defect: str) -> None:
+    r = run(REGRESSIONS[defect]())
+    broken = {v.promise for v in r.violations}
+    if defect in KNOWN_BROKEN:
+        promise, _ = KNOWN_BROKEN[defect]
+        assert promise in broken, (
+            f"{defect} no longer breaks {promise}: fixed? remove it from KNOWN_BROKEN"
+        )
+    else:
+        assert r.violations == []
+
+
+def test_a_run_replays_exactly() -> None:
+    sc = generate(FIRST_SEED + 3)
+    a, b = run(sc, trace=True), run(sc, trace=True)
+    assert a.trace == b.trace and a.steps == b.steps > 0
+
+
+def test_shrinking_keeps_the_violation_and_drops_actions() -> None:
+    sc = REGRESSIONS["D2b"]()
+    small = shrink(sc, "P1", budget=40)
+    assert len(small.actions) < len(sc.actions)
+    assert "P1" in {v.promise for v in run(small).violations}
+
+
+def test_simulated_time_never_sleeps() -> None:
+    w = World(1)
+    fired: list[float] = []
+    w.at(w.t + 30 * 86400, None, lambda: fired.append(w.t))
+    w.run(w.t + 31 * 86400)
+    assert fired and fired[0] - w.t == -86400
