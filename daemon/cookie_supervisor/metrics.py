@@ -197,6 +197,13 @@ class Metrics:
             "source",
             "errno",
         )
+        self.probe_errors_total = counter(
+            "probe_errors_total",
+            "OS errors of the daemon preparing or starting a validation probe (disk full, file "
+            "size limit, descriptors, I/O): no verdict, never evidence about the cookies.",
+            "source",
+            "errno",
+        )
         # Refreshes
         self.refresh_requests_total = counter(
             "refresh_requests_total",

@@ -27,7 +27,7 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -70,6 +70,9 @@ class ProbeResult:
     exit_code: int | None
     with_cookies: bool = True  # False: the diagnosis run, same probe without --cookies
     check: Literal["media", "account"] = "media"
+    # The daemon's own OS trouble (ENOSPC, EFBIG, EMFILE, EIO) kept the probe from running: its
+    # errno name. No verdict about the cookies, whatever `reason` says.
+    os_error: str | None = None
 
     @property
     def fixable(self) -> bool:
@@ -261,8 +264,11 @@ async def run_probe(
     except asyncio.CancelledError:
         setup.add_done_callback(_remove_later)
         raise
-    except OSError as exc:
-        return result(Reason.OTHER, f"no private directory for the probe: {_errno(exc)}")
+    except OSError as exc:  # the private directory or the jar's copy (disk full, EFBIG, EMFILE)
+        return replace(
+            result(Reason.OTHER, f"could not prepare the probe: {_errno(exc)} (a daemon problem)"),
+            os_error=_errno(exc),
+        )
     try:
         if problem is not None:
             return result(*problem)
@@ -270,11 +276,13 @@ async def run_probe(
         argv = [*ytdlp_command(command), *ytdlp_args(jar, url, mode, js_runtime, cache)]
         try:
             run = await _run(argv, timeout, cwd=private)
-        except OSError as exc:  # the command is not there, or not executable
-            return result(Reason.OTHER, f"could not start yt-dlp: {_errno(exc)}")
+        except OSError as exc:  # the command is not there, or not executable; or no resources
+            trouble = exc.errno not in _NOT_TROUBLE
+            outcome = result(Reason.OTHER, f"could not start yt-dlp: {_errno(exc)}")
+            return replace(outcome, os_error=_errno(exc)) if trouble else outcome
     finally:
         # in a thread even when cancelled: the removal finishes whether or not we wait for it
-        await asyncio.to_thread(shutil.rmtree, private, True)
+        await asyncio.to_thread(_remove_private, private)
     if run is None:
         return result(Reason.TIMEOUT, f"validation did not finish within {timeout:g}s; killed")
     code, stdout, stderr = run
@@ -320,14 +328,28 @@ def _prepare(
     try:
         return private, jar, _copy_jar(source, jar)
     except BaseException:
-        shutil.rmtree(private, ignore_errors=True)
+        _remove_private(private)
         raise
 
 
 def _remove_later(setup: asyncio.Future[tuple[Path, Path | None, Problem | None]]) -> None:
     if not setup.cancelled() and setup.exception() is None:
         private = setup.result()[0]
-        asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, private, True)
+        asyncio.get_running_loop().run_in_executor(None, _remove_private, private)
+
+
+def _remove_private(private: Path) -> None:
+    """Remove the private directory and the jar's copy in it, even out of descriptors.
+
+    rmtree walks with descriptors; at EMFILE it fails silently and would leave the copy of the
+    cookies behind. The copy's own name and the directory go without one (unlink, rmdir).
+    """
+    shutil.rmtree(private, ignore_errors=True)
+    if os.path.lexists(private):
+        with contextlib.suppress(OSError):
+            os.unlink(private / "cookies.txt")
+        with contextlib.suppress(OSError):
+            os.rmdir(private)
 
 
 _KINDS = (
@@ -355,15 +377,13 @@ def _copy_jar(source: Path, target: Path) -> Problem | None:
     except OSError as exc:
         if exc.errno == errno.ENXIO:  # a socket (or a device with nothing behind it)
             return Reason.NOT_A_FILE, "the cookie file's path holds a socket, not a regular file"
-        return Reason.OTHER, f"could not open the cookie file: {_errno(exc)} (a daemon problem)"
+        raise  # EMFILE, EIO, ...: the daemon's trouble, no verdict (run_probe)
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             kind = next((name for test, name in _KINDS if test(mode)), "special file")
             return Reason.NOT_A_FILE, f"the cookie file's path holds a {kind}, not a regular file"
-        data = _read(fd, MAX_BYTES + 1)
-    except OSError as exc:
-        return Reason.OTHER, f"could not read the cookie file: {_errno(exc)} (a daemon problem)"
+        data = _read(fd, MAX_BYTES + 1)  # an OSError here is the daemon's trouble (run_probe)
     finally:
         os.close(fd)
     out = os.open(
@@ -380,6 +400,11 @@ def _read(fd: int, limit: int) -> bytes:
         chunks.append(chunk)
         limit -= len(chunk)
     return b"".join(chunks)
+
+
+# Why a command cannot start that is a setting's fault, not the machine's: a validation verdict
+# (every validation fails until the command is fixed), where EMFILE, ENOMEM, EAGAIN are none.
+_NOT_TROUBLE = frozenset({errno.ENOENT, errno.EACCES, errno.EPERM, errno.ENOEXEC, errno.ENOTDIR})
 
 
 def _errno(exc: OSError) -> str:

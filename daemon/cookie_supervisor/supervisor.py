@@ -26,7 +26,7 @@ from cookie_supervisor.config import Settings, SourceSettings
 from cookie_supervisor.cookiefile import CookieReport
 from cookie_supervisor.core import Answer, Validation
 from cookie_supervisor.metrics import Metrics
-from cookie_supervisor.probe import detect_js_runtime, run_account_check, run_probe
+from cookie_supervisor.probe import ProbeResult, detect_js_runtime, run_account_check, run_probe
 from cookie_supervisor.schedule import Timers
 from cookie_supervisor.state import StateFile, fingerprint_key, restore, snapshot
 
@@ -245,10 +245,32 @@ class Supervisor:
             plan = core.plan_validation(src, diagnose)
             said: tuple[core.ProbeSaid, ...] = ()
             while (run := core.next_probe(plan, said)) is not None:
-                said += (await self._run_probe(src.settings, run),)
+                found = await self._run_probe(src.settings, run)
+                if found.os_error is not None:  # the daemon's own trouble: no verdict at all
+                    return self._no_verdict(source, started, trigger, found.os_error)
+                said += (
+                    core.ProbeSaid(
+                        run.kind, run.url, found.reason, found.message, found.account_cookies
+                    ),
+                )
             return core.validation_of(said, started, self.clock(), trigger, ERROR_LIMIT)
 
-    async def _run_probe(self, cfg: SourceSettings, run: core.ProbeRun) -> core.ProbeSaid:
+    def _no_verdict(self, source: str, started: float, trigger: str, errno: str) -> Validation:
+        """The daemon's own OS trouble (disk full, file size limit, descriptors, I/O) kept a probe
+        from running: no verdict about the cookies, so no failed validation, alert or webhook
+        (the core books none for a `read_error`); counted as a probe error instead."""
+        self.metrics.count("probe_errors_total", (source, errno))
+        log.warning(
+            "validation of source %s could not run: %s (the daemon's own trouble, no verdict)",
+            source,
+            errno,
+        )
+        message = f"the daemon could not run the probe: {errno}"
+        return Validation(
+            False, Reason.OTHER, started, self.clock(), trigger, message=message, read_error=errno
+        )
+
+    async def _run_probe(self, cfg: SourceSettings, run: core.ProbeRun) -> ProbeResult:
         common: dict[str, Any] = {
             "timeout": cfg.probe_timeout,
             "command": self.settings.yt_dlp_command,
@@ -264,7 +286,7 @@ class Supervisor:
                 cookies=run.kind == "media",
                 **common,
             )
-        return core.ProbeSaid(run.kind, run.url, found.reason, found.message, found.account_cookies)
+        return found
 
     # --- refresh requests ----------------------------------------------------------------------
 
