@@ -30,7 +30,7 @@ echo "redis: $(sed -E 's#(://[^:/@]*:)[^@]*@#\1***@#' <<<"$REDIS_URL")" >&2
 if [ -z "${YT_DLP_COOKIES_FILE:-}" ] && [ -z "${COOKIE_SUPERVISOR_CONFIG:-}" ]; then
   export YT_DLP_COOKIES_FILE="$var/cookies.txt"
   [ -f "$YT_DLP_COOKIES_FILE" ] || .venv/bin/python scripts/demo-cookies.py "$YT_DLP_COOKIES_FILE"
-  export COOKIE_SUPERVISOR_VALIDATION_URLS="${COOKIE_SUPERVISOR_VALIDATION_URLS-}"
+  export COOKIE_SUPERVISOR_VALIDATION_URLS="${COOKIE_SUPERVISOR_VALIDATION_URLS:-none}"
   echo "demo cookie file: $YT_DLP_COOKIES_FILE (validation downloads off)" >&2
 fi
 

@@ -188,7 +188,7 @@ def daemon_env(redis_url: str, jar: Path, **extra: str) -> dict[str, str]:
     return {
         "REDIS_URL": redis_url,
         "YT_DLP_COOKIES_FILE": str(jar),
-        "COOKIE_SUPERVISOR_VALIDATION_URLS": "",
+        "COOKIE_SUPERVISOR_VALIDATION_URLS": "none",
         "COOKIE_SUPERVISOR_QUEUE_POLL_INTERVAL": "0.1",
         "COOKIE_SUPERVISOR_RATE_LIMIT": "0",
         **extra,

@@ -152,7 +152,7 @@ async def test_counts_equal_node_in_every_state(
         env={
             "REDIS_URL": redis_url,
             "YT_DLP_COOKIES_FILE": str(jar),
-            "COOKIE_SUPERVISOR_VALIDATION_URLS": "",
+            "COOKIE_SUPERVISOR_VALIDATION_URLS": "none",
         }
     ).start()
     try:

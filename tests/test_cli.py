@@ -8,8 +8,10 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -127,9 +129,13 @@ def test_token_and_source_refusals_are_one_line(daemon: Daemon, tmp_path: Path) 
     [line] = out.stderr.splitlines()
     assert "answered 401" in line and f"{ENV_PREFIX}API_TOKEN" in line
     right = ["--env-file", str(env_file(tmp_path / "cs.env", daemon.port))]
-    unknown = run_cli("check", "--source", "nope", *right)
+    unknown = run_cli("status", "--source", "nope", *right)
     assert unknown.returncode == 2 and len(unknown.stderr.splitlines()) == 1
     assert "unknown source" in unknown.stderr
+    # `check` is a monitoring plugin: no verdict is UNKNOWN (3), said on stdout too.
+    check = run_cli("check", "--source", "nope", *right)
+    assert check.returncode == 3 and check.stdout.startswith("UNKNOWN: "), check
+    assert len(check.stdout.splitlines()) == 1 and len(check.stderr.splitlines()) == 1
     # The environment wins over the file, and --url over both.
     moved = run_cli("status", "--url", daemon.base_url, env={f"{ENV_PREFIX}LISTEN": "127.0.0.1:1"})
     assert moved.returncode == 0, moved.stderr
@@ -185,7 +191,11 @@ def test_no_daemon_is_one_line_naming_the_url(
     found = ["--url", url, "--env-file", str(env_file(tmp_path / "e", 1))]
     for args in (["status"], ["check"], ["validate"], ["trigger", "--reason", "manual"]):
         code, out, err = call(*args, *found)
-        assert code == 1 and out == "", args
+        if args == ["check"]:  # a monitoring plugin: UNKNOWN, on stdout for the monitoring system
+            assert code == 3 and out.startswith(f"UNKNOWN: no daemon answers at {url}"), out
+            assert out.count("\n") == 1
+        else:
+            assert code == 1 and out == "", args
         [line] = err.splitlines()
         assert line.startswith(f"cookie-supervisor: no daemon answers at {url}"), line
 
@@ -216,7 +226,11 @@ def test_run_help_lists_the_environment(call: Callable[..., tuple[int, str, str]
     assert "COOKIE_SUPERVISOR_LISTEN" in names and "COOKIE_SUPERVISOR_VALIDATE_EVERY" in names
     settable = {n for n in Settings.model_fields if n not in ("sources", "webhooks")}
     assert len(names) == len(settable)
-    assert re.search(r"COOKIE_SUPERVISOR_JOB_BACKOFF\s+1m\n", out)
+    assert re.search(r"COOKIE_SUPERVISOR_JOB_BACKOFF\s+1m\n      job_backoff: \w", out)
+    # Every setting says what it is, under its TOML key (the model's field docstrings).
+    assert all(field.description for field in Settings.model_fields.values())
+    keys = re.findall(r"^      ([a-z_]+): \S", out, re.MULTILINE)
+    assert set(keys) == settable
 
 
 def test_every_command_and_option_has_help() -> None:
@@ -265,11 +279,11 @@ def test_check_local_exit_codes(
 def test_check_local_offline_failures(tmp_path: Path, redis_url: str) -> None:
     env = {
         "YT_DLP_COOKIES_FILE": str(tmp_path / "none.txt"),
-        "COOKIE_SUPERVISOR_VALIDATION_URLS": "",
+        "COOKIE_SUPERVISOR_VALIDATION_URLS": "none",
     }
     out = run_cli("check", "--local", env=env)
     assert out.returncode == 1 and "FAIL missing_cookies" in out.stdout
-    assert run_cli("check", "--local", "--source", "nope", env=env).returncode == 2
+    assert run_cli("check", "--local", "--source", "nope", env=env).returncode == 3  # UNKNOWN
     # A check changes nothing: a logged-out jar with Redis reachable enqueues no refresh job,
     # and the daemon's state file is not written.
     logged_out = tmp_path / "out.txt"
@@ -338,3 +352,155 @@ def test_daemon_status_renders_missing_keys() -> None:
         re.search(r"backoff until\s+\S+ \(in 3 h\)", line)
         for line in cli.source_lines(backoff, time.time())
     )
+
+
+# --- `check` as a monitoring plugin: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN -------------------
+
+
+class _Canned(BaseHTTPRequestHandler):
+    """A stand-in for a daemon that answers one canned (status, body) whatever is asked."""
+
+    answer: tuple[int, bytes] = (200, b"{}")
+
+    def do_GET(self) -> None:
+        status, body = self.answer
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def canned() -> Iterator[Callable[[int, bytes], str]]:
+    """`canned(status, body)` → the URL of a server answering that."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def serve(status: int, body: bytes) -> str:
+        handler = type("Handler", (_Canned,), {"answer": (status, body)})
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "said"),
+    [
+        (429, b'{"success": false, "error": "rate limit exceeded"}', "answered 429"),
+        (503, b'{"success": false, "error": "starting"}', "answered 503"),
+        (500, b'{"success": false, "error": "internal error"}', "answered 500"),
+        (200, b"<html>a proxy's page</html>", "without JSON"),
+        (200, b"[1, 2]", "unexpected JSON"),
+        (200, b'{"sources": "all fine"}', "without a list of sources"),
+        (200, b'{"sources": [1]}', "without a list of sources"),
+    ],
+)
+def test_check_without_a_verdict_is_unknown(
+    call: Callable[..., tuple[int, str, str]],
+    canned: Callable[[int, bytes], str],
+    tmp_path: Path,
+    status: int,
+    body: bytes,
+    said: str,
+) -> None:
+    url = canned(status, body)
+    code, out, err = call("check", "--url", url, "--env-file", str(env_file(tmp_path / "e", 1)))
+    assert code == 3, (out, err)
+    assert out.startswith("UNKNOWN: ") and said in out and out.count("\n") == 1, out
+    assert len(err.splitlines()) == 1
+    code, out, _ = call("check", "--json", "--url", url, "--env-file", str(tmp_path / "e"))
+    assert code == 3 and json.loads(out)["state"] == "unknown"
+
+
+def test_check_exit_codes_follow_the_daemons_verdicts(
+    call: Callable[..., tuple[int, str, str]], canned: Callable[[int, bytes], str], tmp_path: Path
+) -> None:
+    def sources(*states: dict[str, object]) -> str:
+        return canned(200, json.dumps({"success": True, "sources": list(states)}).encode())
+
+    ok = {"source": "a", "problem": None, "last_validation": {"ok": True}}
+    fixable = {"source": "b", "problem": "logged_out"}
+    unfixable = {"source": "c", "last_validation": {"ok": False, "reason": "ip_flagged"}}
+    unread = {"source": "d", "read_error": "EMFILE"}
+    found = ["--env-file", str(env_file(tmp_path / "e", 1))]
+    for states, code in [
+        ((ok,), 0),
+        ((ok, fixable), 1),
+        ((ok, unfixable), 2),
+        ((unread,), 3),
+        ((fixable, unread), 3),  # no verdict on one source outranks a warning on another
+        ((unread, unfixable, fixable), 2),  # and a critical one outranks both
+        ((), 0),
+    ]:
+        got, out, _ = call("check", "--url", sources(*states), *found)
+        assert got == code, (states, out)
+        assert len(out.splitlines()) == len(states)
+    _, out, _ = call("check", "--url", sources(unread), *found)
+    assert out.startswith("d: UNKNOWN read_error EMFILE")
+    assert cli.worst([]) == 0 and cli.worst([1, 3, 0]) == 3 and cli.worst([3, 2, 1]) == 2
+
+
+def test_check_usage_errors_are_unknown(call: Callable[..., tuple[int, str, str]]) -> None:
+    code, _, err = call("check", "--bogus")
+    assert code == 3 and "unrecognized arguments: --bogus" in err
+    code, out, _ = call("check", "--url", "file:///etc/passwd")
+    assert code == 3 and out.startswith("UNKNOWN: configuration error: --url")
+    code, _, _ = call("status", "--bogus")
+    assert code == 2  # the other commands keep argparse's 2
+
+
+def test_check_local_reads_the_env_file(jar: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "gone.txt"
+    service_env = tmp_path / "svc.env"
+    service_env.write_text(
+        f"YT_DLP_COOKIES_FILE={missing}\n"
+        "COOKIE_SUPERVISOR_VALIDATION_URLS=none\n"
+        f"REDIS_URL=redis://127.0.0.1:{free_port()}\n"
+    )
+    out = run_cli("check", "--local", "--json", "--env-file", str(service_env))
+    assert out.returncode == 1, out.stderr
+    answer = json.loads(out.stdout)
+    assert answer["reason"] == "missing_cookies"  # the file named it: nothing else does
+    # The environment wins over the file, as it does for the service.
+    out = run_cli(
+        "check", "--local", "--env-file", str(service_env), env={"YT_DLP_COOKIES_FILE": str(jar)}
+    )
+    assert out.returncode == 0 and out.stdout.startswith("default: OK"), out.stdout + out.stderr
+    # An empty variable in the environment does not hide the file's value.
+    out = run_cli(
+        "check", "--local", "--env-file", str(service_env), env={"YT_DLP_COOKIES_FILE": ""}
+    )
+    assert out.returncode == 1 and "FAIL missing_cookies" in out.stdout
+    # A bad setting in the file is named with where it came from, and is no verdict.
+    service_env.write_text(f"YT_DLP_COOKIES_FILE={jar}\nCOOKIE_SUPERVISOR_VALIDATE_EVERY=often\n")
+    out = run_cli("check", "--local", "--env-file", str(service_env))
+    assert out.returncode == 3, out
+    assert "COOKIE_SUPERVISOR_VALIDATE_EVERY (environment file): invalid duration" in out.stdout
+    service_env.write_text(f"YT_DLP_COOKIES_FILE={jar}\nCOOKIE_SUPERVISOR_VALIDATE_EVRY=1h\n")
+    out = run_cli("check", "--local", "--env-file", str(service_env))
+    assert out.returncode == 3 and "did you mean COOKIE_SUPERVISOR_VALIDATE_EVERY?" in out.stdout
+
+
+def test_inspect_exit_codes(jar: Path, tmp_path: Path) -> None:
+    logged_out = tmp_path / "out.txt"
+    write_atomic(logged_out, cookie_jar(login=False))
+    expired = tmp_path / "expired.txt"
+    write_atomic(expired, cookie_jar(expires=int(time.time()) - 3600))
+    for path, code, problem in [
+        (jar, 0, None),
+        (logged_out, 1, "logged_out"),
+        (expired, 1, "expired"),
+        (tmp_path / "none.txt", 1, "missing_cookies"),
+        (tmp_path, 2, "not_a_file"),
+    ]:
+        out = run_cli("inspect", "--json", str(path))
+        assert out.returncode == code, (path, out.stdout, out.stderr)
+        assert json.loads(out.stdout)["problem"] == problem

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from cookie_supervisor.classify import DEFAULT_TRIGGERS, Reason
-from cookie_supervisor.config import ConfigError, load_settings, parse_duration
+from cookie_supervisor.config import (
+    DEFAULT_VALIDATION_URL,
+    ConfigError,
+    load_settings,
+    parse_duration,
+    preflight,
+    variable_names,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -333,3 +340,116 @@ def test_webhook_tables_are_checked_and_named(
     cfg.write_text('[[webhooks]]\nurl = "https://hooks.example/x"\nsecret = "0123456789abcdef"\n')
     [hook] = load_settings(cfg).all_webhooks()
     assert hook.name == "hooks.example" and hook.format == "json" and hook.timeout == 5
+
+
+# --- settings fail loudly at start ---------------------------------------------------------
+
+
+def run_daemon(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    base = {
+        "PATH": "/usr/bin:/bin",
+        "YT_DLP_COOKIES_FILE": str(tmp_path / "c.txt"),
+        "REDIS_URL": "redis://127.0.0.1:1",
+        "COOKIE_SUPERVISOR_LISTEN": "127.0.0.1:1",  # never reached: every case stops before
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "cookie_supervisor", "run"],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"COOKIE_SUPERVISOR_STATE_DIR": "/proc/nope"},
+            "COOKIE_SUPERVISOR_STATE_DIR: cannot use '/proc/nope' as the state directory: ",
+        ),
+        (
+            {"STATE_DIRECTORY": "/proc/nope"},  # systemd's StateDirectory=, when nothing overrides
+            "STATE_DIRECTORY: cannot use '/proc/nope' as the state directory: ",
+        ),
+        (
+            {"COOKIE_SUPERVISOR_JS_RUNTIME": "rhino"},
+            "COOKIE_SUPERVISOR_JS_RUNTIME: unknown JS runtime 'rhino' (known: auto, none, deno,",
+        ),
+        (
+            {"COOKIE_SUPERVISOR_JS_RUNTIME": "node:/nonexistent/node"},
+            "COOKIE_SUPERVISOR_JS_RUNTIME: /nonexistent/node not found",
+        ),
+        (
+            {"COOKIE_SUPERVISOR_VALIDATE_EVRY": "1h"},
+            "COOKIE_SUPERVISOR_VALIDATE_EVRY: unknown setting"
+            " (did you mean COOKIE_SUPERVISOR_VALIDATE_EVERY?)",
+        ),
+        (
+            {"COOKIE_SUPERVISOR_REDISURL": "redis://x"},
+            "COOKIE_SUPERVISOR_REDISURL: unknown setting (did you mean COOKIE_SUPERVISOR_REDIS_URL?)",
+        ),
+        (
+            {"COOKIE_SUPERVISOR_XYZZY": "1"},
+            "COOKIE_SUPERVISOR_XYZZY: unknown setting (`run --help`",
+        ),
+    ],
+)
+def test_bad_settings_stop_the_start_with_exit_2(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    proc = run_daemon(env, tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert line.startswith(f"cookie-supervisor: configuration error: {message}"), line
+
+
+def test_a_state_dir_that_is_a_file_or_read_only_is_refused(tmp_path: Path) -> None:
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    proc = run_daemon({"COOKIE_SUPERVISOR_STATE_DIR": str(a_file / "state")}, tmp_path)
+    assert proc.returncode == 2 and "COOKIE_SUPERVISOR_STATE_DIR: cannot use" in proc.stderr
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'state_dir = "{a_file}"\n')
+    proc = run_daemon({"COOKIE_SUPERVISOR_CONFIG": str(cfg)}, tmp_path)
+    assert proc.returncode == 2 and "state_dir (config file): cannot use" in proc.stderr
+
+
+def test_a_usable_state_dir_is_created_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("YT_DLP_COOKIES_FILE", str(tmp_path / "c.txt"))
+    monkeypatch.setenv("COOKIE_SUPERVISOR_STATE_DIR", str(tmp_path / "a" / "state"))
+    preflight(load_settings())
+    state = tmp_path / "a" / "state"
+    assert state.is_dir() and (state.stat().st_mode & 0o777) == 0o700
+    assert list(state.iterdir()) == []  # the write test leaves nothing behind
+
+
+def test_known_js_runtimes_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("YT_DLP_COOKIES_FILE", "/srv/c.txt")
+    for value in ("auto", "none", "deno", "node", "bun", "node:/usr/bin/node"):
+        monkeypatch.setenv("COOKIE_SUPERVISOR_JS_RUNTIME", value)
+        assert load_settings().js_runtime == value
+
+
+def test_an_empty_variable_is_unset_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("YT_DLP_COOKIES_FILE", "/srv/c.txt")
+    defaults = load_settings()
+    for name in variable_names():
+        if name not in ("YT_DLP_COOKIES_FILE", "COOKIE_SUPERVISOR_COOKIES_FILE"):
+            monkeypatch.setenv(name, "")
+    settings = load_settings()  # an error here is the bug: `VAR=` refused as a value
+    assert settings == defaults
+    [source] = settings.all_sources()
+    assert source.validate_every == 1800 and source.validation_urls == [DEFAULT_VALIDATION_URL]
+    monkeypatch.setenv("COOKIE_SUPERVISOR_VALIDATION_URLS", "none")
+    assert load_settings().all_sources()[0].validation_urls == []  # the explicit "no URLs"
+
+
+def test_names_read_by_other_programs_are_not_typos(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("YT_DLP_COOKIES_FILE", "/srv/c.txt")
+    monkeypatch.setenv("COOKIE_SUPERVISOR_URL", "http://127.0.0.1:9479")  # the backend's client
+    monkeypatch.setenv("COOKIE_SUPERVISOR_PACKAGE", "dist/x.whl")  # scripts/install.sh
+    monkeypatch.setenv("COOKIE_SUPERVISOR_REDIS_URL", "redis://r:6379")  # REDIS_URL's twin
+    assert load_settings().redis_url == "redis://r:6379"

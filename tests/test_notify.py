@@ -47,7 +47,7 @@ def test_ready_status_watchdog_stopping(
         env={
             "REDIS_URL": redis_url,
             "YT_DLP_COOKIES_FILE": str(jar),
-            "COOKIE_SUPERVISOR_VALIDATION_URLS": "",
+            "COOKIE_SUPERVISOR_VALIDATION_URLS": "none",
             "NOTIFY_SOCKET": str(notify.path),
             "WATCHDOG_USEC": "200000",  # 0.2 s → pings every 0.1 s
         }

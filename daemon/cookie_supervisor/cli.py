@@ -18,11 +18,11 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic_core import PydanticUndefined
 
@@ -34,6 +34,7 @@ from cookie_supervisor.config import (
     Settings,
     SourceSettings,
     load_settings,
+    preflight,
     read_toml,
 )
 
@@ -42,6 +43,11 @@ if TYPE_CHECKING:
     from cookie_supervisor.supervisor import Supervisor
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+# `check` speaks the monitoring-plugin convention (Nagios, Icinga, Sensu): 0 OK, 1 WARNING (fresh
+# cookies fix it), 2 CRITICAL (they cannot), 3 UNKNOWN (no verdict: no daemon, refused, bad answer).
+EXIT_UNKNOWN = 3
+# Several sources: the worst wins, in Icinga's order of severity.
+_SEVERITY = {EXIT_OK: 0, EXIT_PROBLEM: 1, EXIT_UNKNOWN: 2, EXIT_USAGE: 3}
 DEFAULT_ENV_FILE = Path("/etc/cookie-supervisor/cookie-supervisor.env")
 LISTEN_VAR, TOKEN_VAR = ENV_PREFIX + "LISTEN", ENV_PREFIX + "API_TOKEN"
 # What a person may ask a refresh for; the API itself stays lenient for backends.
@@ -54,6 +60,8 @@ _TOML_ONLY = {"sources", "webhooks"}
 EXIT_CODES = """\
 exit codes: 0 fine; 1 a problem (a failure fresh cookies fix, no daemon answering, Redis down,
 a refresh not enqueued now); 2 bad usage, bad configuration, or a failure fresh cookies cannot fix.
+`check` follows the monitoring-plugin convention: 0 OK, 1 fresh cookies fix it, 2 they cannot,
+3 UNKNOWN (no daemon answers, rate limited, refused, bad answer or bad usage).
 """
 
 
@@ -69,8 +77,20 @@ class DaemonRefused(Exception):
         self.status = status
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with the exit code of a usage error per command (`check` says UNKNOWN)."""
+
+    usage_exit = EXIT_USAGE
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(self.usage_exit, f"{self.prog}: error: {message}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args, extra = _parser().parse_known_args(argv)
+    if extra:  # said by the command's parser, so with the command's exit code for usage errors
+        args.parser.error(f"unrecognized arguments: {' '.join(extra)}")
     command: Callable[[argparse.Namespace], int] = args.func
     try:
         return command(args)
@@ -91,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="cookie-supervisor",
         description="Keeps the YouTube cookies of a yt-dlp download backend alive: the daemon, "
         "and a client of the running daemon.",
@@ -99,13 +119,13 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"cookie-supervisor {__version__}")
-    sub = p.add_subparsers(required=True, metavar="COMMAND", title="commands")
+    sub = p.add_subparsers(required=True, metavar="COMMAND", title="commands", parser_class=_Parser)
 
     def command(
         name: str, func: Callable[[argparse.Namespace], int], help: str, **kw: Any
     ) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help, description=help, **kw)
-        sp.set_defaults(func=func)
+        sp.set_defaults(func=func, parser=sp)
         return sp
 
     client = _client_options()
@@ -131,14 +151,18 @@ def _parser() -> argparse.ArgumentParser:
         "check",
         _check,
         "the running daemon's verdict on the cookies, for cron or a monitoring check "
-        "(exit 0 ok, 1 fresh cookies fix it, 2 they cannot); runs no validation of its own",
+        "(exit 0 OK, 1 fresh cookies fix it, 2 they cannot, 3 UNKNOWN: no daemon answers, "
+        "rate limited, refused or a bad answer); runs no validation of its own",
         parents=[client],
     )
+    assert isinstance(sp, _Parser)
+    sp.usage_exit = EXIT_UNKNOWN
     sp.add_argument("--source", help="check only this source (default: all; the worst one wins)")
     sp.add_argument(
         "--local",
         action="store_true",
-        help="no daemon: read the settings, check the file and run one yt-dlp validation here",
+        help="no daemon: read the settings (the environment, then --env-file, then the TOML "
+        "file), check the file and run one yt-dlp validation here",
     )
     _config_option(sp, "with --local: the TOML file (default: $COOKIE_SUPERVISOR_CONFIG)")
     _json_option(sp)
@@ -183,7 +207,9 @@ def _parser() -> argparse.ArgumentParser:
     sp = command(
         "inspect",
         _inspect,
-        "report on a cookie file the way yt-dlp reads it (never prints a cookie value)",
+        "report on a cookie file the way yt-dlp reads it (never prints a cookie value); "
+        "exit 0 a logged-in jar, 1 a problem fresh cookies fix (missing, unparseable, logged "
+        "out, expired), 2 one they cannot (unreadable, not a file, an OS error)",
     )
     sp.add_argument("file", type=Path, help="the Netscape cookie file")
     _json_option(sp)
@@ -243,12 +269,17 @@ def _environment_help() -> str:
             )
             if source_default not in (None, PydanticUndefined):
                 default = f"{_shown(source_default)} (source 'default')"
-        rows.append((var, _shown(default), field.description or ""))
-    width = max(len(var) for var, _, _ in rows)
-    lines = [f"  {var:<{width}}  {shown}  {about}".rstrip() for var, shown, about in rows]
+        rows.append((var, name, _shown(default), field.description or ""))
+    width = max(len(var) for var, _, _, _ in rows)
+    lines = [
+        f"  {var:<{width}}  {shown}\n      {key}: {about}".rstrip()
+        for var, key, shown, about in rows
+    ]
     intro = (
-        "environment variables, with their defaults (they win over the TOML file; durations "
-        "in seconds or like 30s, 10m, 7d; lists comma-separated):"
+        "settings: each is an environment variable (with its default) or a top-level key of the "
+        "TOML file (below it, with its meaning). The environment wins over the file; an empty "
+        "variable is not set. Durations in seconds or like 30s, 10m, 7d; lists comma-separated "
+        "(TOML: arrays):"
     )
     return (
         textwrap.fill(intro, 100)
@@ -278,6 +309,7 @@ def _run(args: argparse.Namespace) -> int:
     from cookie_supervisor import app, logs
 
     settings = load_settings(args.config)
+    preflight(settings)
     logs.setup(settings.log_format, settings.log_level)
     return asyncio.run(app.serve(settings))
 
@@ -303,7 +335,8 @@ def _inspect(args: argparse.Namespace) -> int:
     view["valid"] = report.valid
     view["secure_permissions"] = report.secure_permissions
     view["mode"] = oct(report.mode) if report.mode is not None else None
-    view["problem"] = p.value if (p := report.problem()) else None
+    problem = report.problem()
+    view["problem"] = problem.value if problem else None
     if args.json:
         print(json.dumps(view, indent=2))
     else:
@@ -317,24 +350,49 @@ def _inspect(args: argparse.Namespace) -> int:
             else:
                 shown = value
             print(f"{key:<{width}}  {shown}")
-    return EXIT_OK if report.valid else EXIT_PROBLEM
+    if problem is None and report.os_error is None:
+        return EXIT_OK
+    if problem is None:  # the OS would not let us read it (EMFILE, EIO): no verdict
+        return EXIT_USAGE
+    return EXIT_PROBLEM if problem.fixable else EXIT_USAGE
 
 
 def _check(args: argparse.Namespace) -> int:
-    if args.local:
-        return _check_local(args)
+    """A monitoring plugin: whatever goes wrong short of a verdict is UNKNOWN (exit 3), said on
+    stdout (what a monitoring system shows) and stderr."""
+    try:
+        return _check_verdicts(args) if not args.local else _check_local(args)
+    except (ConfigError, DaemonUnreachable, DaemonRefused) as exc:
+        why = f"configuration error: {exc}" if isinstance(exc, ConfigError) else str(exc)
+        if args.json:
+            print(json.dumps({"state": "unknown", "error": why}))
+        else:
+            print(f"UNKNOWN: {why}")
+        print(f"cookie-supervisor: {why}", file=sys.stderr)
+        return EXIT_UNKNOWN
+
+
+def _check_verdicts(args: argparse.Namespace) -> int:
     daemon = Daemon.from_args(args)
+    states: Any
     if args.source:
         states = [daemon.get("/api/cookies/cookies-status", source=args.source)]
     else:
-        states = daemon.get("/api/cookies/sources").get("sources") or []
+        states = daemon.get("/api/cookies/sources").get("sources")
+    if not isinstance(states, list) or not all(isinstance(s, dict) for s in states):
+        raise DaemonUnreachable(f"{daemon.url} answered without a list of sources")
     verdicts = [verdict(s) for s in states]
     if args.json:
         print(json.dumps([v.as_dict() for v in verdicts], indent=2))
     else:
         for v in verdicts:
             print(v.line())
-    return max((v.exit_code for v in verdicts), default=EXIT_OK)
+    return worst(v.exit_code for v in verdicts)
+
+
+def worst(codes: Iterable[int]) -> int:
+    """The exit code of several checks: CRITICAL over UNKNOWN over WARNING over OK."""
+    return max(codes, key=_SEVERITY.__getitem__, default=EXIT_OK)
 
 
 def _check_local(args: argparse.Namespace) -> int:
@@ -348,6 +406,8 @@ def _check_local(args: argparse.Namespace) -> int:
             print(_validation_line(answer))
         if result.ok:
             return EXIT_OK
+        if result.read_error:  # this process could not read the jar: no verdict
+            return EXIT_UNKNOWN
         return EXIT_PROBLEM if result.reason and result.reason.fixable else EXIT_USAGE
 
     return _with_supervisor(args, check)
@@ -371,7 +431,7 @@ def _with_supervisor(
     """Run `body` with a supervisor that has no watcher, no timers running and no HTTP server."""
     from cookie_supervisor import app, logs
 
-    settings = load_settings(args.config)
+    settings = load_settings(args.config, env_file_values(getattr(args, "env_file", None)))
     logs.setup(settings.log_format, "warning")
 
     async def go() -> int:
@@ -555,12 +615,9 @@ def daemon_settings(
 
     Strongest first: the environment, the environment file, the TOML file it names.
     """
-    values: dict[str, str] = {}
-    if env_file is not None:
-        values = read_env_file(env_file)
-    elif os.access(DEFAULT_ENV_FILE, os.R_OK):
-        values = read_env_file(DEFAULT_ENV_FILE)
-    values.update({k: v for k, v in environ.items() if k.startswith(ENV_PREFIX)})
+    values = env_file_values(env_file)
+    # An empty variable is not set: it does not hide the file's value.
+    values.update({k: v for k, v in environ.items() if k.startswith(ENV_PREFIX) and v})
     toml_path = config or values.get(ENV_PREFIX + "CONFIG")
     if toml_path:
         table = read_toml(Path(toml_path))
@@ -568,6 +625,15 @@ def daemon_settings(
             if var not in values and isinstance(table.get(key), str):
                 values[var] = table[key]
     return values
+
+
+def env_file_values(env_file: Path | None) -> dict[str, str]:
+    """The service's environment file: the one given, else the installed one when readable."""
+    if env_file is not None:
+        return read_env_file(env_file)
+    if os.access(DEFAULT_ENV_FILE, os.R_OK):
+        return read_env_file(DEFAULT_ENV_FILE)
+    return {}
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -611,14 +677,18 @@ class Verdict:
     fixable: bool
     detail: str
 
+    unknown: bool = False  # no verdict on the cookies (the daemon could not read the file)
+
     @property
     def exit_code(self) -> int:
         if self.ok:
             return EXIT_OK
+        if self.unknown:
+            return EXIT_UNKNOWN
         return EXIT_PROBLEM if self.fixable else EXIT_USAGE
 
     def line(self) -> str:
-        head = "OK" if self.ok else f"FAIL {self.reason}"
+        head = "OK" if self.ok else f"{'UNKNOWN' if self.unknown else 'FAIL'} {self.reason}"
         return f"{self.source}: {head}: {self.detail}" if self.detail else f"{self.source}: {head}"
 
     def as_dict(self) -> dict[str, Any]:
@@ -628,6 +698,7 @@ class Verdict:
             "reason": self.reason,
             "fixable": self.fixable,
             "detail": self.detail,
+            "unknown": self.unknown,
         }
 
 
@@ -646,7 +717,7 @@ def verdict(status: Mapping[str, Any], now: float | None = None) -> Verdict:
         notes.append(f"refresh owed ({refresh['owed']})")
     detail = "; ".join(n for n in notes if n)
     if status.get("read_error"):  # the daemon's own trouble (EMFILE, EIO): no cookie verdict
-        return Verdict(name, False, f"read_error {status['read_error']}", False, detail)
+        return Verdict(name, False, f"read_error {status['read_error']}", False, detail, True)
     if problem := status.get("problem"):  # the file as it is now outranks an older validation
         return Verdict(name, False, problem, _fixable({"reason": problem}), detail)
     if last and not last.get("ok", True):

@@ -1,16 +1,20 @@
 """Every setting, its default and its validation: the one model the daemon is configured through.
 
 Sources of values, strongest first: environment variables, then the optional TOML file
-(`COOKIE_SUPERVISOR_CONFIG` or `run --config FILE`), then the defaults below.
+(`COOKIE_SUPERVISOR_CONFIG` or `run --config FILE`), then the defaults below. An environment
+variable set to the empty string is not set, whichever the setting (an env file's `VAR=` line).
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import ipaddress
 import os
 import re
+import tempfile
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -29,6 +33,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from cookie_supervisor.classify import DEFAULT_TRIGGERS, Reason
+from cookie_supervisor.probe import JS_RUNTIMES, detect_js_runtime
 
 DEFAULT_VALIDATION_URL = "https://www.youtube.com/watch?v=jNQXAC9IVRw"
 ENV_PREFIX = "COOKIE_SUPERVISOR_"
@@ -37,6 +42,12 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # A bearer token on a listener other hosts can reach must resist guessing.
 MIN_TOKEN_BYTES = 16
+# `COOKIE_SUPERVISOR_VALIDATION_URLS=none`: no validation downloads, offline checks only (an
+# empty value is "not set", which means the default URL).
+NO_URLS = "none"
+# COOKIE_SUPERVISOR_* names read by other programs than the daemon, so never a typo:
+# the backend's client (client.py) and `make install` (scripts/install.sh).
+_FOREIGN_NAMES = frozenset({ENV_PREFIX + "URL", ENV_PREFIX + "PACKAGE"})
 
 
 class ConfigError(Exception):
@@ -74,6 +85,13 @@ def _split_list(value: Any) -> Any:
     return value
 
 
+def _urls(value: Any) -> Any:
+    """`none` is the explicit "no URLs"; otherwise a list like any other."""
+    if isinstance(value, str) and value.strip().lower() == NO_URLS:
+        return []
+    return _split_list(value)
+
+
 def _blank_is_unset(value: Any) -> Any:
     """`VAR=` (an env file's line left empty) means "not set", never "" or the current directory."""
     if isinstance(value, str):
@@ -100,6 +118,7 @@ def _ip_networks(value: list[str]) -> list[str]:
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 CookieFile = Annotated[Path, AfterValidator(_cookie_file)]
 UrlList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
+ValidationUrls = Annotated[list[str], NoDecode, BeforeValidator(_urls)]
 ReasonSet = Annotated[frozenset[Reason], NoDecode, BeforeValidator(_split_list)]
 
 
@@ -110,7 +129,7 @@ class SourceSettings(BaseModel):
 
     name: str
     cookies_file: CookieFile
-    validation_urls: UrlList = Field(default_factory=lambda: [DEFAULT_VALIDATION_URL])
+    validation_urls: ValidationUrls = Field(default_factory=lambda: [DEFAULT_VALIDATION_URL])
     validate_every: Duration = 1800.0
     validate_jitter: Annotated[float, Field(ge=0, le=1)] = 0.1
     probe_mode: Literal["download", "metadata"] = "download"
@@ -248,47 +267,85 @@ class Settings(BaseSettings):
     """The daemon's configuration. Field names map to `COOKIE_SUPERVISOR_<NAME>` env vars."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, extra="forbid", frozen=True, populate_by_name=True
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        # `VAR=` is "not set" for every variable: the default applies, never an error.
+        env_ignore_empty=True,
+        # The docstring under each field is its description (`run --help`, README).
+        use_attribute_docstrings=True,
     )
 
     redis_url: str = Field("redis://localhost:6379", validation_alias="REDIS_URL")
+    """the Redis the Bull queue lives in (redis://, rediss:// or unix://)"""
     cookies_file: Annotated[CookieFile | None, BeforeValidator(_blank_is_unset)] = Field(
         None, validation_alias="YT_DLP_COOKIES_FILE"
     )
+    """the cookie file of the source named `default`"""
     config: Path | None = None
+    """TOML file with more settings, [[sources]] and [[webhooks]]"""
     listen: str = "127.0.0.1:9479"
+    """HTTP address host:port; a non-loopback one needs the API token"""
     # Blank means none; surrounding white space is never part of a token (clients' is stripped).
     api_token: Annotated[SecretStr | None, BeforeValidator(_blank_is_unset)] = None
+    """bearer token for POST routes (and GET /api/cookies/* off loopback); 16+ bytes off loopback"""
     rate_limit: Annotated[int, Field(ge=0)] = 30
+    """POST requests (and refused tokens) per minute per client; 0 = off"""
     # Proxies whose X-Forwarded-For is believed; none by default.
     forwarded_allow_ips: Annotated[UrlList, AfterValidator(_ip_networks)] = Field(
         default_factory=list
     )
+    """proxies (IPs, networks) whose X-Forwarded-For names the client"""
     limit_concurrency: Annotated[int, Field(ge=1)] = 256
+    """HTTP connections held at once"""
     header_timeout: Duration = 10.0
+    """time a connection has to deliver a whole request"""
     # Where state that survives a restart lives; default $STATE_DIRECTORY (systemd), else none.
     state_dir: Path | None = None
+    """where state survives a restart (default $STATE_DIRECTORY, else none)"""
     queue: str = "cookie-refresh"
+    """Bull queue name the cookie extractor consumes"""
     queue_prefix: str = "bull"
+    """Bull key prefix"""
     job_name: str = "__default__"
+    """Bull job name (a worker's plain process(fn) handles __default__)"""
     job_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    """Bull attempts per refresh job"""
     job_backoff: Duration = 60.0
+    """Bull exponential backoff base delay"""
     job_keep: Annotated[int, Field(ge=1)] = 100
+    """finished jobs kept (removeOnComplete / removeOnFail)"""
     queue_poll_interval: Duration = 2.0
+    """how often queue counts and job outcomes are read"""
     redis_backoff_max: Duration = 30.0
+    """longest wait between reconnection attempts while Redis is down"""
     debounce: Duration = 0.25
+    """quiet time that ends a burst of file events"""
     log_format: Literal["text", "json"] = "text"
+    """text or json"""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """debug, info, warning or error"""
     yt_dlp_command: UrlList = Field(default_factory=list)
+    """the yt-dlp command, comma-separated (default: this Python's -m yt_dlp)"""
     js_runtime: str = "auto"
-    validation_urls: UrlList | None = None
+    """JS runtime for yt-dlp: auto, none, deno, node, bun, or NAME:PATH"""
+    validation_urls: ValidationUrls | None = None
+    """validation URLs of the default source, comma-separated; none = offline checks only"""
     validate_every: Duration | None = None
+    """validation interval of the default source; 0 = no periodic validation"""
     probe_mode: Literal["download", "metadata"] | None = None
+    """download (10 KiB ranged GET) or metadata"""
     probe_timeout: Duration | None = None
+    """hard timeout of one yt-dlp run"""
     sources: list[SourceSettings] = Field(default_factory=list)
+    """cookie jars under supervision (TOML tables)"""
     webhook_url: str | None = None
+    """one webhook receiver (more as [[webhooks]] in the TOML file)"""
     webhook_secret: SecretStr | None = None
+    """HMAC secret of that webhook, 16+ bytes"""
     webhooks: list[WebhookSettings] = Field(default_factory=list)
+    """webhook receivers (TOML tables)"""
 
     @classmethod
     def settings_customise_sources(
@@ -308,6 +365,17 @@ class Settings(BaseSettings):
         host, _, port = value.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"expected host:port, got {value!r}")
+        return value
+
+    @field_validator("js_runtime")
+    @classmethod
+    def _js_runtime(cls, value: str) -> str:
+        # yt-dlp's --js-runtimes syntax: a name, or name:path. Anything else would quietly
+        # become "no runtime" and every YouTube validation `no_js_runtime`.
+        name = value.partition(":")[0]
+        if value not in ("auto", "none") and name not in JS_RUNTIMES:
+            known = ", ".join(("auto", "none", *JS_RUNTIMES))
+            raise ValueError(f"unknown JS runtime {name[:32]!r} (known: {known}; or NAME:PATH)")
         return value
 
     @field_validator("header_timeout")
@@ -414,18 +482,83 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Build the settings, or raise ConfigError with one line naming the bad setting."""
+def load_settings(
+    config_file: Path | None = None, env_file: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Build the settings, or raise ConfigError with one line naming the bad setting.
+
+    `env_file`: the variables of an environment file (`check --local --env-file`), beneath the
+    environment and above the TOML file, as if systemd had put them in the environment.
+    """
+    from_file = {k: v for k, v in (env_file or {}).items() if v.strip() and not os.environ.get(k)}
+    check_variable_names([*(env_file or {}), *os.environ])
     path = config_file or os.environ.get(ENV_PREFIX + "CONFIG") or None
+    path = path or from_file.get(ENV_PREFIX + "CONFIG")
     values: dict[str, Any] = {}
     if path:
         values = read_toml(Path(path))
         values["config"] = path
+    values.update(_fields_of(from_file))
     values.update(overrides)
     try:
         return Settings(**values)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, values)) from None
+        raise ConfigError(_describe(exc, values, from_file)) from None
+
+
+def variable_names() -> dict[str, str]:
+    """Every environment variable the settings read → its field."""
+    names = {}
+    for name, field in Settings.model_fields.items():
+        names[ENV_PREFIX + name.upper()] = name
+        if isinstance(field.validation_alias, str):
+            names[field.validation_alias] = name
+    return names
+
+
+def check_variable_names(names: list[str]) -> None:
+    """A COOKIE_SUPERVISOR_* variable no setting reads is a typo: refused like a TOML typo."""
+    known = variable_names()
+    for name in names:
+        if name.startswith(ENV_PREFIX) and name not in known and name not in _FOREIGN_NAMES:
+            # Compared without the prefix every candidate shares, which would make anything close.
+            ours = [k.removeprefix(ENV_PREFIX) for k in known if k.startswith(ENV_PREFIX)]
+            close = difflib.get_close_matches(name.removeprefix(ENV_PREFIX), ours, n=1)
+            hint = (
+                f" (did you mean {ENV_PREFIX}{close[0]}?)"
+                if close
+                else " (`run --help` lists them)"
+            )
+            raise ConfigError(f"{name}: unknown setting{hint}")
+
+
+def _fields_of(variables: Mapping[str, str]) -> dict[str, str]:
+    known = variable_names()
+    return {known[k]: v for k, v in variables.items() if k in known}
+
+
+def preflight(settings: Settings) -> None:
+    """What a valid value can still get wrong on this machine, checked before the daemon starts
+    rather than found at the first save or the first validation: ConfigError naming it."""
+    state = settings.state_path()
+    if state is not None:
+        var = _origin(settings, "state_dir") if settings.state_dir else "STATE_DIRECTORY"
+        try:
+            state.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Writable for real (read-only mounts, ACLs, root squash): access(2) can be wrong.
+            with tempfile.TemporaryFile(dir=state):
+                pass
+        except OSError as exc:
+            why = exc.strerror or type(exc).__name__
+            raise ConfigError(
+                f"{var}: cannot use {str(state)[:200]!r} as the state directory: {why}"
+            ) from None
+    runtime = settings.js_runtime
+    if runtime not in ("auto", "none") and detect_js_runtime(runtime) is None:
+        raise ConfigError(
+            f"{_origin(settings, 'js_runtime')}: {runtime.partition(':')[2] or runtime} not found"
+            " (on PATH, or at the path given as NAME:PATH); `auto` picks whichever is there"
+        )
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -439,7 +572,14 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: invalid TOML: {exc}") from None
 
 
-def _describe(exc: ValidationError, file_values: dict[str, Any]) -> str:
+def _origin(settings: Settings, key: str) -> str:
+    """The name of a setting as the user gave it, for a check made after loading."""
+    return _setting_name(key, {key: True} if settings.config else {})
+
+
+def _describe(
+    exc: ValidationError, file_values: dict[str, Any], env_file: Mapping[str, str] | None = None
+) -> str:
     """The first error as `setting: problem`, naming the env var or the TOML key it came from."""
     err = exc.errors(include_url=False, include_input=False)[0]
     loc = [str(p) for p in err["loc"]]
@@ -462,18 +602,22 @@ def _describe(exc: ValidationError, file_values: dict[str, Any]) -> str:
         idx = int(loc[1])
         hook = hooks[idx] if idx < len(hooks) and isinstance(hooks[idx], dict) else {}
         return f"webhooks[{hook.get('name') or idx}].{'.'.join(loc[2:]) or '?'}: {msg}"
-    return f"{'.'.join([_setting_name(loc[0], file_values), *loc[1:]])}: {msg}"
+    return f"{'.'.join([_setting_name(loc[0], file_values, env_file), *loc[1:]])}: {msg}"
 
 
-def _setting_name(key: str, file_values: dict[str, Any]) -> str:
+def _setting_name(
+    key: str, file_values: dict[str, Any], env_file: Mapping[str, str] | None = None
+) -> str:
     """The name the user wrote: the env var that is set (`REDIS_URL`, or its prefixed twin), else
     the TOML key. pydantic reports a field by its alias or by its name, whichever supplied it."""
     fields = Settings.model_fields
     name = next((n for n, f in fields.items() if key in (n, f.validation_alias)), key)
     alias = fields[name].validation_alias if name in fields else None
     env_names = [n for n in (alias, ENV_PREFIX + name.upper()) if isinstance(n, str)]
-    if set_names := [n for n in env_names if n in os.environ]:
+    if set_names := [n for n in env_names if os.environ.get(n)]:
         return set_names[0]
+    if from_file := [n for n in env_names if n in (env_file or {})]:
+        return f"{from_file[0]} (environment file)"
     if name in file_values:
         return f"{name} (config file)"
     return env_names[0]

@@ -49,7 +49,7 @@ def startup(redis: RedisServer, jar: Path) -> tuple[Daemon, float]:
         env={
             "REDIS_URL": redis.url,
             "YT_DLP_COOKIES_FILE": str(jar),
-            "COOKIE_SUPERVISOR_VALIDATION_URLS": "",
+            "COOKIE_SUPERVISOR_VALIDATION_URLS": "none",
         }
     )
     t0 = time.monotonic()
