@@ -134,6 +134,9 @@ class Daemon:
     def start(self, wait_ready: bool = True) -> Daemon:
         inherited = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
         env = {**inherited, "COOKIE_SUPERVISOR_LISTEN": f"127.0.0.1:{self.port}", **self.env}
+        # An empty variable is unset, and the default validation URL is YouTube's: a test daemon
+        # must never go there. `none` turns validation downloads off.
+        assert env.get("COOKIE_SUPERVISOR_VALIDATION_URLS") != "", "VALIDATION_URLS: use 'none'"
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cookie_supervisor", "run", *self.args],

@@ -155,8 +155,7 @@ def test_file_evidence(redis_url: str, tmp_path: Path) -> None:
     quick = env(
         redis_url,
         jar,
-        "",
-        COOKIE_SUPERVISOR_REFRESH_COOLDOWN="0",
+        "none",
         COOKIE_SUPERVISOR_QUEUE_POLL_INTERVAL="0.2",
     )
     d = Daemon(env=quick).start()
@@ -176,8 +175,7 @@ def test_file_evidence(redis_url: str, tmp_path: Path) -> None:
     fast = env(
         redis_url,
         jar,
-        "",
-        COOKIE_SUPERVISOR_REFRESH_COOLDOWN="0",
+        "none",
         COOKIE_SUPERVISOR_QUEUE_POLL_INTERVAL="0.2",
     )
     cfg = source_config(
@@ -202,7 +200,7 @@ def test_rotation_is_decided_once_by_two_daemons(redis_url: str, tmp_path: Path)
     jar = tmp_path / "cookies.txt"
     write_atomic(jar, cookie_jar())
     cfg = source_config(tmp_path / "rotate.toml", jar, rotate_after="3s", refresh_cooldown="0")
-    base = env(redis_url, jar, "")
+    base = env(redis_url, jar, "none")
     base.pop("YT_DLP_COOKIES_FILE")
     daemons = [Daemon(env=base, args=["--config", str(cfg)]).start() for _ in range(2)]
     r = redis.Redis.from_url(redis_url)
@@ -238,7 +236,7 @@ def test_expiring_soon_and_no_upload(redis_url: str, tmp_path: Path) -> None:
     jar = tmp_path / "cookies.txt"
     write_atomic(jar, cookie_jar(expires=int(time.time()) + 3600))  # expires in 1 h < renew_before
     cfg = source_config(tmp_path / "renew.toml", jar, upload_timeout="1s")
-    base = env(redis_url, jar, "")
+    base = env(redis_url, jar, "none")
     base.pop("YT_DLP_COOKIES_FILE")
     worker = NodeProcess("extractor.js", {"REDIS_URL": redis_url})  # completes, uploads nothing
     worker.wait("ready")
