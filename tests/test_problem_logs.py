@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from cookie_supervisor.classify import Reason
 from cookie_supervisor.config import SourceSettings
 from cookie_supervisor.cookiefile import CookieReport
 from tests.support import (
+    ROOT,
     Daemon,
     RedisServer,
     cookie_jar,
@@ -247,3 +249,58 @@ def test_the_daemon_warns_once_per_problem_and_tells_when_it_ends(tmp_path: Path
         redis.cleanup()
         if jar.is_dir():
             shutil.rmtree(jar)
+
+
+WRAPPER = """import os, sys
+scenario = open({scenario!r}).read().strip()
+os.execv(sys.executable, [sys.executable, {fake!r}, scenario, *sys.argv[1:]])
+"""
+
+
+def test_a_failing_validation_warns_once_and_its_recovery_is_info(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """yt-dlp (the stand-in printing its exact texts) is rate limited four validations in a row,
+    then passes: one WARNING with the reason, the repeats in the INFO line that ends it."""
+    scenario = tmp_path / "scenario"
+    scenario.write_text("ratelimit")
+    fake = ROOT / "tests" / "fakes" / "fake_ytdlp.py"
+    wrapper = tmp_path / "ytdlp.py"
+    wrapper.write_text(WRAPPER.format(scenario=str(scenario), fake=str(fake)))
+    jar = tmp_path / "cookies.txt"
+    write_atomic(jar, cookie_jar())
+    env = daemon_env(
+        redis_url,
+        jar,
+        COOKIE_SUPERVISOR_LOG_FORMAT="json",
+        COOKIE_SUPERVISOR_VALIDATION_URLS="https://www.youtube.com/watch?v=jNQXAC9IVRw",
+        COOKIE_SUPERVISOR_VALIDATE_EVERY="0",
+        COOKIE_SUPERVISOR_YT_DLP_COMMAND=f"{sys.executable},{wrapper}",
+        COOKIE_SUPERVISOR_JS_RUNTIME="node",
+    )
+    d = Daemon(env=env).start()
+    try:
+        # the validation at start fails first: the WARNING; three more are repeats
+        wait_for(lambda: problem_lines(d, "validation_failing"), what="the warning")
+        results = [d.post("/api/cookies/validate").json() for _ in range(3)]
+        assert [r["ok"] for r in results] == [False] * 3, results
+        scenario.write_text("ok")
+        assert d.post("/api/cookies/validate").json()["ok"] is True
+        ended = ("info", "validation failing: ended")
+        wait_for(lambda: ended in problem_lines(d, "validation_failing"), what="the end line")
+        assert problem_lines(d, "validation_failing") == [
+            ("warning", "validation failing"),
+            ended,
+        ]
+        start = next(e for e in entries(d) if e["msg"] == "validation failing")
+        end = next(e for e in entries(d) if e["msg"] == "validation failing: ended")
+        assert start["reason"] == results[0]["reason"] and start["detail"]
+        assert end["repeats"] == 3
+        # (the stand-in yt-dlp has no challenge solver: the start-up check says so, once)
+        warned = [w["msg"] for w in warnings_of(d) if "JS challenges" not in w["msg"]]
+        assert warned == ["validation failing"]
+        # each failed run is still there for whoever looks, at INFO once, then DEBUG (not shown)
+        failed = [e for e in entries(d) if e["msg"] == "validation failed"]
+        assert [e["level"] for e in failed] == ["info"]
+    finally:
+        d.stop()
