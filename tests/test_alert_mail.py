@@ -273,7 +273,13 @@ def test_missing_jar_mails_firing_then_resolved(stack: Stack) -> None:
         )
         assert f"Refresh job {job} (missing_cookies): pending." in firing.body, firing.body
         assert "(file_present = 0)" in firing.body
-        assert "RESOLVED" not in " ".join(stack.sink.subjects())
+        # No RESOLVED for the missing jar before it is back. (Prometheus starts before the
+        # daemon, so CookieSupervisorMetricsAbsent, `for: 1s` here, may fire and resolve while
+        # the daemon starts on a loaded machine: that is its job, not this alert's.)
+        resolved = [
+            s for s in stack.sink.subjects() if s.startswith("[RESOLVED] CookieFileMissing")
+        ]
+        assert not resolved, stack.sink.subjects()
 
         # The runbook link in the mail opens the alert's section, served by the daemon.
         page = httpx.get(f"http://{stack.instance}/runbook", timeout=5)
