@@ -635,7 +635,44 @@ def queue_rows() -> list[Line]:
             description="1 when Redis answered the daemon's last call",
         ),
     ]
-    return [first, second, third]
+    fourth = [
+        alerting(
+            line(
+                "Refresh job waiting, untaken",
+                [
+                    (
+                        f"max by (source) ((time() - cookie_supervisor_refresh_pending_since_timestamp_seconds{{{SEL}}}) and on (instance, source) cookie_supervisor_refresh_pending_active{{{SEL}}} == 0) {ZERO}",
+                        "{{source}}",
+                    )
+                ],
+                "s",
+                x=0,
+                description="How long the pending refresh job has waited with no worker taking it; 0: none waits. Above the red line: is the extractor running?",
+            ),
+            "CookieRefreshJobNotTaken",
+            limit=LIMIT["refresh_untaken_seconds"],
+        ),
+        alerting(
+            line(
+                "Refresh job held by a worker",
+                [
+                    (
+                        f"max by (source) (time() - cookie_supervisor_refresh_pending_active_since_timestamp_seconds{{{SEL}}}) {ZERO}",
+                        "{{source}}",
+                    ),
+                    (
+                        f"max by (source) (cookie_supervisor_refresh_upload_timeout_seconds{{{SEL}}})",
+                        "{{source}} upload_timeout",
+                    ),
+                ],
+                "s",
+                x=12,
+                description="How long a worker has held the pending refresh job; the alert fires past the source's upload_timeout",
+            ),
+            "CookieRefreshJobStuck",
+        ),
+    ]
+    return [first, second, third, fourth]
 
 
 def notifications_row() -> list[dict[str, Any]]:

@@ -37,7 +37,7 @@ from redis.exceptions import (
     TimeoutError,
 )
 
-from cookie_supervisor.core import TriggerState
+from cookie_supervisor.core import PendingJob, TriggerState
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -413,6 +413,25 @@ class BullQueue:
         args = (self.base, source, "1" if default_source else "0", FOREIGN_SCAN)
         job_id = await self._retrying(lambda: self._pending(keys, args))
         return _text(job_id) if job_id else None
+
+    async def pending_progress(self, job_id: str) -> PendingJob | None:
+        """When a pending job was created and, while a worker holds it (in `active`), when that
+        worker took it. None when the job's hash is gone or its creation time is unreadable."""
+
+        async def read() -> list[Any]:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hmget(self.base + job_id, ["timestamp", "processedOn"])
+                pipe.lpos(self.base + "active", job_id)
+                return await pipe.execute()
+
+        (created, processed), position = await self._retrying(read)
+        created_ms = _ms(created)
+        if created_ms is None:
+            return None
+        taken_ms = _ms(processed) if position is not None else None
+        # A worker that took it but has not stamped processedOn yet: taken, at an unknown time.
+        taken = (taken_ms if taken_ms else created_ms) / 1000 if position is not None else None
+        return PendingJob(created_ms / 1000, taken)
 
     async def job_state(self, job_id: str, *, source: str | None = None) -> JobState:
         """Where a job is. "missing": no such job (vanished: a Redis restarted empty, FLUSHALL,

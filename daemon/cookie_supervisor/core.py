@@ -125,6 +125,15 @@ class FinishedJob(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class PendingJob:
+    """How far the source's pending job got: created (epoch s), and taken by a worker (the
+    time it went `active`) or None while it waits (or is delayed between attempts)."""
+
+    created_at: float
+    taken_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Owed:
     """A refresh that could not be asked for (Redis down), kept until it can be or is moot."""
 
@@ -199,6 +208,7 @@ class Source:
     owed: Owed | None = None
     pending_job: str | None = None
     pending_reason: Reason | None = None
+    pending_progress: PendingJob | None = None  # as of the last poll (or our own enqueue)
     requested: dict[str, float] = field(default_factory=dict)  # job id → when we enqueued it
     last_validation: Validation | None = None
     validated_ok_at: float | None = None
@@ -300,6 +310,7 @@ class QueueObserved:
     vanished: frozenset[str] = frozenset()
     counts: dict[str, int] | None = None
     diagnoses: dict[str, Reason | None] | None = None  # shared through Redis; None: not read
+    progress: dict[str, PendingJob] = field(default_factory=dict)  # by source, pending jobs only
 
 
 @dataclass(frozen=True, slots=True)
@@ -1177,6 +1188,7 @@ def _refresh_answered(state: State, src: Source, ans: RefreshAnswered, now: floa
     braked = ans.force and src.backoff_ends(now) is not None
     if ans.state == "enqueued":
         assert ans.job_id is not None
+        src.pending_progress = PendingJob(now)  # until the next poll reads it from Redis
         src.requested[ans.job_id] = now
         while len(src.requested) > REQUESTED_KEPT:
             del src.requested[next(iter(src.requested))]
@@ -1237,6 +1249,7 @@ def _queue_observed(state: State, obs: QueueObserved, now: float) -> list[Effect
             fx += _job_lost(src, before)
         if src.pending_job is None:
             src.pending_reason = None
+        src.pending_progress = obs.progress.get(name) if src.pending_job is not None else None
     for src in state.sources.values():
         if src.owed is not None:  # after an outage, or restored from the state file
             fx += _pay_owed(state, src, now)

@@ -403,6 +403,23 @@ _GAUGES: tuple[tuple[str, str], ...] = (
         "an expiring login is login_expiry_timestamp_seconds' business.",
     ),
     ("refresh_pending", "1 while a refresh job is waiting, delayed or active; none without Redis."),
+    (
+        "refresh_pending_since_timestamp_seconds",
+        "When the pending refresh job was created; no sample when none is pending.",
+    ),
+    (
+        "refresh_pending_active",
+        "1 while a worker holds the pending refresh job, 0 while it waits for one; no sample "
+        "when none is pending.",
+    ),
+    (
+        "refresh_pending_active_since_timestamp_seconds",
+        "When a worker took the pending refresh job; no sample unless one holds it.",
+    ),
+    (
+        "refresh_upload_timeout_seconds",
+        "The source's upload_timeout: how long a refresh may take to bring new cookies.",
+    ),
     ("refresh_owed", "1 while a refresh is owed because Redis was unavailable."),
     ("refresh_success_ratio", "Share of the last 20 finished refresh jobs that completed."),
     ("refresh_last_success_timestamp_seconds", "When a refresh job last completed."),
@@ -488,6 +505,11 @@ def _source_rows(
     put("rotation_due_timestamp_seconds", _scheduled_rotation(src))
     if redis_up:
         put("refresh_pending", 1 if src.pending_job else 0)
+        if src.pending_job is not None and (p := src.pending_progress) is not None:
+            put("refresh_pending_since_timestamp_seconds", p.created_at)
+            put("refresh_pending_active", 0 if p.taken_at is None else 1)
+            put("refresh_pending_active_since_timestamp_seconds", p.taken_at)
+    put("refresh_upload_timeout_seconds", src.settings.upload_timeout)
     put("refresh_owed", 1 if src.owed else 0)
     if src.history:
         ok = [j.finished_at for j in src.history if j.outcome == "completed"]

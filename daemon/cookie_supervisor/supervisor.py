@@ -414,8 +414,17 @@ class Supervisor:
         diagnoses = {
             name: _reason(await self.queue.shared_diagnosis(name)) for name in self.state.sources
         }
+        progress: dict[str, core.PendingJob] = {}
+        for name, job_id in pending.items():
+            if job_id is not None and (taken := await self.queue.pending_progress(job_id)):
+                progress[name] = taken
         return core.QueueObserved(
-            pending, tuple(finished), frozenset(vanished), counts.as_dict(), diagnoses
+            pending,
+            tuple(finished),
+            frozenset(vanished),
+            counts.as_dict(),
+            diagnoses,
+            progress=progress,
         )
 
     def _new_finished(self, jobs: list[FinishedJob]) -> list[FinishedJob]:

@@ -1,7 +1,8 @@
 // A stand-in for the real cookie extractor: a bull@4 worker that, for each job, "exports" a jar by
 // copying JAR_FILE over job.data.cookies_file (write to a temp name, then rename, as an upload
 // does) and completes. FAIL_ATTEMPTS makes the first N attempts of every job fail; a job whose
-// data says {"fail": true} always fails, {"hold": true} stays active until the worker is killed.
+// data says {"fail": true} always fails, {"hold": true} stays active until the worker is killed
+// (HOLD=1: every job does).
 // JAR_MARK, when set, is replaced in the exported jar by JAR_MARK + the job id: every job uploads a
 // new login session. CLOCK_SKEW_MS shifts the worker's clock (Date.now, hence bull's finishedOn),
 // as on an extractor host whose clock is off.
@@ -24,7 +25,7 @@ const print = (event, fields) => console.log(JSON.stringify({ event, at: Date.no
 queue.process(async (job) => {
   print('processing', { id: job.id, name: job.name, data: job.data, opts: job.opts,
                         attemptsMade: job.attemptsMade });
-  if (job.data.hold) await new Promise(() => {});
+  if (job.data.hold || process.env.HOLD) await new Promise(() => {});
   if (job.data.fail || job.attemptsMade < failAttempts) {
     throw new Error('browser export failed on purpose');
   }
