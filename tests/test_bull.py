@@ -649,3 +649,49 @@ async def wait_async(make: Any, timeout: float = 10) -> Any:
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout}s")
         await asyncio.sleep(0.02)
+
+
+# --- issue 16 D7: a worker whose clock is behind -------------------------------------------------
+
+
+async def test_d7_cooldown_runs_from_when_redis_saw_the_end_not_the_workers_finishedon(
+    queue: BullQueue, redis_url: str
+) -> None:
+    """A real bull worker whose clock is 5 minutes behind finishes the job: its finishedOn is
+    5 minutes old when it is written. The cooldown still runs from the end as Redis saw it."""
+    opts = JobOptions(attempts=1, backoff_ms=0, keep=10)
+    w = NodeProcess("extractor.js", {"REDIS_URL": redis_url, "CLOCK_SKEW_MS": "-300000"})
+    try:
+        w.wait("ready")
+        first = await queue.request_refresh("default", DATA, opts, cooldown_s=60)
+        assert first.state == "enqueued"
+        [done] = w.wait("completed")
+        assert done["at"] < time.time() * 1000 - 290_000  # the worker's clock, 5 minutes behind
+        again = await queue.request_refresh("default", DATA, opts, cooldown_s=60)
+        assert again.state == "cooldown" and again.retry_after is not None
+        assert 55 < again.retry_after <= 60
+    finally:
+        w.stop()
+
+
+async def test_d7_recent_finished_reads_by_rank_and_skips_judged(
+    queue: BullQueue, kit: Producer, redis_url: str
+) -> None:
+    r = sync(redis_url)
+    now_ms = int(time.time() * 1000)
+    for job_id, finished in (("1", now_ms), ("2", now_ms - 300_000)):  # "2" by a skewed host
+        r.hset(
+            BASE + job_id,
+            mapping={
+                "data": json.dumps(DATA),
+                "finishedOn": finished,
+                "timestamp": now_ms - 1000,
+                "returnvalue": "{}",
+            },
+        )
+        r.zadd(BASE + "completed", {job_id: finished})
+    jobs, window = await queue.recent_finished()
+    assert {j.job_id for j in jobs} == {"1", "2"}
+    assert window == {f"1@{now_ms}", f"2@{now_ms - 300_000}"}
+    jobs, _ = await queue.recent_finished(judged={f"1@{now_ms}"})
+    assert [j.job_id for j in jobs] == ["2"]  # the older finishedOn is no reason to skip it

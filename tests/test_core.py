@@ -929,3 +929,55 @@ def test_a_whole_pipeline_run_concludes_ip_flagged() -> None:
     assert [p.kind for p in said] == ["media", "account", "bare"]
     v = core.validation_of(said, T0, T0 + 3, "schedule")
     assert (v.reason, v.diagnosis, v.account_ok) == (Reason.IP_FLAGGED, Reason.IP_FLAGGED, True)
+
+
+# --- issue 16 D7: finished jobs are judged by id and a record, never by a finishedOn cursor -----
+
+
+def test_d7_a_job_from_a_worker_whose_clock_is_behind_is_booked() -> None:
+    h = Harness()
+    h.file(jar())
+    h(QueueObserved({"main": None}))  # history: nothing
+    fresh = job("1", "failed", at=T0 + 10, created=T0)
+    skewed = job("2", "failed", at=T0 + 10 - 300, created=T0 + 5)  # ended later, stamped earlier
+    fx = h(QueueObserved({"main": None}, (fresh,)), at=T0 + 10)
+    fx += h(QueueObserved({"main": None}, (fresh, skewed)), at=T0 + 11)
+    assert RecordOutcome("main", "1", False) in fx and RecordOutcome("main", "2", False) in fx
+    assert counted(fx, "refresh_jobs_finished_total") == [("main", "failed")] * 2  # once each
+
+
+def test_d7_verification_deadline_runs_from_when_the_daemon_saw_the_end() -> None:
+    h = Harness(settings(upload_timeout=600))
+    h.file(jar())
+    h(QueueObserved({"main": None}))
+    fx = h(QueueObserved({"main": None}, (job("1", at=T0 - 300, created=T0 - 310),)), at=T0)
+    assert Arm("main", "upload", T0 + 600) in fx  # not T0 + 300 from a clock 5 min behind
+
+
+def test_d7_the_record_keeps_only_what_redis_still_holds_and_tells_a_reused_id_apart() -> None:
+    h = Harness()
+    h.file(jar())
+    h(QueueObserved({"main": None}))
+    one = job("1", "failed", at=T0 + 1, created=T0)
+    key = core.judged_key("1", T0 + 1)
+    h(QueueObserved({"main": None}, (one,), window=frozenset({key})), at=T0 + 1)
+    assert h.state.judged == {key}
+    h(QueueObserved({"main": None}, window=frozenset()), at=T0 + 2)  # trimmed from Redis
+    assert h.state.judged == set()
+    reused = job("1", "failed", at=T0 + 50, created=T0 + 40)  # after a flush, ids start again
+    fx = h(QueueObserved({"main": None}, (reused,)), at=T0 + 50)
+    assert RecordOutcome("main", "1", False) in fx
+
+
+def test_d7_the_record_survives_a_restart_and_books_what_ended_meanwhile() -> None:
+    h = Harness()
+    h.file(jar())
+    old = job("1", "failed", at=T0 + 1, created=T0)
+    h(QueueObserved({"main": None}, (old,)), at=T0 + 1)  # first look: history, not booked
+    saved = state.snapshot(h.state, b"k" * 32)
+    later = Harness(redis_up=None)
+    state.restore(later.state, saved)
+    later.file(jar())
+    meanwhile = job("2", "failed", at=T0 + 100, created=T0 + 90)
+    fx = later(QueueObserved({"main": None}, (old, meanwhile)), at=T0 + 200)
+    assert of(fx, RecordOutcome) == [RecordOutcome("main", "2", False)]

@@ -243,3 +243,42 @@ def test_d2c_a_daemon_without_an_account_check_honours_a_peers_diagnosis(
         a.stop()
         if b is not None:
             b.stop()
+
+
+# --- D7: a second extractor host whose clock is 5 minutes behind --------------------------------
+
+
+def test_d7_a_worker_whose_clock_is_behind_is_booked_and_cooled_down(
+    redis_url: str, tmp_path: Path, worker_factory: list[NodeProcess]
+) -> None:
+    """Two extractor hosts take the jobs, one 5 minutes behind; every job uploads a new session,
+    and a rotation falls due a second after each: only the cooldown paces the jobs. Before: the
+    finished-jobs cursor skipped the late-stamped jobs and the cooldown ran from their
+    finishedOn, so jobs went back to back (17 jobs in 10 s, 1 booked)."""
+    jar, fresh = tmp_path / "cookies.txt", tmp_path / "fresh.txt"
+    write_atomic(jar, cookie_jar())
+    fresh.write_text(cookie_jar(mark=MARK + "-new"))
+    worker(worker_factory, redis_url, JAR_FILE=str(fresh), JAR_MARK=MARK)
+    worker(worker_factory, redis_url, JAR_FILE=str(fresh), JAR_MARK=MARK, CLOCK_SKEW_MS="-300000")
+    cooldown, window = 4.0, 16.0
+    settings = {
+        "validation_urls": [],
+        "validate_every": "0",
+        "refresh_cooldown": f"{cooldown:g}s",
+        "rotate_after": "1s",
+        "renew_before": "0",
+        "upload_timeout": "5s",
+    }
+    d = start_daemon(redis_url, tmp_path, jar, settings)  # type: ignore[arg-type]
+    r = redis.Redis.from_url(redis_url)
+    try:
+        n = jobs_within(r, window)
+        finished = lambda: int(r.zcard(BASE + "completed"))  # noqa: E731
+        booked = lambda: d.metric(  # noqa: E731
+            "cookie_supervisor_refresh_jobs_finished_total", source="default", outcome="completed"
+        )
+        print(f"\nD7: {n} jobs in {window:g} s; {finished()} finished, {booked()} booked")
+        assert n <= 1 + window / cooldown
+        wait_for(lambda: booked() == finished(), timeout=10, what="every finished job booked")
+    finally:
+        d.stop()

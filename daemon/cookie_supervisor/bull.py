@@ -18,7 +18,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -37,7 +37,7 @@ from redis.exceptions import (
     TimeoutError,
 )
 
-from cookie_supervisor.core import PendingJob, TriggerState
+from cookie_supervisor.core import PendingJob, TriggerState, judged_key
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -140,6 +140,18 @@ local function foreign_pending(k, base, limit)
   return nil
 end
 
+-- when the marker's job ended, on Redis's clock: noted the first time anyone looks after it
+-- ended. Never the worker's finishedOn: an extractor host's clock may be minutes off.
+local function noted_end(base, marker, last, now)
+  local ended = tonumber(redis.call("HGET", marker, "ended") or "")
+  if ended then return ended end
+  if last and redis.call("HEXISTS", base .. last, "finishedOn") == 1 then
+    redis.call("HSET", marker, "ended", now)
+    return now
+  end
+  return nil
+end
+
 -- the marker's job if it is still this source's: the id may have been reused after an obliterate
 local function own_job(base, marker, source)
   local last = redis.call("HGET", marker, "job")
@@ -164,11 +176,11 @@ end
 local m = redis.call("HMGET", marker, "job", "ended", "backoff_until")
 if ARGV[8] ~= "1" then
   local now = now_ms()
-  -- the last refresh's end: the job's own finishedOn, else the end an outcome report noted;
-  -- a job that vanished unfinished has neither, and imposes no cooldown
-  local ended = last and redis.call("HGET", base .. last, "finishedOn") or m[2]
-  local cooling = ended and tonumber(ended) + tonumber(ARGV[7]) - now or 0
-  local backing = tonumber(m[3] or 0) - now
+  -- the last refresh's end as Redis saw it; a job that vanished unfinished has none, and
+  -- imposes no cooldown
+  local ended = noted_end(base, marker, last, now)
+  local cooling = ended and ended + tonumber(ARGV[7]) - now or 0
+  local backing = (tonumber(m[3] or "") or 0) - now
   if backing > 0 and backing >= cooling then return {last or false, "backoff", backing} end
   if cooling > 0 then return {last or false, "cooldown", cooling} end
 end
@@ -186,6 +198,7 @@ _PENDING = (
     + """
 local last = own_job(ARGV[1], KEYS[8], ARGV[2])
 if last and is_pending(KEYS, last) then return last end
+if last then noted_end(ARGV[1], KEYS[8], last, now_ms()) end
 if ARGV[3] == "1" then return foreign_pending(KEYS, ARGV[1], tonumber(ARGV[4])) or false end
 return false
 """
@@ -225,7 +238,7 @@ if redis.call("ZADD", KEYS[2], "NX", now, id) == 1 then
     redis.call("HSET", marker, "backoff_until", math.floor(now + wait))
   end
   if redis.call("HGET", marker, "job") == id then
-    redis.call("HSET", marker, "ended", redis.call("HGET", base .. id, "finishedOn") or now)
+    redis.call("HSETNX", marker, "ended", now)  -- Redis's clock, not the worker's
   end
 end
 local state = redis.call("HMGET", marker, "failures", "backoff_until")
@@ -523,6 +536,42 @@ class BullQueue:
         jobs = [_parsed(i, o, row) for (i, o), row in zip(ids, rows, strict=True)]
         kept = sorted((j for j in jobs if j is not None), key=lambda j: j.finished_at)
         return kept[-limit:]
+
+    async def recent_finished(
+        self, judged: Collection[str] = (), limit: int = 200
+    ) -> tuple[list[FinishedJob], frozenset[str]]:
+        """The newest `limit` completed and failed jobs by rank, whatever their finishedOn says
+        (a worker's clock may be minutes behind): (the jobs not in `judged`, the judged keys of
+        every job read). Jobs are known by `core.judged_key`, never by a finishedOn cursor."""
+        return await self._retrying(lambda: self._recent_finished(judged, limit))
+
+    async def _recent_finished(
+        self, judged: Collection[str], limit: int
+    ) -> tuple[list[FinishedJob], frozenset[str]]:
+        outcomes: tuple[Literal["completed", "failed"], ...] = ("completed", "failed")
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for outcome in outcomes:
+                pipe.zrevrange(self.base + outcome, 0, limit - 1, withscores=True)
+            found = await pipe.execute()
+        window: set[str] = set()
+        ids: list[tuple[str, Literal["completed", "failed"]]] = []
+        for outcome, members in zip(outcomes, found, strict=True):
+            for member, score in members:
+                job_id = _text(member)
+                key = judged_key(job_id, score / 1000 if math.isfinite(score) else 0.0)
+                window.add(key)
+                if key not in judged:
+                    ids.append((job_id, outcome))
+        if not ids:
+            return [], frozenset(window)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id, _ in ids:
+                pipe.hmget(self.base + job_id, _FINISHED_FIELDS)
+            rows = await pipe.execute()
+        jobs = [_parsed(i, o, row) for (i, o), row in zip(ids, rows, strict=True)]
+        window |= {judged_key(j.job_id, j.finished_at) for j in jobs if j is not None}
+        kept = sorted((j for j in jobs if j is not None), key=lambda j: j.finished_at)
+        return kept, frozenset(window)
 
     async def claim(self, key: str, ttl_s: float) -> bool:
         """A lease: True for exactly one caller until `ttl_s` passes."""

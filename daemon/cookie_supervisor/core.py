@@ -276,6 +276,9 @@ class State:
     counts: dict[str, int] | None = None
     history_recovered: bool = False
     redis_down: Spell | None = None  # the Redis outage logged at WARNING
+    # Finished jobs already booked, by `judged_key`: each is judged once, whatever its finishedOn
+    # says. None: nothing known (first run) — what Redis holds at the first look is history.
+    judged: set[str] | None = None
 
     @classmethod
     def of(cls, settings: list[SourceSettings]) -> State:
@@ -311,6 +314,9 @@ class QueueObserved:
     counts: dict[str, int] | None = None
     diagnoses: dict[str, Reason | None] | None = None  # shared through Redis; None: not read
     progress: dict[str, PendingJob] = field(default_factory=dict)  # by source, pending jobs only
+    # judged keys of every finished job the read saw (booked or not): the record keeps only
+    # those, so it stays as small as Redis's own retention. None: keep the record as it is.
+    window: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1235,12 +1241,22 @@ def _queue_observed(state: State, obs: QueueObserved, now: float) -> list[Effect
     if obs.diagnoses is not None:
         for name, src in state.sources.items():
             src.shared_diagnosis = obs.diagnoses.get(name)
-    initial = not state.history_recovered
     state.history_recovered = True
+    initial = state.judged is None
+    judged = state.judged if state.judged is not None else set()
     finished_ids = {j.job_id for j in obs.finished}
+    booked = False
     for job in sorted(obs.finished, key=lambda j: j.finished_at):
+        key = judged_key(job.job_id, job.finished_at)
+        if key in judged:
+            continue  # booked already: a job is judged by its id, never by a finishedOn cursor
+        judged.add(key)
+        booked = True
         if job.source in state.sources:
             fx += _job_finished(state.sources[job.source], job, now, counted=not initial)
+    state.judged = judged if obs.window is None else judged & obs.window
+    if booked:
+        fx.append(Persist())  # the record survives a restart: jobs that end meanwhile are booked
     for name, src in state.sources.items():
         before = src.pending_job
         src.pending_job = obs.pending.get(name)
@@ -1256,6 +1272,12 @@ def _queue_observed(state: State, obs: QueueObserved, now: float) -> list[Effect
         else:
             fx += _pursue(state, src, now, origin="retry")
     return fx
+
+
+def judged_key(job_id: str, finished_at: float) -> str:
+    """A finished job's name in the record of judged jobs: its id and its end (ms). The end
+    tells a job apart from a later one that reuses its id after a flush or an obliterate."""
+    return f"{job_id}@{round(finished_at * 1000)}"
 
 
 def _job_lost(src: Source, job_id: str) -> list[Effect]:
@@ -1314,7 +1336,8 @@ def _job_finished(src: Source, job: FinishedJob, now: float, *, counted: bool) -
     if src.verifying is not None:
         fx += _end_verification(src, "superseded")
     since = requested if requested is not None else job.created_at
-    ver = Verification(job.job_id, job.finished_at + src.settings.upload_timeout)
+    # From when this daemon saw it end, not the worker's finishedOn: its clock may be off.
+    ver = Verification(job.job_id, now + src.settings.upload_timeout)
     src.verifying = ver
     fx.append(Arm(src.name, "upload", ver.deadline))
     # The extractor uploads before it reports success: the new session may be here already.

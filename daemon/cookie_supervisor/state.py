@@ -41,6 +41,8 @@ LATEST = 253_370_764_800.0
 _DIGITS = 20  # an integer with more digits is no time, count or offset of ours
 _FINGERPRINT = 128  # characters; ours are 64 hex digits
 _REASONS = frozenset(r.value for r in Reason)
+JUDGED_MAX = 10_000  # keys of finished jobs already booked (the core keeps Redis's window)
+JUDGED_KEY_MAX = 1024  # characters: a job id and its end
 
 
 class Refused(ValueError):
@@ -177,11 +179,13 @@ def snapshot(state: core.State, key: bytes, **extra: Any) -> dict[str, Any]:
         }
         for name, src in state.sources.items()
     }
-    return {"key": key.hex(), "sources": sources, **extra}
+    judged = sorted(state.judged) if state.judged is not None else None
+    return {"key": key.hex(), "sources": sources, "judged": judged, **extra}
 
 
 def restore(state: core.State, data: dict[str, Any]) -> None:
     """Put what the file remembers back into the core's state; drop (and log) what is malformed."""
+    state.judged = _judged(data.get("judged"))
     stored = data.get("sources")
     if not isinstance(stored, dict):
         return
@@ -215,6 +219,20 @@ def _sessions(source: str, raw: Any) -> dict[str, float]:
         _dropped(source, f"{bad} session(s)", "not a fingerprint and a time since 1970")
     kept = heapq.nlargest(core.SESSIONS_KEPT, good)
     return {fp: when for when, fp in reversed(kept)}
+
+
+def _judged(raw: Any) -> set[str] | None:
+    """The record of finished jobs already booked; None (book nothing found at start as new)
+    when the file has none or it is malformed: a lost record must not re-book old failures."""
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or len(raw) > JUDGED_MAX:
+        log.warning("state file: dropped the record of judged jobs: not a list of job keys")
+        return None
+    keys = {k for k in raw if isinstance(k, str) and 0 < len(k) <= JUDGED_KEY_MAX}
+    if len(keys) != len(set(map(str, raw))):
+        log.warning("state file: dropped %d malformed judged job keys", len(raw) - len(keys))
+    return keys
 
 
 def _owed(source: str, raw: Any) -> core.Owed | None:

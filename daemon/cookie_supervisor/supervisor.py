@@ -20,7 +20,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
 
 from cookie_supervisor import bull, cookiefile, core
-from cookie_supervisor.bull import BullQueue, FinishedJob, JobOptions
+from cookie_supervisor.bull import BullQueue, JobOptions
 from cookie_supervisor.classify import Reason, redact, scrub_tree
 from cookie_supervisor.config import Settings, SourceSettings
 from cookie_supervisor.cookiefile import CookieReport
@@ -76,8 +76,6 @@ class Supervisor:
         self._redis_failures = 0
         self._redis_retry_at = 0.0
         self._backoff = ExponentialWithJitterBackoff(cap=settings.redis_backoff_max, base=0.5)
-        self._finished_cursor = 0  # ms
-        self._finished_seen: set[str] = set()
         self._poll_failing = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._probe_locks = {name: asyncio.Lock() for name in self.state.sources}
@@ -397,7 +395,7 @@ class Supervisor:
             name: await self.queue.pending_job(name, default_source=name == default)
             for name in self.state.sources
         }
-        finished = self._new_finished(await self.queue.finished_since(self._finished_cursor))
+        finished, window = await self.queue.recent_finished(self.state.judged or ())
         vanished = set()
         for name, src in self.state.sources.items():
             was = src.pending_job
@@ -425,23 +423,8 @@ class Supervisor:
             counts.as_dict(),
             diagnoses,
             progress=progress,
+            window=window,
         )
-
-    def _new_finished(self, jobs: list[FinishedJob]) -> list[FinishedJob]:
-        fresh = [j for j in jobs if j.job_id not in self._finished_seen]
-        if jobs:
-            # Never past now: one job stamped in the future (a skewed or hostile writer) would
-            # hide every job that ends before that date. Jobs beyond now are read again, and
-            # stay in the seen set below, so each is still reported once.
-            latest = max(int(j.finished_at * 1000) for j in jobs)
-            self._finished_cursor = min(
-                latest, max(int(self.clock() * 1000), self._finished_cursor)
-            )
-            # Jobs at the cursor's millisecond are read again next time; remember only those.
-            self._finished_seen = {
-                j.job_id for j in jobs if int(j.finished_at * 1000) >= self._finished_cursor
-            }
-        return fresh
 
     # --- the state file ------------------------------------------------------------------------
 
