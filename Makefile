@@ -60,5 +60,7 @@ install:
 uninstall:
 	@DESTDIR="$(DESTDIR)" bash scripts/install.sh uninstall
 
+# The private redis-server of `make run` goes with ./var (a "clean" start must not reuse it).
 clean:
+	@bash scripts/run-dev.sh stop-redis
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -5,9 +5,29 @@
 # - no cookie file configured: a demo jar under ./var (fake values), and validation downloads off,
 #   because they would go to YouTube; set YT_DLP_COOKIES_FILE (or COOKIE_SUPERVISOR_CONFIG) for real use.
 # - state that survives a restart: ./var/state unless COOKIE_SUPERVISOR_STATE_DIR is set.
+#
+# `run-dev.sh stop-redis` (make clean): stops the private redis-server this script started, the
+# process its pidfile ./var/redis.pid names — only if that process is a redis-server running in
+# ./var (its working directory), so a stale pidfile never kills a process that reused the pid.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 var="$PWD/var"
+
+stop_redis() {
+  local pid
+  pid=$(cat "$var/redis.pid" 2>/dev/null) || return 0
+  case "$pid" in '' | *[!0-9]*) return 0 ;; esac
+  [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$var" ] || return 0
+  grep -q redis-server "/proc/$pid/cmdline" 2>/dev/null || return 0
+  kill "$pid" 2>/dev/null || return 0
+  for _ in $(seq 100); do [ -e "/proc/$pid" ] || break; sleep 0.05; done
+  echo "redis: stopped the private redis-server (pid $pid)" >&2
+}
+
+if [ "${1:-}" = stop-redis ]; then
+  stop_redis
+  exit 0
+fi
 mkdir -p "$var"
 
 if [ -z "${REDIS_URL:-}" ]; then
