@@ -34,6 +34,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
 from cookie_supervisor.classify import DEFAULT_TRIGGERS, Reason
 from cookie_supervisor.probe import JS_RUNTIMES, detect_js_runtime
+from cookie_supervisor.probe_args import check_args, split_args
 
 DEFAULT_VALIDATION_URL = "https://www.youtube.com/watch?v=jNQXAC9IVRw"
 ENV_PREFIX = "COOKIE_SUPERVISOR_"
@@ -120,6 +121,11 @@ CookieFile = Annotated[Path, AfterValidator(_cookie_file)]
 UrlList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
 ValidationUrls = Annotated[list[str], NoDecode, BeforeValidator(_urls)]
 ReasonSet = Annotated[frozenset[Reason], NoDecode, BeforeValidator(_split_list)]
+# Extra yt-dlp options for every probe of a source: TOML array (or a shell-quoted string, as the
+# environment variable is), checked against probe_args.ALLOWED.
+YtdlpArgs = Annotated[
+    tuple[str, ...], NoDecode, BeforeValidator(split_args), AfterValidator(check_args)
+]
 
 
 class SourceSettings(BaseModel):
@@ -134,6 +140,8 @@ class SourceSettings(BaseModel):
     validate_jitter: Annotated[float, Field(ge=0, le=1)] = 0.1
     probe_mode: Literal["download", "metadata"] = "download"
     probe_timeout: Duration = 120.0
+    # appended to every yt-dlp run of this source: what the backend passes (proxy, PO tokens)
+    ytdlp_args: YtdlpArgs = ()
     missing_grace: Duration = 60.0
     corrupt_grace: Duration = 30.0
     rotate_after: Duration = 7 * 86400.0
@@ -260,7 +268,13 @@ def check_webhook_secret(value: SecretStr | None) -> SecretStr | None:
 
 
 # Settings of the `default` source that may also come from the environment.
-_DEFAULT_SOURCE_FIELDS = ("validation_urls", "validate_every", "probe_mode", "probe_timeout")
+_DEFAULT_SOURCE_FIELDS = (
+    "validation_urls",
+    "validate_every",
+    "probe_mode",
+    "probe_timeout",
+    "ytdlp_args",
+)
 
 
 class Settings(BaseSettings):
@@ -338,6 +352,8 @@ class Settings(BaseSettings):
     """download (10 KiB ranged GET) or metadata"""
     probe_timeout: Duration | None = None
     """hard timeout of one yt-dlp run"""
+    ytdlp_args: YtdlpArgs | None = None
+    """extra yt-dlp options of the default source's probes, shell-quoted (allow-listed)"""
     sources: list[SourceSettings] = Field(default_factory=list)
     """cookie jars under supervision (TOML tables)"""
     webhook_url: str | None = None

@@ -132,9 +132,18 @@ def default_account_check_url(validation_urls: Sequence[str]) -> str | None:
 
 
 def ytdlp_args(
-    cookies: Path | None, url: str, mode: ProbeMode, js_runtime: str | None, cache_dir: Path | None
+    cookies: Path | None,
+    url: str,
+    mode: ProbeMode,
+    js_runtime: str | None,
+    cache_dir: Path | None,
+    extra: Sequence[str] = (),
 ) -> list[str]:
-    """yt-dlp's own socket timeout (20 s) stays: ending a hung server is the hard timeout's job."""
+    """yt-dlp's own socket timeout (20 s) stays: ending a hung server is the hard timeout's job.
+
+    `extra` is the source's `ytdlp_args` (allow-listed by probe_args when the settings load): after
+    the probe's own options, before the `--` that ends them.
+    """
     # -v prints "Found YouTube account cookies" and the PO-token notices of the default
     # clients; never --no-warnings: rotation is a warning
     args = ["--no-config", "--no-progress", "--no-color", "-v"]
@@ -152,7 +161,7 @@ def ytdlp_args(
         args += ["--no-playlist", "--simulate"]
     else:  # one flat entry of a playlist: a single metadata request, no video extraction
         args += ["--flat-playlist", "-I", "1", "--simulate"]
-    return [*args, "--", url]
+    return [*args, *extra, "--", url]
 
 
 def ytdlp_command(command: Sequence[str]) -> list[str]:
@@ -238,8 +247,10 @@ async def run_probe(
     workdir: Path | None = None,
     cookies: bool = True,
     copy_dir: Path | None = None,
+    extra: Sequence[str] = (),
 ) -> ProbeResult:
-    """One yt-dlp run on `url`; `cookies=False` runs it without `--cookies` (the diagnosis)."""
+    """One yt-dlp run on `url`; `cookies=False` runs it without `--cookies` (the diagnosis);
+    `extra`: the source's own yt-dlp options."""
     started = time.monotonic()
     check: Literal["media", "account"] = "account" if mode == "account" else "media"
 
@@ -273,7 +284,7 @@ async def run_probe(
         if problem is not None:
             return result(*problem)
         cache = workdir or _cache_dir()
-        argv = [*ytdlp_command(command), *ytdlp_args(jar, url, mode, js_runtime, cache)]
+        argv = [*ytdlp_command(command), *ytdlp_args(jar, url, mode, js_runtime, cache, extra)]
         try:
             run = await _run(argv, timeout, cwd=private)
         except OSError as exc:  # the command is not there, or not executable; or no resources
@@ -299,6 +310,7 @@ async def run_account_check(
     js_runtime: str | None = None,
     workdir: Path | None = None,
     copy_dir: Path | None = None,
+    extra: Sequence[str] = (),
 ) -> ProbeResult:
     """The first entry of a private playlist, flat: fails as logged_out/cookies_rotated when
     YouTube no longer honours the session, whatever the local cookies look like."""
@@ -311,6 +323,7 @@ async def run_account_check(
         js_runtime=js_runtime,
         workdir=workdir,
         copy_dir=copy_dir,
+        extra=extra,
     )
 
 

@@ -273,6 +273,7 @@ class Supervisor:
             "timeout": cfg.probe_timeout,
             "command": self.settings.yt_dlp_command,
             "js_runtime": self.js_runtime,
+            "extra": cfg.ytdlp_args,  # the backend's proxy, PO-token provider, ... (allow-listed)
         }
         if run.kind == "account":
             found = await run_account_check(cfg.cookies_file, run.url, **common)
