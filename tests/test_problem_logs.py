@@ -25,6 +25,7 @@ from cookie_supervisor.cookiefile import CookieReport
 from tests.support import (
     ROOT,
     Daemon,
+    NodeProcess,
     RedisServer,
     cookie_jar,
     daemon_env,
@@ -304,3 +305,40 @@ def test_a_failing_validation_warns_once_and_its_recovery_is_info(
         assert [e["level"] for e in failed] == ["info"]
     finally:
         d.stop()
+
+
+def test_refreshes_that_do_not_help_warn_once(redis_url: str, jar: Path) -> None:
+    """A real bull worker whose every job fails: the second failure in a row is the problem's
+    WARNING (each job's own outcome is INFO); a passing validation ends it with an INFO line."""
+    worker = NodeProcess("extractor.js", {"REDIS_URL": redis_url, "FAIL_ATTEMPTS": "99"})
+    env = daemon_env(
+        redis_url, jar, COOKIE_SUPERVISOR_LOG_FORMAT="json", COOKIE_SUPERVISOR_JOB_ATTEMPTS="1"
+    )
+    d = Daemon(env=env).start()
+    try:
+        for n in (1, 2, 3):
+            body = {"reason": "manual", "force": True}
+            assert d.post("/api/cookies/trigger-refresh", json=body).json()["triggered"]
+            worker.wait("failed", count=n)
+            wait_for(
+                lambda n=n: len([e for e in entries(d) if e["msg"] == "refresh job failed"]) == n,
+                what=f"failure {n} seen by the daemon",
+            )
+        wait_for(lambda: problem_lines(d, "refresh_ineffective"), what="the warning")
+        assert d.post("/api/cookies/validate").json()["ok"] is True
+        ended = ("info", "refreshes do not fix the cookies: ended")
+        wait_for(lambda: ended in problem_lines(d, "refresh_ineffective"), what="the end line")
+        assert problem_lines(d, "refresh_ineffective") == [
+            ("warning", "refreshes do not fix the cookies"),
+            ended,
+        ]
+        start = next(e for e in entries(d) if e.get("problem") == "refresh_ineffective")
+        assert start["failures"] == 2
+        assert [w["msg"] for w in warnings_of(d) if "JS challenges" not in w["msg"]] == [
+            "refreshes do not fix the cookies"
+        ]
+        failed = [e["level"] for e in entries(d) if e["msg"] == "refresh job failed"]
+        assert failed == ["info"] * 3
+    finally:
+        d.stop()
+        worker.stop()

@@ -21,6 +21,13 @@ Job = Callable[[], Awaitable[Any]]
 _LATEST = 253_370_764_800.0  # 9999-01-01T00:00:00Z
 
 
+def _skipped_tick(record: logging.LogRecord) -> bool:
+    """A periodic job still running at its next tick skips that tick by design (max_instances=1:
+    a slow queue poll is its own answer). APScheduler says so at WARNING on every tick, which
+    would put a non-problem into `journalctl -p warning` all the while Redis is slow."""
+    return "maximum number of running instances reached" not in record.getMessage()
+
+
 class Timers:
     def __init__(self) -> None:
         self._scheduler = AsyncIOScheduler(
@@ -29,6 +36,7 @@ class Timers:
         )
         # APScheduler logs every run at INFO; that is noise at our cadence.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        logging.getLogger("apscheduler.scheduler").addFilter(_skipped_tick)
 
     def start(self) -> None:
         self._scheduler.start()
