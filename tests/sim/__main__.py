@@ -13,7 +13,7 @@ from collections import Counter
 from typing import Any
 
 from tests.sim.promises import Economy
-from tests.sim.regression import KNOWN_BROKEN, REGRESSIONS
+from tests.sim.regression import REGRESSIONS
 from tests.sim.scenarios import DAY, generate, replay_text, run, shrink, summarize
 
 BASE_SEED = 1_000_000
@@ -113,8 +113,8 @@ def _print_economy(econ: list[Economy]) -> None:
 
 def _print_known() -> None:
     results: dict[str, Any] = {}
-    for d, (promise, _) in sorted(KNOWN_BROKEN.items()):
-        r = run(REGRESSIONS[d]())
+    for d, (scenario, promise) in sorted(REGRESSIONS.items()):
+        r = run(scenario())
         results[d] = promise in {v.promise for v in r.violations}
     still = [d for d, broken in results.items() if broken]
     fixed = [d for d, broken in results.items() if not broken]

@@ -248,6 +248,8 @@ class Promises:
             self._check_reset(d, "ResetBackoff")
 
     def _check_reset(self, d: SimDaemon, what: str) -> None:
+        if d.cfg.offline_only:
+            what += ", by an offline-only daemon"
         session = self.w.jar.session
         if session is None or session not in self.passed:
             self.fail(
@@ -259,7 +261,11 @@ class Promises:
     def validation(self, d: SimDaemon, v: core.Validation, session: int | None, t: float) -> None:
         w = self.w
         arrived = w.session_at.get(session) if session is not None else None
-        if v.ok and session is not None and arrived is not None and t >= arrived:
+        # An offline check cannot tell whether YouTube honours a session: it counts as a pass
+        # only when no daemon on this Redis validates online.
+        online = any(not c.offline_only for c in w.configs.values())
+        counts = not (v.offline and online)
+        if v.ok and counts and session is not None and arrived is not None and t >= arrived:
             self.passed.setdefault(session, w.t)
             if self.incident is not None and w.youtube.honoured(session):
                 start, logins = self.incident
@@ -269,6 +275,8 @@ class Promises:
                 self.incident = None
         if v.diagnosis is not None and w.youtube.blocked is not None:
             self.diagnosed_at = self.diagnosed_at or w.t
+        elif v.ok or v.reason in (Reason.LOGGED_OUT, Reason.COOKIES_ROTATED):
+            self.diagnosed_at = None  # newer evidence contradicts the diagnosis
 
     def _evidence_at(self, d: SimDaemon) -> None:
         """A daemon was told the cookies are dead (while they are, and a refresh can fix it)."""

@@ -237,6 +237,23 @@ class RedisModel:
         mk.failures, mk.backoff_until = 0, None
         self.version += 1
 
+    def share_diagnosis(self, source: str, diagnosis: Any, ttl_s: float) -> None:
+        """SET ... PX ttl, or DEL: why fresh cookies cannot help, shared by every daemon."""
+        self.check()
+        key = "diagnosis:" + source
+        if diagnosis is None:
+            self.extra.pop(key, None)
+        else:
+            self.extra[key] = (diagnosis, self.now_ms() + max(1, int(ttl_s * 1000)))
+        self.version += 1
+
+    def shared_diagnosis(self, source: str) -> Any:
+        self.check()
+        found = self.extra.get("diagnosis:" + source)
+        if found is None or found[1] <= self.now_ms():
+            return None
+        return found[0]
+
     def backoff_state(self, source: str) -> tuple[int, int | None]:
         self.check()
         mk = self.markers.get(source, Marker())

@@ -161,7 +161,7 @@ class YouTube:
         if self.po_token:
             return Reason.PO_TOKEN_REQUIRED
         if self.js_failing:
-            return Reason.OTHER  # "Requested format is not available" after the n challenge
+            return Reason.JS_CHALLENGE_FAILED
         verdict = self.sessions.get(session, "logged_out") if session is not None else "anon"
         if verdict == "rotated":
             return Reason.COOKIES_ROTATED
@@ -188,7 +188,7 @@ class YouTube:
             return Reason.BOT_DETECTION
         if self.po_token:
             return Reason.PO_TOKEN_REQUIRED
-        return Reason.OTHER if self.js_failing else None
+        return Reason.JS_CHALLENGE_FAILED if self.js_failing else None
 
     def backend_text(self, session: int | None) -> str:
         """What the backend's yt-dlp prints for a download with the jar as it is."""
@@ -206,7 +206,8 @@ _TEXTS: dict[Reason | None, str] = {
     Reason.COOKIES_ROTATED: "WARNING: [youtube] The provided YouTube account cookies are no "
     "longer valid. They have likely been rotated in the browser as a security measure.",
     Reason.FORBIDDEN: "ERROR: unable to download video data: HTTP Error 403: Forbidden",
-    Reason.OTHER: "ERROR: [youtube] abc: Requested format is not available",
+    Reason.JS_CHALLENGE_FAILED: "WARNING: [youtube] abc: n challenge solving failed: Some "
+    "formats may be missing. ERROR: [youtube] abc: Requested format is not available",
 }
 AMBIGUOUS_TEXTS = (
     "ERROR: unable to download video data: HTTP Error 403: Forbidden",
@@ -367,6 +368,12 @@ class SimDaemon:
                     self.redis_down()
                     return None
                 w.on_reset(self, before)
+            case core.ShareDiagnosis():
+                try:
+                    w.redis.share_diagnosis(fx.source, fx.diagnosis, fx.ttl)
+                except RedisDownError:
+                    self.redis_down()
+                    return None
             case core.Persist():
                 if not self.save_armed:
                     self.save_armed = True
@@ -453,6 +460,11 @@ class SimDaemon:
         w = self.world
         if (w.redis.version, w.jar.version, w.redis.up) != last[:3]:
             return False
+        shared = w.redis.extra.get("diagnosis:" + SOURCE)
+        if shared is not None and shared[1] / 1000 <= w.t:
+            w.redis.extra.pop("diagnosis:" + SOURCE)  # expired: Redis forgot it
+            w.redis.version += 1
+            return False
         return self.next_threshold(last[3], last[4]) is None
 
     def next_threshold(self, mono: float, wall: float) -> float | None:
@@ -493,6 +505,9 @@ class SimDaemon:
                 found += [x for x in (t - off, t - self.mono0) if x > self.world.t]
         if self.state.redis_up is False and self.redis_retry_at - off > self.world.t:
             found.append(self.redis_retry_at - off)
+        shared = self.world.redis.extra.get("diagnosis:" + SOURCE)
+        if shared is not None and shared[1] / 1000 > self.world.t:
+            found.append(shared[1] / 1000)  # a shared diagnosis expires: polls see it go
         return min(found) + 0.001 if found else None
 
     def wake(self) -> None:
@@ -575,56 +590,42 @@ class SimDaemon:
     # --- validation -------------------------------------------------------------------------
 
     def validation(self, fx: core.RunValidation) -> None:
+        """supervisor.run_validation: the offline check, then the runs `core.next_probe` asks
+        for, answered by the world's YouTube as the jar was when the validation began."""
         w = self.world
         started = self.wall()
         report = w.jar.report(self.wall(), self.key)
         self.handle(core.FileInspected(fx.source, report))
         if not self.alive:
             return
-        cfg = self.settings
-        if (problem := report.problem()) is not None:
-            v = core.Validation(
-                False, problem, started, self.wall(), fx.trigger, offline=True, message="offline"
-            )
-            w.later(0.002, self, lambda: self.handle(core.ValidationFinished(fx.source, v)))
+        src = self.state.sources[fx.source]
+        session = w.jar.session if report.logged_in else None
+        offline = core.offline_validation(report, self.settings, started, self.wall(), fx.trigger)
+        if offline is not None:
+            w.on_validation(self, offline, session, w.t)
+            w.later(0.002, self, lambda: self.handle(core.ValidationFinished(fx.source, offline)))
             return
-        if not cfg.validation_urls:
-            v = core.Validation(True, None, started, self.wall(), fx.trigger, offline=True)
-            w.later(0.002, self, lambda: self.handle(core.ValidationFinished(fx.source, v)))
-            return
-        yt, session = w.youtube, w.jar.session if report.logged_in else None
-        rng = w.rng
-        duration = rng.uniform(2, 8)
-        media = yt.media(session)
-        account: Reason | None = None
-        ran = bool(self.cfg.account_check) and core.wants_account_check(media)
-        if ran:
-            account = yt.account(session)
-            duration += rng.uniform(1, 4)
-        account_ok = None if not ran else account is None
-        without: Reason | bool | None = False
-        if core.wants_diagnosis(media, account_ok, fx.diagnose):
-            without = yt.bare()
-            duration += rng.uniform(2, 8)
-        verdict, diagnosis = core.conclude(media, account, ran, without)
+        yt, rng = w.youtube, w.rng
+        plan = core.plan_validation(src, fx.diagnose)
+        said: tuple[core.ProbeSaid, ...] = ()
+        duration = 0.0
+        while (probe := core.next_probe(plan, said)) is not None:
+            if probe.kind == "media":
+                reason = yt.media(session)
+            elif probe.kind == "account":
+                reason = yt.account(session)
+            else:
+                reason = yt.bare()
+            duration += rng.uniform(1, 5)
+            said += (core.ProbeSaid(probe.kind, probe.url, reason),)
         w.validations += 1
+        started_t = w.t
 
         def done() -> None:
-            v = core.Validation(
-                verdict is None,
-                verdict,
-                started,
-                self.wall(),
-                fx.trigger,
-                url=cfg.validation_urls[0],
-                media_reason=media,
-                account_ok=account_ok,
-                diagnosis=diagnosis,
-            )
+            v = core.validation_of(said, started, self.wall(), fx.trigger)
             w.on_validation(self, v, session, started_t)
             self.handle(core.ValidationFinished(fx.source, v))
 
-        started_t = w.t
         w.later(duration, self, done)
 
     # --- refresh requests -------------------------------------------------------------------
@@ -703,14 +704,16 @@ class SimDaemon:
             return
         self.redis_failures = 0
         views = tuple(_view(j) for j in finished)
-        self.handle(
-            core.QueueObserved(pending, views, frozenset(vanished), counts), quiet_job="poll"
-        )
+        diagnoses = {SOURCE: r.shared_diagnosis(SOURCE)}
+        observed = core.QueueObserved(pending, views, frozenset(vanished), counts, diagnoses)
+        self.handle(observed, quiet_job="poll")
 
     def new_finished(self, jobs: list[Job]) -> list[Job]:
         fresh = [j for j in jobs if j.job_id not in self.finished_seen]
         if jobs:
-            self.finished_cursor = max(int(j.finished_on or 0) for j in jobs)
+            # never past now (supervisor._new_finished): a job stamped ahead would hide the rest
+            latest = max(int(j.finished_on or 0) for j in jobs)
+            self.finished_cursor = min(latest, max(int(self.wall() * 1000), self.finished_cursor))
             self.finished_seen = {
                 j.job_id for j in jobs if int(j.finished_on or 0) >= self.finished_cursor
             }
@@ -902,6 +905,7 @@ class World:
             return
         self.writing = True
         self.jar.exists, self.jar.text, self.jar.mtime = True, "", mtime
+        self.jar.session = None
         self.changed()
         data, chunk = text, 512
         offsets = [*range(chunk, len(data), chunk), len(data)]
@@ -912,8 +916,12 @@ class World:
             def part(end: int = end) -> None:
                 self.jar.text = data[:end]
                 self.jar.mtime = self.t + self.offsets.get(0, 0.0)
+                # the session is in the file as soon as its login cookies are
+                whole = parse(self.jar.text).login.keys() >= {"LOGIN_INFO", "SAPISID", "SID"}
+                self.jar.session = session if whole else None
+                if whole and session is not None:
+                    self.session_at.setdefault(session, self.t)
                 if end == len(data):
-                    self.jar.session = session
                     self.writing = False
                 self.changed()
                 if end == len(data):
