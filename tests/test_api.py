@@ -388,3 +388,132 @@ def test_every_answer_is_described_and_every_description_answered(
         client.close()
     assert seen <= described, "answered but not described"
     assert described - seen == UNREPRODUCED, "described but never answered"
+
+
+# --- reads behind the token off loopback (in-process: no listener beyond loopback is opened) --
+
+
+@pytest.fixture
+def off_loopback(jar: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """`make(rate_limit, guard_reads)` → an ASGI app of a real (unstarted) supervisor, as the
+    daemon builds it for a non-loopback listener with a token; the client is 10.0.0.5."""
+    from cookie_supervisor import app as app_module
+    from cookie_supervisor.config import load_settings
+
+    monkeypatch.setenv("YT_DLP_COOKIES_FILE", str(jar))
+    monkeypatch.setenv("COOKIE_SUPERVISOR_VALIDATION_URLS", "none")
+    settings = load_settings()
+    client = app_module.connect_redis(settings)
+    supervisor = app_module.build_supervisor(settings, client)
+
+    def make(rate_limit: int = 0, guard_reads: bool = True, peer: str = "10.0.0.5") -> Any:
+        app = api.build(
+            supervisor, supervisor.metrics, lambda: True, TOKEN, rate_limit, guard_reads
+        )
+        transport = httpx.ASGITransport(app=app, client=(peer, 40000))
+        return httpx.AsyncClient(transport=transport, base_url="http://cs.example")
+
+    return make  # the clients hold no sockets, and the Redis client never connected
+
+
+COOKIE_READS = (
+    "/api/cookies/cookies-status",
+    "/api/cookies/sources",
+    "/api/cookies/queue-status",
+    "/api/cookies/health",
+)
+OPEN_READS = ("/metrics", "/healthz", "/readyz", "/runbook", "/", "/openapi.json")
+
+
+async def test_cookie_reads_need_the_token_off_loopback(off_loopback: Any) -> None:
+    client = off_loopback()
+    for path in COOKIE_READS:
+        refused = await client.get(path)
+        assert refused.status_code == 401, path
+        assert refused.headers["WWW-Authenticate"] == "Bearer"
+        assert refused.json() == {"success": False, "error": "missing or wrong bearer token"}
+        assert (await client.get(path, headers={"Authorization": "Bearer nope"})).status_code == 401
+        answered = await client.get(path, headers=AUTH)
+        assert answered.status_code not in (401, 429), (path, answered.text)
+    for path in OPEN_READS:  # scrapers, probes and alert mails carry no token
+        assert (await client.get(path)).status_code == 200, path
+    # On loopback (the default listener) the reads stay open, as the backend's callers expect.
+    local = off_loopback(guard_reads=False)
+    assert (await local.get("/api/cookies/sources")).status_code == 200
+
+
+def test_every_get_under_the_cookie_prefix_is_guarded_whoever_adds_it() -> None:
+    fake = cast(Any, SimpleNamespace())
+    table = api.Api(fake, fake, lambda: True, TOKEN, api.RateLimiter(0), guard_reads=True)
+    for e in table.endpoints:
+        is_read = e.method == "GET" and e.path.startswith("/api/cookies/")
+        assert e.read_guarded is is_read, e.path
+        if is_read:
+            assert {401, 429} <= set(e.responses), e.path
+    assert {e.path for e in table.endpoints if e.read_guarded} >= set(COOKIE_READS)
+    doc = api.openapi(table.endpoints, token=True)
+    assert doc["paths"]["/api/cookies/sources"]["get"]["security"] == [{"bearer": []}]
+    assert "security" not in doc["paths"]["/metrics"]["get"]
+
+
+async def test_guessing_a_read_token_is_throttled_then_refused_before_the_token(
+    off_loopback: Any,
+) -> None:
+    guesser = off_loopback(rate_limit=3)
+    wrong = {"Authorization": "Bearer guess"}
+    answers = [
+        (await guesser.get("/api/cookies/sources", headers=wrong)).status_code for _ in range(4)
+    ]
+    assert answers == [401, 401, 401, 429]
+    # Out of requests: even the right token waits (else guessing would go on at full speed).
+    right = await guesser.get("/api/cookies/sources", headers=AUTH)
+    assert right.status_code == 429 and int(right.headers["Retry-After"]) >= 1
+
+
+async def test_reads_with_the_token_are_never_throttled(off_loopback: Any) -> None:
+    monitor = off_loopback(rate_limit=3)
+    codes = {
+        (await monitor.get("/api/cookies/health", headers=AUTH)).status_code for _ in range(20)
+    }
+    assert codes <= {200, 503}  # the gate's own answers, never 429
+
+
+def test_refused_tokens_are_counted_and_logged_once_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from cookie_supervisor.metrics import Metrics
+
+    clock = Clock()
+    metrics = Metrics()
+    failures = api.AuthFailures(metrics, clock=clock)
+    with caplog.at_level(logging.WARNING, logger="cookie_supervisor.api"):
+        failures.refused("/api/cookies/sources", "10.0.0.5", sent=True)
+        for _ in range(50):
+            clock.now += 1
+            failures.refused("/api/cookies/trigger-refresh", "10.0.0.6", sent=False)
+        clock.now += 60
+        failures.refused("/api/cookies/sources", "10.0.0.7", sent=True)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("refused 1 request(s) for a missing or wrong bearer token")
+    assert lines[0].endswith("the latest: wrong token from 10.0.0.5 on /api/cookies/sources")
+    assert lines[1].startswith("refused 51 request(s)") and "10.0.0.7" in lines[1]
+    counted = metrics.http_auth_failures_total
+    assert counted.value("/api/cookies/sources", "wrong") == 2
+    assert counted.value("/api/cookies/trigger-refresh", "missing") == 50
+
+
+async def test_a_refused_token_never_reaches_the_log(
+    off_loopback: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = off_loopback()
+    with caplog.at_level(logging.DEBUG):
+        await client.get("/api/cookies/sources", headers={"Authorization": f"Bearer {TOKEN}x"})
+        await client.post(
+            "/api/cookies/trigger-refresh",
+            json={"reason": "manual"},
+            headers={"Authorization": "Bearer hunter2hunter2"},
+        )
+    text = caplog.text
+    assert "refused 1 request(s)" in text and "10.0.0.5" in text
+    assert TOKEN not in text and "hunter2" not in text

@@ -5,7 +5,10 @@ The backend's three routes keep their paths and JSON shapes; everything added is
 table (`Api.endpoints`) gives both the routes and their description, so the two cannot drift.
 Every error is JSON with a reason, whatever the input; no answer ever carries a cookie value or
 the token. State-changing routes are rate limited per client *before* the token is checked, so
-guessing the token is throttled too.
+guessing the token is throttled too. On a listener other hosts can reach, the `/api/cookies/*`
+reads need the token as well (the cookie routes are what the original integration asked to
+secure first); `/metrics`, `/healthz`, `/readyz` and `/runbook` stay open for scrapers, probes and
+alert mails. A refused token is counted and logged (at most one line a minute, never the token).
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ from __future__ import annotations
 import hmac
 import html
 import json
+import logging
 import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -35,7 +39,10 @@ from cookie_supervisor.classify import clean_text, scrub_tree
 from cookie_supervisor.metrics import Metrics
 from cookie_supervisor.supervisor import Supervisor, TriggerOutcome, UnknownSource
 
+log = logging.getLogger(__name__)
 MAX_BODY = 16 * 1024
+AUTH_LOG_EVERY = 60.0  # seconds between two log lines about refused tokens; the metric counts all
+READS = "/api/cookies/"  # the GET routes under this prefix need the token off loopback
 MAX_CLIENTS = 10_000  # rate-limit buckets kept; the least recently seen client is forgotten first
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -190,8 +197,48 @@ class RateLimiter:
             self._buckets.popitem(last=False)
         return 0.0 if allowed else (1 - tokens) / self.rate
 
+    def waiting(self, client: str) -> float:
+        """Like `take`, but takes nothing: seconds until `client` may be refused less."""
+        if self.capacity <= 0 or client not in self._buckets:
+            return 0.0
+        tokens, last = self._buckets[client]
+        tokens = min(self.capacity, tokens + (self.clock() - last) * self.rate)
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+
     def __len__(self) -> int:
         return len(self._buckets)
+
+
+@dataclass
+class AuthFailures:
+    """Requests refused for their bearer token: each counted in the metric; logged as one WARNING
+    line when the first comes and then at most once every `every` seconds with how many came
+    since, so a guessing client cannot flood the journal. The token is never logged, nor its
+    length: only whether one was sent, the client and the route."""
+
+    metrics: Metrics
+    clock: Callable[[], float] = time.monotonic
+    every: float = AUTH_LOG_EVERY
+    unlogged: int = 0
+    last_line: float | None = None
+
+    def refused(self, route: str, client: str, sent: bool) -> None:
+        why = "wrong" if sent else "missing"
+        self.metrics.http_auth_failures_total.labels(route, why).inc()
+        self.unlogged += 1
+        now = self.clock()
+        if self.last_line is not None and now - self.last_line < self.every:
+            return
+        log.warning(
+            "refused %d request(s) for a missing or wrong bearer token since the last such line;"
+            " the latest: %s token from %s on %s",
+            self.unlogged,
+            why,
+            client,
+            route,
+            extra={"client": client, "route": route},
+        )
+        self.unlogged, self.last_line = 0, now
 
 
 # --- routes -------------------------------------------------------------------------------------
@@ -209,6 +256,7 @@ class Endpoint:
     guarded: bool = False
     source_query: bool = False
     body: type[BaseModel] | None = None
+    read_guarded: bool = False  # a GET that needs the token (off loopback)
 
 
 _GUARD = {401: Error, 429: Error}
@@ -222,7 +270,10 @@ class Api:
     ready: Callable[[], bool]
     token: str | None
     limiter: RateLimiter
+    # Off loopback the cookie reads need the token too (`build` decides from the listener).
+    guard_reads: bool = False
     endpoints: list[Endpoint] = field(init=False)
+    auth_failures: AuthFailures = field(init=False)
 
     def __post_init__(self) -> None:
         E = Endpoint
@@ -282,6 +333,15 @@ class Api:
                 source_query=True,
             ),
         ]
+        if self.guard_reads and self.token is not None:
+            # Every GET under /api/cookies/, whoever adds it: the rule is the prefix, not a list.
+            self.endpoints = [
+                replace(e, read_guarded=True, responses={**e.responses, **_GUARD})
+                if e.method == "GET" and e.path.startswith(READS)
+                else e
+                for e in self.endpoints
+            ]
+        self.auth_failures = AuthFailures(self.metrics)
         self._openapi = json.dumps(openapi(self.endpoints, self.token is not None)).encode()
 
     # --- plumbing ------------------------------------------------------------------------------
@@ -294,10 +354,32 @@ class Api:
             if wait:
                 return _error(429, "rate limit exceeded", {"Retry-After": str(math.ceil(wait))})
             if self.token is not None and not _bearer_ok(request, self.token):
-                return _error(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
+                return self._refused(request)
             return await handler(request)
 
         return guarded_handler
+
+    def read_guarded(self, handler: Handler) -> Handler:
+        """Token first, so reads with the token are never throttled; a refused token costs the
+        client like a POST, and a client out of requests is refused before its token is looked
+        at (else guessing would go on at full speed, only its answers delayed)."""
+
+        async def read_guarded_handler(request: Request) -> Response:
+            client = request.client.host if request.client else "?"
+            if wait := self.limiter.waiting(client):
+                return _error(429, "rate limit exceeded", {"Retry-After": str(math.ceil(wait))})
+            if self.token is not None and not _bearer_ok(request, self.token):
+                self.limiter.take(client)
+                return self._refused(request)
+            return await handler(request)
+
+        return read_guarded_handler
+
+    def _refused(self, request: Request) -> Response:
+        client = request.client.host if request.client else "?"
+        sent = "authorization" in request.headers
+        self.auth_failures.refused(request.url.path[:100], client, sent)
+        return _error(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
 
     def source_of(self, name: str | None) -> str:
         """The named source, or the first configured one. An unknown name is a 404 wherever it
@@ -311,7 +393,11 @@ class Api:
         return [
             Route(
                 e.path,
-                self.guarded(e.handler) if e.guarded else e.handler,
+                self.guarded(e.handler)
+                if e.guarded
+                else self.read_guarded(e.handler)
+                if e.read_guarded
+                else e.handler,
                 methods=[e.method],
                 include_in_schema=False,
             )
@@ -415,8 +501,15 @@ def build(
     ready: Callable[[], bool],
     token: str | None,
     rate_limit: int,
+    guard_reads: bool = False,
 ) -> Starlette:
-    api = Api(supervisor, metrics, ready, token, RateLimiter(rate_limit))
+    """`guard_reads`: the listener is reachable from other hosts, so the cookie reads need the
+    token too (the daemon passes `not is_loopback(listen)`)."""
+    api = Api(supervisor, metrics, ready, token, RateLimiter(rate_limit), guard_reads)
+    for e in api.endpoints:  # every series from the start, so `increase()` sees the first one
+        if (e.guarded or e.read_guarded) and token is not None:
+            for why in ("missing", "wrong"):
+                metrics.http_auth_failures_total.touch(e.path, why)
     handlers = {
         HTTPException: _http_error,
         ValidationError: _invalid_body,
@@ -466,7 +559,7 @@ def openapi(endpoints: list[Endpoint], token: bool) -> dict[str, Any]:
                 "required": True,
                 "content": {"application/json": {"schema": ref(e.body)}},
             }
-        if e.guarded and token:
+        if (e.guarded or e.read_guarded) and token:
             op["security"] = [{"bearer": []}]
         paths.setdefault(e.path, {})[e.method.lower()] = op
     doc: dict[str, Any] = {

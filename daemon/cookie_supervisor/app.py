@@ -25,7 +25,7 @@ from redis.retry import Retry
 from cookie_supervisor import __version__, api, connections, core
 from cookie_supervisor.bull import BullQueue
 from cookie_supervisor.classify import register_secret
-from cookie_supervisor.config import Settings
+from cookie_supervisor.config import Settings, is_loopback
 from cookie_supervisor.metrics import Metrics
 from cookie_supervisor.probe import (
     runtime_name,
@@ -155,6 +155,7 @@ async def serve(settings: Settings) -> int:
         lambda: supervisor.started and watcher.running,
         token,
         settings.rate_limit,
+        guard_reads=not is_loopback(settings.host),
     )
     server = _Server(uvicorn_config(settings, app))
     server_task = loop.create_task(_serve_http(server))

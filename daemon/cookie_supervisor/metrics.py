@@ -277,6 +277,13 @@ class Metrics:
             "source",
             "input",
         )
+        # HTTP
+        self.http_auth_failures_total = counter(
+            "http_auth_failures_total",
+            "Requests refused for a missing or wrong bearer token (the token is never recorded).",
+            "route",
+            "reason",
+        )
         self.report_input_up = self._add(
             _Family(
                 f"{NS}_report_input_up",
