@@ -35,7 +35,9 @@ case "${1:-}" in
   test | bench)
     need redis-server redis-server
     need prometheus promtool
+    need prometheus prometheus  # tests/test_alert_mail.py runs it (and the next) on loopback
     need prometheus-alertmanager amtool
+    need prometheus-alertmanager prometheus-alertmanager alertmanager
     need systemd-journal-remote /lib/systemd/systemd-journal-remote /usr/lib/systemd/systemd-journal-remote
     need nodejs node
     need npm npm

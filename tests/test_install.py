@@ -256,7 +256,8 @@ def test_missing_packages_are_installed_with_service_starts_forbidden(tmp_path: 
 
 
 def test_nothing_happens_when_the_binaries_are_there(tmp_path: Path) -> None:
-    present = ("redis-server", "promtool", "amtool", "node", "npm", "wrk")
+    present = ("redis-server", "promtool", "prometheus", "amtool", "prometheus-alertmanager")
+    present += ("node", "npm", "wrk")
     bindir, log = isolated_path(tmp_path, present)
     assert any(os.access(p, os.X_OK) for p in JOURNAL_REMOTE), "make test installs it"
     out = deps("bench", bindir, tmp_path)
