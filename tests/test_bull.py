@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import Any
 
 import pytest
@@ -313,11 +313,37 @@ async def test_add_matches_bull_details(queue: BullQueue, kit: Producer, redis_u
         worker.stop()
 
 
-async def test_claim_is_exclusive_until_its_ttl(queue: BullQueue) -> None:
-    assert await queue.claim("rotation:default:1", 0.3) is True
-    assert await queue.claim("rotation:default:1", 0.3) is False
-    assert await queue.claim("rotation:default:2", 0.3) is True
-    assert await wait_async(lambda: queue.claim("rotation:default:1", 0.3), timeout=3)
+async def test_a_lease_is_its_owners_until_it_runs_out_or_is_settled(queue: BullQueue) -> None:
+    assert await queue.claim("hook:evt_1", "a", 0.3) is True
+    assert await queue.claim("hook:evt_1", "a", 0.3) is True  # renewed by its owner
+    other = await queue.claim("hook:evt_1", "b", 0.3)
+    assert isinstance(other, float) and 0 < other <= 0.3  # how long to wait for it
+    assert await queue.claim("hook:evt_2", "b", 0.3) is True
+    # the owner died: its lease runs out and the next daemon that asks takes it
+    assert await wait_async(lambda: _is_true(queue.claim("hook:evt_1", "b", 0.3)), timeout=3)
+    await queue.settle("hook:evt_1", "b", 60)
+    assert await queue.claim("hook:evt_1", "a", 0.3) is False  # delivered: nobody sends it again
+    assert await queue.claim("hook:evt_1", "b", 0.3) is False
+
+
+async def _is_true(claim: Awaitable[bool | float]) -> bool:
+    return await claim is True
+
+
+async def test_epoch_is_shared_and_new_after_a_flush(queue: BullQueue, redis_url: str) -> None:
+    first = await queue.epoch("e1")
+    assert first == "e1" and await queue.epoch("e2") == "e1"  # another daemon: the same one
+    sync(redis_url).flushall()
+    assert await queue.epoch("e3") == "e3"
+
+
+async def test_an_incident_is_joined_until_closed(queue: BullQueue) -> None:
+    assert await queue.open_incident("default", "i1", 60) == "i1"
+    assert await queue.open_incident("default", "i2", 60) == "i1"  # a second daemon joins
+    await queue.close_incident("default", "i2", 60)  # not the open one: nothing happens
+    assert await queue.open_incident("default", "i3", 60) == "i1"
+    await queue.close_incident("default", "i1", 60)
+    assert await queue.open_incident("default", "i4", 60) == "i4"  # the next incident
 
 
 async def test_foreign_and_malformed_finished_jobs_never_crash(
@@ -580,7 +606,7 @@ async def test_a_redis_restart_costs_no_error(own_redis: RedisServer) -> None:
         assert again.state == "enqueued"
         own_redis.stop()
         own_redis.start()
-        assert await queue.claim("rotation:default:1", 60) is True
+        assert await queue.claim("rotation:default:1", "owner", 60) is True
         own_redis.stop()
         with pytest.raises(RedisError) as down:  # a real outage still raises
             await queue.counts()

@@ -17,6 +17,7 @@ import redis.asyncio
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import SecretStr
 
+from cookie_supervisor.bull import BullQueue
 from cookie_supervisor.config import WebhookSettings
 from cookie_supervisor.webhooks import (
     Event,
@@ -55,16 +56,14 @@ class Counters:
 
 
 class MemoryClaims:
-    """SET NX semantics in memory, for tests that are not about Redis."""
+    """bull.BullQueue.claim's answers in memory (no expiry), for tests that are not about Redis."""
 
     def __init__(self) -> None:
-        self.keys: set[str] = set()
+        self.owners: dict[str, str] = {}
 
-    async def __call__(self, key: str, ttl: float) -> bool:
-        if key in self.keys:
-            return False
-        self.keys.add(key)
-        return True
+    async def __call__(self, key: str, owner: str, ttl: float) -> bool | float:
+        held = self.owners.setdefault(key, owner)
+        return True if held == owner else ttl
 
 
 def hook(url: str, **kw: Any) -> WebhookSettings:
@@ -95,13 +94,14 @@ class Rig:
         self,
         hooks: list[WebhookSettings],
         metrics: Counters,
-        claim: Callable[[str, float], Awaitable[bool]] | None = None,
+        claim: Callable[[str, str, float], Awaitable[bool | float]] | None = None,
         **kw: Any,
     ) -> WebhookSender:
         def changed() -> None:
             self.changes += 1
 
-        s = WebhookSender(hooks, metrics, claim or MemoryClaims(), changed, backoff_base=0.01, **kw)
+        kw.setdefault("backoff_base", 0.01)
+        s = WebhookSender(hooks, metrics, claim or MemoryClaims(), changed, **kw)
         self.senders.append(s)
         return s
 
@@ -306,13 +306,10 @@ async def test_two_daemons_on_one_redis_deliver_once(
 ) -> None:
     rx = receivers()
     r = redis.asyncio.Redis.from_url(redis_url)
-
-    async def claim(key: str, ttl: float) -> bool:  # what bull.BullQueue.claim does
-        return bool(await r.set("bull:test:lease:" + key, "1", nx=True, px=int(ttl * 1000)))
-
+    queue = BullQueue(r, f"claims-{free_port()}")
     a_metrics, b_metrics = Counters(), Counters()
-    a = rig.sender([hook(rx.url())], a_metrics, claim)
-    b = rig.sender([hook(rx.url())], b_metrics, claim)
+    a = rig.sender([hook(rx.url())], a_metrics, queue.claim, settle=queue.settle)
+    b = rig.sender([hook(rx.url())], b_metrics, queue.claim, settle=queue.settle)
     a.start()
     b.start()
     for sender in (a, b):  # both saw job 42 end
@@ -330,7 +327,7 @@ async def test_redis_down_at_claim_keeps_the_event(
     rx = receivers()
     calls: list[str] = []
 
-    async def flaky_claim(key: str, ttl: float) -> bool:
+    async def flaky_claim(key: str, owner: str, ttl: float) -> bool:
         calls.append(key)
         if len(calls) < 3:
             raise ConnectionError("Redis is down")

@@ -38,7 +38,13 @@ from cookie_supervisor.schedule import Timers
 from cookie_supervisor.supervisor import Supervisor
 from cookie_supervisor.systemd import Notifier
 from cookie_supervisor.watcher import FileWatcher
-from cookie_supervisor.webhooks import Event, WebhookSender, event_id_for
+from cookie_supervisor.webhooks import (
+    INCIDENT_EVENTS,
+    Event,
+    Incidents,
+    WebhookSender,
+    event_id_for,
+)
 
 log = logging.getLogger(__name__)
 RESCAN_EVERY = 60.0  # safety net for file events inotify cannot see (NFS, a replaced directory)
@@ -204,20 +210,42 @@ async def serve(settings: Settings) -> int:
 def _webhooks(settings: Settings, supervisor: Supervisor) -> WebhookSender:
     """Notifications: the core says what happened, the sender owns delivery and its outbox."""
     hooks = settings.all_webhooks()
-    sender = WebhookSender(hooks, supervisor.metrics, supervisor.queue.claim, supervisor.save_soon)
+    queue = supervisor.queue
+    sender = WebhookSender(
+        hooks, supervisor.metrics, queue.claim, supervisor.save_soon, settle=queue.settle
+    )
     stored = supervisor.stored.get("outbox")
     sender.outbox.from_state(stored if isinstance(stored, list) else [])
     supervisor.state_parts["outbox"] = sender.outbox.to_state
     supervisor.metrics.outboxes = sender.outbox_sizes
     for name, hook in sender.webhooks.items():
         supervisor.metrics.init_webhook(name, hook.events)
+    incidents = Incidents(
+        supervisor.sources, queue.open_incident, queue.close_incident, supervisor.save_soon
+    )
+    incidents.from_state(supervisor.stored.get("incidents"))
+    supervisor.state_parts["incidents"] = incidents.to_state
 
-    def notify(n: core.Notify) -> None:
-        event_id = event_id_for(n.event, n.source, n.key)
-        at = supervisor.clock()
+    def submit(n: core.Notify, event_id: str, at: float) -> None:
         sender.submit(
             Event(event_id, n.event, n.source, at, n.reason, n.job_id, supervisor.host, n.summary)
         )
+
+    async def incident_event(n: core.Notify, at: float) -> None:
+        if n.event == "validation_failed":
+            candidate = event_id_for("incident", n.source, n.key, supervisor.scope)
+            incident = await incidents.failed(n.source, candidate)
+        else:
+            incident = await incidents.recovered(n.source)
+        if incident is not None:  # every daemon in the incident derives the same id
+            submit(n, event_id_for(n.event, n.source, incident), at)
+
+    def notify(n: core.Notify) -> None:
+        at = supervisor.clock()
+        if n.event in INCIDENT_EVENTS:
+            supervisor.spawn(incident_event(n, at))
+        else:
+            submit(n, event_id_for(n.event, n.source, n.key, supervisor.scope), at)
 
     supervisor.notify = notify
     return sender

@@ -573,16 +573,72 @@ class BullQueue:
         kept = sorted((j for j in jobs if j is not None), key=lambda j: j.finished_at)
         return kept, frozenset(window)
 
-    async def claim(self, key: str, ttl_s: float) -> bool:
-        """A lease: True for exactly one caller until `ttl_s` passes."""
-        name, token = self.own + "lease:" + key, uuid.uuid4().hex
+    async def claim(self, key: str, owner: str, ttl_s: float) -> bool | float:
+        """A lease on sending one notification (docs/bull.md §9): True when `owner` holds it now
+        (taken or renewed for `ttl_s`), False when some daemon already settled it (sent or given
+        up), else the seconds another owner's lease still runs — when that daemon dies, its
+        lease runs out and the next daemon that asks takes it."""
+        found = await self._retrying(
+            lambda: self.redis.eval(
+                _LEASE,
+                2,
+                self.own + "lease:" + key,
+                self.own + "settled:" + key,
+                owner,
+                max(1, int(ttl_s * 1000)),
+            )
+        )
+        code = int(found)
+        return True if code == -2 else False if code == -1 else max(code, 0) / 1000
 
-        async def take() -> bool:
-            if await self.redis.set(name, token, nx=True, px=max(1, int(ttl_s * 1000))):
-                return True
-            return bool(await self.redis.get(name) == token.encode())  # taken by our first try
+    async def settle(self, key: str, owner: str, ttl_s: float) -> None:
+        """The notification is done with (delivered or given up): no daemon takes it again for
+        `ttl_s`; the lease goes."""
+        await self._retrying(
+            lambda: self.redis.eval(
+                _SETTLE,
+                2,
+                self.own + "lease:" + key,
+                self.own + "settled:" + key,
+                owner,
+                max(1, int(ttl_s * 1000)),
+            )
+        )
 
-        return await self._retrying(take)
+    async def epoch(self, candidate: str) -> str:
+        """This queue's epoch: a random word kept in Redis, made anew when the queue's keys are
+        gone (a FLUSHALL, a new Redis). Event ids carry it, so job ids that start again at 1
+        after a reset, or on another Redis, never make an id seen before."""
+        found = await self._retrying(
+            lambda: self.redis.eval(_EPOCH, 1, self.own + "epoch", candidate)
+        )
+        return _text(found)[:64]
+
+    async def open_incident(self, source: str, candidate: str, ttl_s: float) -> str:
+        """The failing-validation incident of `source` every daemon on this Redis shares: the
+        open one if there is one, else `candidate`, now open (for `ttl_s` unless joined again)."""
+        found = await self._retrying(
+            lambda: self.redis.eval(
+                _INCIDENT_OPEN,
+                1,
+                self.own + "incident:" + source,
+                candidate,
+                max(1, int(ttl_s * 1000)),
+            )
+        )
+        return _text(found)[:128]
+
+    async def close_incident(self, source: str, incident: str, ttl_s: float) -> None:
+        """`incident` is over (validation passes again): the next failure opens a new one."""
+        await self._retrying(
+            lambda: self.redis.eval(
+                _INCIDENT_CLOSE,
+                1,
+                self.own + "incident:" + source,
+                incident,
+                max(1, int(ttl_s * 1000)),
+            )
+        )
 
     async def aclose(self) -> None:
         """Nothing of its own to close: the client's pool is the caller's."""
@@ -759,3 +815,52 @@ __all__ = [
     "ResponseError",
     "describe_redis_error",
 ]
+
+
+# --- notifications (docs/bull.md §9) ---------------------------------------------------------
+
+# KEYS: lease, settled; ARGV: owner, ttl ms. -1 settled, -2 held by owner (now), else the PTTL of
+# another owner's lease.
+_LEASE = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+local cur = redis.call('GET', KEYS[1])
+if (not cur) or cur == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return -2
+end
+return redis.call('PTTL', KEYS[1])
+"""
+
+# KEYS: lease, settled; ARGV: owner, ttl ms
+_SETTLE = """
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
+# KEYS: epoch; ARGV: candidate
+_EPOCH = """
+local cur = redis.call('GET', KEYS[1])
+if cur then return cur end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
+"""
+
+# KEYS: incident; ARGV: candidate, ttl ms. A closed incident is stored as "-<id>".
+_INCIDENT_OPEN = """
+local cur = redis.call('GET', KEYS[1])
+if cur and string.sub(cur, 1, 1) ~= '-' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return cur
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ARGV[1]
+"""
+
+# KEYS: incident; ARGV: id, ttl ms
+_INCIDENT_CLOSE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], '-' .. ARGV[1], 'PX', ARGV[2])
+end
+return 1
+"""

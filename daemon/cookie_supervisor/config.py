@@ -198,6 +198,8 @@ WEBHOOK_EVENTS = (
     "validation_recovered",
     "cookies_expiring",
     "file_missing",
+    "logged_out",
+    "cookies_expired",
 )
 
 

@@ -122,6 +122,8 @@ class FinishedJob(Protocol):
     def created_at(self) -> float: ...
     @property
     def attempts_made(self) -> int: ...
+    @property
+    def reason(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +158,8 @@ class Verification:
     job_id: str
     deadline: float
     session_at: float | None = None  # when the new session arrived
+    reason: str | None = None  # why the job was asked (the webhook events' `reason`)
+    created_at: float = 0.0  # the job's creation: with the id, what names it across queue resets
 
 
 @dataclass(frozen=True, slots=True)
@@ -634,13 +638,35 @@ def _track_problem(
     src.problem = problem
     if problem is None:
         src.problem_since = src.problem_confirm_at = None
-        src.announced.discard("file_missing")
+        src.announced.difference_update(event for event, _ in _PROBLEM_EVENTS.values())
         fx.append(Cancel(src.name, "grace"))
         return
     src.problem_since = now
     src.problem_confirm_at = now + _grace(src.settings, problem, previous, report)
     if src.problem_confirm_at > now:
         fx.append(Arm(src.name, "grace", src.problem_confirm_at))
+    else:
+        fx += _announce_problem(src, now)
+
+
+# The file problems that have a webhook event of their own, once past their grace.
+_PROBLEM_EVENTS = {
+    Reason.MISSING_COOKIES: ("file_missing", "cookie file missing past its grace"),
+    Reason.LOGGED_OUT: ("logged_out", "the cookie file holds no login yt-dlp accepts"),
+    Reason.EXPIRED: ("cookies_expired", "the login cookies have expired"),
+}
+
+
+def _announce_problem(src: Source, now: float) -> list[Effect]:
+    """The event of the file's problem, once per spell of it."""
+    found = _PROBLEM_EVENTS.get(src.problem) if src.problem is not None else None
+    if found is None or found[0] in src.announced:
+        return []
+    event, summary = found
+    src.announced.add(event)
+    since = f"{src.problem_since or now:.0f}"
+    assert src.problem is not None
+    return [_notify(event, src, since, summary, src.problem.value)]
 
 
 def _grace(
@@ -966,9 +992,12 @@ def _validation_finished(state: State, src: Source, v: Validation, now: float) -
     ]
     if v.diagnosis is not None:
         fx.append(Count("validation_diagnoses_total", (src.name, v.diagnosis.value)))
-    if before is not None and before.ok and not v.ok:
+    # From no result too (a start): the runtime keeps the incident each daemon announced, across
+    # restarts and shared through Redis, and sends a failure once per incident and a recovery
+    # only after a failure it announced (docs/bull.md §9).
+    if (before is None or before.ok) and not v.ok:
         fx.append(_notify("validation_failed", src, f"{v.at:.0f}", f"failing: {result}", result))
-    elif before is not None and not before.ok and v.ok:
+    elif (before is None or not before.ok) and v.ok:
         fx.append(_notify("validation_recovered", src, f"{v.at:.0f}", "passing again", None))
     fx += _judge_verification(src, v)
     fx += _track_diagnosis(src, v)
@@ -1071,10 +1100,31 @@ def _end_verification(src: Source, verdict: Verdict) -> list[Effect]:
     ]
     if verdict != "superseded":
         fx.append(RecordOutcome(src.name, ver.job_id, ok))
+        reason = v_reason if (v_reason := _verdict_reason(src, verdict)) else ver.reason
         fx.append(
-            _notify(f"refresh_{verdict}", src, ver.job_id, _VERDICT_TEXT[verdict], None, ver.job_id)
+            _notify(
+                f"refresh_{verdict}",
+                src,
+                _job_key(ver.job_id, ver.created_at),
+                f"refresh job {ver.job_id}: {_VERDICT_TEXT[verdict]}",
+                reason,
+                ver.job_id,
+            )
         )
     return fx
+
+
+def _verdict_reason(src: Source, verdict: Verdict) -> str | None:
+    """`refresh_still_failing` names the new failure; the other verdicts the job's reason."""
+    v = src.last_validation
+    if verdict == "still_failing" and v is not None and v.reason is not None:
+        return v.reason.value
+    return None
+
+
+def _job_key(job_id: str, created_at: float) -> str:
+    """What names a job's events: its id alone repeats after a queue reset."""
+    return f"{job_id}@{round(created_at * 1000)}" if created_at else job_id
 
 
 _VERDICT_TEXT = {
@@ -1212,7 +1262,7 @@ def _refresh_answered(state: State, src: Source, ans: RefreshAnswered, now: floa
             _notify(
                 "refresh_enqueued",
                 src,
-                ans.job_id,
+                f"{ans.job_id}@{now:.3f}",  # only the daemon that enqueued it says so
                 f"refresh job {ans.job_id} enqueued ({ans.reason.value})",
                 ans.reason.value,
                 ans.job_id,
@@ -1325,9 +1375,9 @@ def _job_finished(src: Source, job: FinishedJob, now: float, *, counted: bool) -
         _notify(
             "refresh_completed" if ok else "refresh_failed",
             src,
-            job.job_id,
+            _job_key(job.job_id, job.created_at),
             f"refresh job {job.job_id} {job.outcome}",
-            None,
+            job.reason,
             job.job_id,
         ),
     ]
@@ -1337,7 +1387,12 @@ def _job_finished(src: Source, job: FinishedJob, now: float, *, counted: bool) -
         fx += _end_verification(src, "superseded")
     since = requested if requested is not None else job.created_at
     # From when this daemon saw it end, not the worker's finishedOn: its clock may be off.
-    ver = Verification(job.job_id, now + src.settings.upload_timeout)
+    ver = Verification(
+        job.job_id,
+        now + src.settings.upload_timeout,
+        reason=job.reason,
+        created_at=job.created_at,
+    )
     src.verifying = ver
     fx.append(Arm(src.name, "upload", ver.deadline))
     # The extractor uploads before it reports success: the new session may be here already.
@@ -1374,10 +1429,7 @@ def _timer_fired(state: State, src: Source, key: TimerKey, now: float) -> list[E
     if key == "grace":
         # Look again: the file decides, not the memory of it.
         fx: list[Effect] = [Inspect(src.name)]
-        if src.problem is Reason.MISSING_COOKIES and "file_missing" not in src.announced:
-            src.announced.add("file_missing")
-            since = f"{src.problem_since or now:.0f}"
-            fx.append(_notify("file_missing", src, since, "cookie file missing past its grace"))
+        fx += _announce_problem(src, now)
         return fx
     if key == "upload":
         ver = src.verifying
@@ -1396,7 +1448,15 @@ def _timer_fired(state: State, src: Source, key: TimerKey, now: float) -> list[E
     if expiring and "cookies_expiring" not in src.announced:
         src.announced.add("cookies_expiring")
         expiry = f"{src.report.login_expires_at if src.report else 0:.0f}"
-        fx.append(_notify("cookies_expiring", src, expiry, "login cookies expire soon"))
+        fx.append(
+            _notify(
+                "cookies_expiring",
+                src,
+                expiry,
+                "login cookies expire soon",
+                Reason.EXPIRING_SOON.value,
+            )
+        )
     return fx + _pursue(state, src, now, origin="rotation")
 
 

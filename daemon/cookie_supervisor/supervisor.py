@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -66,6 +67,10 @@ class Supervisor:
         self.stored = stored  # the outbox and cursors, for the parts that own them
         self.state_parts: dict[str, Callable[[], Any]] = {}
         self.host = socket.gethostname()
+        # What event ids are derived in (webhooks.event_id_for): the queue's epoch in Redis once
+        # read, until then words of this process alone (docs/bull.md §9).
+        self.scope = f"local:{self.host}:{secrets.token_hex(8)}"
+        self._epoch_candidate = secrets.token_hex(16)
         self.js_runtime = detect_js_runtime(settings.js_runtime)
         self.job_options = JobOptions(
             attempts=settings.job_attempts,
@@ -390,6 +395,8 @@ class Supervisor:
             await self.handle(observed)
 
     async def _observe(self) -> core.QueueObserved:
+        # First: the job ends read below are named in the epoch they belong to.
+        self.scope = await self.queue.epoch(self._epoch_candidate)
         counts = await self.queue.counts()
         default = self.state.default_source
         pending = {

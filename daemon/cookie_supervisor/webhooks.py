@@ -4,8 +4,13 @@ Owns *how* an event reaches a receiver, never *whether* one is due (that is the 
 Delivery is at-least-once and off the critical path: `submit` only appends to an outbox; one
 background task sends due entries, each webhook in its own worker, so a hanging receiver delays
 nobody else. Receivers drop duplicates by `event_id`, which stays the same on every try and is
-derived from what happened, so two daemons that see the same job end make the same id; a Redis
-claim before the first send makes only one of them send it.
+derived from what happened (and the queue's epoch), so two daemons that see the same job end make
+the same id. A lease in Redis, renewed before every try, makes one of them send it; when that
+daemon dies its lease runs out and another one delivers (docs/bull.md §9).
+
+Retries back off exponentially with a floor (half the ceiling, then jitter), whatever a receiver's
+`Retry-After` says (`0` or a past date is no reason to hammer it). A receiver in trouble is logged
+once when the trouble starts and once when it delivers again; the tries between are counted.
 
 Signing is the Stripe scheme: `t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`.
 Neither the secret nor a webhook's URL (a Slack URL is a credential) is ever logged; a receiver's
@@ -24,6 +29,7 @@ import logging
 import math
 import random
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
@@ -46,8 +52,17 @@ EVENT_ID_HEADER = "X-Cookie-Supervisor-Event-Id"
 LOGGED_BODY = 200  # bytes of a receiver's answer a log line may carry
 RETRY_STATUSES = frozenset({408, 429})
 PER_WEBHOOK = 4  # deliveries in flight per webhook: bounded, yet a backlog drains quickly
+LEASE_MARGIN = 5.0  # a lease outlives its try (or the wait for the next) by this much
+# Asking again for a lease another daemon holds: not sooner than this, and no later than LOOK_MAX
+# (when the holder delivers, the event is dropped here by then rather than when its lease ends).
+LOOK_AGAIN = 0.5
+LOOK_MAX = 2.0
+SETTLED_FOR = 86400.0  # a settled event stays settled this long past its max_age
 
-Claim = Callable[[str, float], Awaitable[bool]]
+# (key, owner, ttl) -> True: ours now; False: settled elsewhere, drop it; seconds: another
+# daemon's lease runs that much longer. Settle: (key, owner, ttl), the event is done with.
+Claim = Callable[[str, str, float], Awaitable[bool | float]]
+Settle = Callable[[str, str, float], Awaitable[None]]
 
 
 class _Counter(Protocol):
@@ -97,9 +112,10 @@ class Event:
         return f"{self.summary} ({self.event}, source {self.source}, on {self.host})"
 
 
-def event_id_for(event: str, source: str, key: str) -> str:
-    """A stable id from what happened (e.g. the job id): every daemon derives the same one."""
-    digest = hashlib.sha256(f"{event}\x00{source}\x00{key}".encode()).hexdigest()
+def event_id_for(event: str, source: str, key: str, scope: str = "") -> str:
+    """A stable id from what happened (e.g. the job id) in `scope` (the queue's epoch): every
+    daemon on one queue derives the same one; another queue, Redis or a flushed one, another."""
+    digest = hashlib.sha256(f"{scope}\x00{event}\x00{source}\x00{key}".encode()).hexdigest()
     return f"evt_{digest[:32]}"
 
 
@@ -125,8 +141,10 @@ class Entry:
     first_at: float
     next_at: float
     attempts: int = 0
-    # This daemon holds the Redis claim: after a restart it sends without claiming again.
+    # This daemon held the Redis lease at its last try: with Redis away it sends all the same.
     claimed: bool = False
+    # Whose lease: random per entry and saved with it, so a restarted daemon resumes its own.
+    owner: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 @dataclass
@@ -216,7 +234,15 @@ def _saved_entry(item: dict[str, Any]) -> Entry:
         next_at=_saved_time(item["next_at"]),
         attempts=attempts,
         claimed=claimed,
+        owner=_saved_owner(item.get("owner")),
     )
+
+
+def _saved_owner(value: Any) -> str:
+    """The lease owner word saved with an entry (absent before leases: a new one)."""
+    if isinstance(value, str) and 0 < len(value) <= 64 and value.isalnum():
+        return value
+    return uuid.uuid4().hex
 
 
 def _saved_time(value: Any) -> float:
@@ -229,6 +255,68 @@ def _saved_time(value: Any) -> float:
     if not (math.isfinite(at) and 0.0 <= at <= _LATEST):
         raise ValueError("not a time between 1970 and 9999")
     return at
+
+
+# --- incidents ------------------------------------------------------------------------------
+
+INCIDENT_EVENTS = frozenset({"validation_failed", "validation_recovered"})
+INCIDENT_TTL = 86400.0  # an incident nobody joins or closes for this long is forgotten in Redis
+OpenIncident = Callable[[str, str, float], Awaitable[str]]
+CloseIncident = Callable[[str, str, float], Awaitable[None]]
+
+
+class Incidents:
+    """Which failing-validation incident this daemon announced, per source (kept in the state
+    file): `validation_failed` once per incident, shared through Redis by every daemon on it, and
+    `validation_recovered` only after a failure that was announced (docs/bull.md §9)."""
+
+    def __init__(
+        self,
+        sources: Iterable[str],
+        open_shared: OpenIncident,
+        close_shared: CloseIncident,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.sources = frozenset(sources)
+        self.open: dict[str, str] = {}
+        self._open_shared, self._close_shared = open_shared, close_shared
+        self._on_change = on_change
+        self._locks = {name: asyncio.Lock() for name in self.sources}
+
+    async def failed(self, source: str, candidate: str) -> str | None:
+        """The incident a failure belongs to, None when it was announced already."""
+        async with self._locks[source]:
+            if source in self.open:
+                return None
+            try:
+                incident = await self._open_shared(source, candidate, INCIDENT_TTL)
+            except Exception as exc:  # Redis away: an incident of our own
+                log.debug("incident of %s not shared: %s", source, type(exc).__name__)
+                incident = candidate
+            self.open[source] = incident or candidate
+            self._on_change()
+            return self.open[source]
+
+    async def recovered(self, source: str) -> str | None:
+        """The incident that ends, None when no failure was announced (nothing to recover)."""
+        async with self._locks[source]:
+            incident = self.open.pop(source, None)
+            if incident is None:
+                return None
+            self._on_change()
+            with contextlib.suppress(Exception):  # its expiry closes it anyway
+                await self._close_shared(source, incident, INCIDENT_TTL)
+            return incident
+
+    def to_state(self) -> dict[str, str]:
+        return dict(self.open)
+
+    def from_state(self, stored: Any) -> None:
+        if not isinstance(stored, dict):
+            return
+        for source, incident in stored.items():
+            if source in self.sources and isinstance(incident, str) and 0 < len(incident) <= 128:
+                self.open[source] = incident
 
 
 # --- delivery --------------------------------------------------------------------------------
@@ -256,10 +344,16 @@ class WebhookSender:
         client: httpx.AsyncClient | None = None,
         backoff_base: float = 1.0,
         backoff_cap: float = 300.0,
+        settle: Settle | None = None,
+        lease_margin: float = LEASE_MARGIN,
     ) -> None:
         self.webhooks = {webhook_name(h): h for h in webhooks}
         self.metrics = metrics
         self.claim = claim
+        self.settle = settle
+        self.lease_margin = lease_margin
+        # Failed tries since a webhook last delivered: the first is logged, the rest counted.
+        self._trouble = dict.fromkeys(self.webhooks, 0)
         self.clock = clock
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
@@ -337,42 +431,61 @@ class WebhookSender:
         event = entry.event
         self._in_flight[name].add(event.event_id)
         try:
-            if self.clock() - entry.first_at >= hook.max_age:
-                return self._finish(name, entry, "failed", f"older than max_age {hook.max_age}s")
-            if not entry.claimed and not await self._claim(name, entry):
+            if not await self._lease(name, entry, hook.timeout + self.lease_margin):
                 return
+            if self.clock() - entry.first_at >= hook.max_age:
+                await self._settle(name, entry)
+                return self._finish(name, entry, "failed", f"older than max_age {hook.max_age}s")
             answer = await self._send(hook, event)
             if answer.outcome != "retry":
+                await self._settle(name, entry)
                 return self._finish(name, entry, answer.outcome, answer.detail)
-            self._retry(name, entry, answer)
+            delay = self._retry(name, entry, answer)
+            if delay is None:
+                await self._settle(name, entry)
+            else:  # hold the lease through the wait: nobody else tries meanwhile
+                await self._lease(name, entry, delay + hook.timeout + self.lease_margin)
         except Exception:  # a bug here must cost one try, never the worker
             log.exception("webhook %s: delivery of %s broke", name, event.event_id)
             self._retry(name, entry, _Answer("retry", "internal error"))
         finally:
             self._in_flight[name].discard(event.event_id)
 
-    async def _claim(self, name: str, entry: Entry) -> bool:
-        """Only the daemon that claims an event sends it; Redis down means: try again later."""
-        hook = self.webhooks[name]
+    async def _lease(self, name: str, entry: Entry, ttl: float) -> bool:
+        """Take or renew the lease on sending `entry`; False: not ours to send now."""
+        key = f"{name}:{entry.event.event_id}"
         try:
-            won = await self.claim(f"{name}:{entry.event.event_id}", hook.max_age)
+            got = await self.claim(key, entry.owner, ttl)
         except Exception as exc:
-            log.warning(
-                "webhook %s: cannot claim %s (%s); will retry",
-                name,
-                entry.event.event_id,
-                type(exc).__name__,
-            )
+            if entry.claimed:  # ours at the last try: Redis away is no reason to stop
+                return True
+            log.debug("webhook %s: cannot claim %s (%s)", name, key, type(exc).__name__)
             entry.next_at = self.clock() + self._backoff(entry.attempts + 1)
             self._changed()
             return False
-        if not won:  # another daemon sends it: not a failure of ours
-            log.debug("webhook %s: %s claimed by another daemon", name, entry.event.event_id)
+        if got is True:
+            if not entry.claimed:
+                entry.claimed = True
+                self._changed()
+            return True
+        if got is False:  # another daemon delivered it (or gave up): not a failure of ours
+            log.debug("webhook %s: %s settled by another daemon", name, entry.event.event_id)
             self.outbox.remove(name, entry)
             return False
-        entry.claimed = True
+        # Another daemon's lease: keep the event, and ask again when that lease runs out.
+        entry.claimed = False
+        entry.next_at = self.clock() + min(max(float(got), LOOK_AGAIN), LOOK_MAX)
         self._changed()
-        return True
+        return False
+
+    async def _settle(self, name: str, entry: Entry) -> None:
+        if self.settle is None:
+            return
+        hook = self.webhooks[name]
+        with contextlib.suppress(Exception):  # the lease runs out by itself
+            await self.settle(
+                f"{name}:{entry.event.event_id}", entry.owner, hook.max_age + SETTLED_FOR
+            )
 
     async def _send(self, hook: WebhookSettings, event: Event) -> _Answer:
         body = _body(hook, event)
@@ -402,47 +515,65 @@ class WebhookSender:
             return _Answer("retry", f"connection failed: {type(exc).__name__}")
         return _judge(response, head, self.clock())
 
-    def _retry(self, name: str, entry: Entry, answer: _Answer) -> None:
+    def _retry(self, name: str, entry: Entry, answer: _Answer) -> float | None:
+        """Schedule the next try; its delay, or None when there is none (given up, dropped)."""
         hook = self.webhooks[name]
         if not self.outbox.holds(name, entry):
-            return  # dropped from a full outbox meanwhile
+            return None  # dropped from a full outbox meanwhile
         entry.attempts += 1
         now = self.clock()
-        delay = (
-            answer.retry_after if answer.retry_after is not None else self._backoff(entry.attempts)
-        )
+        # The backoff is the floor: a Retry-After of 0 or a past date must not make a tight loop.
+        delay = max(answer.retry_after or 0.0, self._backoff(entry.attempts))
         if now + delay - entry.first_at >= hook.max_age:
-            return self._finish(name, entry, "failed", f"{answer.detail}; max_age reached")
+            self._finish(name, entry, "failed", f"{answer.detail}; max_age reached")
+            return None
         entry.next_at = now + delay
         self.metrics.webhook_deliveries_total.labels(name, entry.event.event, "retried").inc()
-        log.info(
-            "webhook %s: %s try %d failed (%s); next in %.1fs",
+        self._trouble[name] += 1
+        first = self._trouble[name] == 1
+        log.log(
+            logging.WARNING if first else logging.DEBUG,
+            "webhook %s: %s try %d failed (%s); next in %.1fs%s",
             name,
             entry.event.event_id,
             entry.attempts,
             answer.detail,
             delay,
+            "; further failed tries are counted, not logged, until it delivers again"
+            if first
+            else "",
         )
         self._changed()
+        return delay
 
     def _finish(self, name: str, entry: Entry, outcome: str, detail: str) -> None:
         self.outbox.remove(name, entry)
         self.metrics.webhook_deliveries_total.labels(name, entry.event.event, outcome).inc()
-        level = logging.INFO if outcome == "delivered" else logging.WARNING
+        failed_before = self._trouble[name]
+        if outcome == "delivered":
+            self._trouble[name] = 0
+            level = logging.INFO
+            note = f"; delivering again after {failed_before} failed tries" if failed_before else ""
+        else:
+            self._trouble[name] += 1
+            level = logging.WARNING if failed_before == 0 else logging.DEBUG
+            note = ""
         log.log(
             level,
-            "webhook %s: %s %s %s (%s)",
+            "webhook %s: %s %s %s (%s)%s",
             name,
             entry.event.event,
             entry.event.event_id,
             outcome,
             detail,
+            note,
         )
 
     def _backoff(self, attempts: int) -> float:
-        """Exponential with full jitter: daemons and events that failed together spread out."""
+        """Exponential with equal jitter: at least half the ceiling (a floor however the
+        receiver answers), the rest random so daemons and events that failed together spread."""
         ceiling = backoff_delay(max(attempts, 1), self.backoff_base, self.backoff_cap)
-        return random.uniform(0, ceiling)
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
 
     def _changed(self) -> None:
         for wake in self._wake.values():

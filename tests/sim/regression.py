@@ -293,7 +293,6 @@ KNOWN_BROKEN: dict[str, tuple[tuple[str, ...], str]] = {
     "D3": (("P3", "P2"), "job 1 ... finished ok ... and was never booked"),
     "D6": (("P3",), "job 1 ... finished ok ... and was never booked"),
     "D10": (("P5",), "logged_out job ... while a healthy jar was being uploaded"),
-    "D11": (("P7",), "d0 sent refresh_enqueued 1 twice"),
     "D12": (("P3",), "job 1 (uid 2, manual) finished failed ... and was never booked"),
     "D14": (
         ("P1", "P3"),
