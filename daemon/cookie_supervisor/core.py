@@ -801,7 +801,8 @@ def _validate(src: Source, trigger: str, *, diagnose: bool = False) -> list[Effe
     if src.validating:
         return []  # one in flight per source; its result serves this request too
     src.validating = True
-    return [RunValidation(src.name, trigger, diagnose)]
+    # A standing diagnosis is confirmed or dropped by every run: the cookie-less probe too.
+    return [RunValidation(src.name, trigger, diagnose or src.diagnosis is not None)]
 
 
 def settles(ok: bool, reason: Reason | None) -> bool:
@@ -1016,6 +1017,7 @@ def _track_diagnosis(src: Source, v: Validation) -> list[Effect]:
         src.diagnosed = v.diagnosis
         fx: list[Effect] = [ShareDiagnosis(src.name, v.diagnosis, diagnosis_ttl(src.settings))]
         if before != v.diagnosis:
+            fx.append(Persist())  # it stands across a restart too
             fx.append(
                 _log(
                     logging.WARNING,
@@ -1031,6 +1033,7 @@ def _track_diagnosis(src: Source, v: Validation) -> list[Effect]:
     src.diagnosed = src.shared_diagnosis = None
     return [
         ShareDiagnosis(src.name, None),
+        Persist(),
         _log(
             logging.INFO,
             "diagnosis no longer stands",

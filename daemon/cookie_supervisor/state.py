@@ -29,6 +29,7 @@ from typing import Any
 
 from cookie_supervisor import core
 from cookie_supervisor.classify import Reason
+from cookie_supervisor.metrics import DIAGNOSES
 
 log = logging.getLogger(__name__)
 SCHEMA = 1
@@ -41,6 +42,7 @@ LATEST = 253_370_764_800.0
 _DIGITS = 20  # an integer with more digits is no time, count or offset of ours
 _FINGERPRINT = 128  # characters; ours are 64 hex digits
 _REASONS = frozenset(r.value for r in Reason)
+_DIAGNOSES = frozenset(r.value for r in DIAGNOSES)
 JUDGED_MAX = 10_000  # keys of finished jobs already booked (the core keeps Redis's window)
 JUDGED_KEY_MAX = 1024  # characters: a job id and its end
 
@@ -176,6 +178,7 @@ def snapshot(state: core.State, key: bytes, **extra: Any) -> dict[str, Any]:
         name: {
             "sessions": dict(src.sessions),
             "owed": src.owed.as_dict() if src.owed else None,
+            "diagnosed": src.diagnosed.value if src.diagnosed else None,
         }
         for name, src in state.sources.items()
     }
@@ -195,6 +198,9 @@ def restore(state: core.State, data: dict[str, Any]) -> None:
             continue
         src.sessions = _sessions(name, entry.get("sessions"))
         src.owed = _owed(name, entry.get("owed"))
+        # a diagnosis stands across a restart until a validation contradicts it
+        diagnosed = entry.get("diagnosed")
+        src.diagnosed = Reason(diagnosed) if diagnosed in _DIAGNOSES else None
 
 
 def _sessions(source: str, raw: Any) -> dict[str, float]:
