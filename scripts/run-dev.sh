@@ -38,7 +38,7 @@ if [ -z "${REDIS_URL:-}" ]; then
     redis-server --port "$port" --bind 127.0.0.1 --dir "$var" --save '' --appendonly no \
       --maxmemory-policy noeviction --daemonize yes --pidfile "$var/redis.pid" --logfile "$var/redis.log"
     for _ in $(seq 100); do redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
-    echo "redis: started a private redis-server on 127.0.0.1:$port (stop: kill \$(cat var/redis.pid))" >&2
+    echo "redis: started a private redis-server on 127.0.0.1:$port (make clean stops it)" >&2
   fi
   export REDIS_URL="redis://127.0.0.1:$port"
 else

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 from collections import Counter
@@ -176,3 +177,19 @@ async def test_symlinked_jar_changes_through_its_target(tmp_path: Path) -> None:
         await seen.next("main", 0)
     finally:
         watcher.stop()
+
+
+async def test_an_event_for_a_stopping_emitter_is_not_an_error(
+    watched: tuple[FileWatcher, Seen, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Replays watchdog's stop race without timing: an emitter asked for events after its stop
+    (what its thread does when an event arrives mid-stop) logs ERROR, which the watcher drops;
+    watchdog's other errors still get through."""
+    watcher, _seen, _jar = watched
+    [emitter, *_] = watcher._observer.emitters
+    with caplog.at_level(logging.DEBUG, logger="watchdog"):
+        emitter.stop()
+        emitter.queue_events(0)  # the stopped emitter's thread, one event too late
+        logging.getLogger("watchdog.observers.inotify").error("something else")
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == ["something else"]

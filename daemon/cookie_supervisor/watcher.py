@@ -27,6 +27,20 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
 log = logging.getLogger(__name__)
+# watchdog (7.x) logs this at ERROR when an event reaches an inotify emitter that is being stopped:
+# stop() empties the emitter's watch group while its thread still holds an event it read, and the
+# event is dropped. Dropping it is what stopping means: our stops are the daemon's shutdown and the
+# re-arming of a replaced directory (whose files are looked at again anyway). It was 2 SIGTERM
+# stops in 16 with the jar's directory busy; nothing else logs this message.
+_STOPPED_EMITTER = "InotifyEmitter.queue_events() called when the thread is inactive"
+
+
+class _StoppedEmitterRace(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno == logging.ERROR and record.msg == _STOPPED_EMITTER)
+
+
+logging.getLogger("watchdog.observers.inotify").addFilter(_StoppedEmitterRace())
 
 # Reads (ours, the probe's copy, the backend's yt-dlp) raise opened/closed_no_write events;
 # reacting to them would make every inspection trigger the next one.
