@@ -38,6 +38,7 @@ class Job:
     attempts_made: int = 0
     failed_reason: str | None = None
     uid: int = 0  # the world's identity of this job, unique even when Redis reuses ids
+    processed_on: int | None = None  # ms, the worker's clock when it took the job
 
     @property
     def source(self) -> str | bool | None:
@@ -113,6 +114,18 @@ class RedisModel:
                 return i
         return None
 
+    def noted_end(self, source: str, last: str | None, now: int) -> int | None:
+        """noted_end: the marker's job's end on Redis's clock, noted the first time anyone looks
+        after it ended (never the worker's finishedOn)."""
+        mk = self.marker(source)
+        if mk.ended is not None:
+            return mk.ended
+        if last is not None and self.jobs[last].finished_on is not None:
+            mk.ended = now
+            self.version += 1
+            return now
+        return None
+
     def own_job(self, source: str) -> str | None:
         last = self.marker(source).job if source in self.markers else None
         if last is not None and self.job_source(last) == source:
@@ -146,8 +159,7 @@ class RedisModel:
         m = self.markers.get(source, Marker())
         if not force:
             now = self.now_ms()
-            finished = self.jobs[last].finished_on if last is not None else None
-            ended = finished if finished is not None else m.ended
+            ended = self.noted_end(source, last, now)
             cooling = ended + cooldown_ms - now if ended is not None else 0
             backing = (m.backoff_until or 0) - now
             if backing > 0 and backing >= cooling:
@@ -184,6 +196,8 @@ class RedisModel:
         last = self.own_job(source)
         if last is not None and self.is_pending(last):
             return last
+        if last is not None:
+            self.noted_end(source, last, self.now_ms())
         return self.foreign_pending() if default_source else None
 
     def job_state(self, job_id: str, source: str | None) -> str:
@@ -224,10 +238,8 @@ class RedisModel:
                 mk.failures = n
                 wait = min(float(max_ms), float(base_ms) * 2.0 ** (n - 1))
                 mk.backoff_until = math.floor(now + wait)
-            if mk.job == job_id:
-                job = self.jobs.get(job_id)
-                finished = job.finished_on if job is not None else None
-                mk.ended = finished if finished is not None else now
+            if mk.job == job_id and mk.ended is None:
+                mk.ended = now  # HSETNX: Redis's clock, not the worker's
             self.version += 1
         return mk.failures or 0, mk.backoff_until
 
@@ -270,6 +282,37 @@ class RedisModel:
             "paused": 0,
         }
 
+    def recent_finished(
+        self, judged: Any = (), limit: int = 200
+    ) -> tuple[list[Job], frozenset[str]]:
+        """BullQueue.recent_finished: the newest `limit` of each set by rank, whatever their
+        finishedOn; (jobs not judged, the judged keys of every job read)."""
+        from cookie_supervisor.core import judged_key
+
+        self.check()
+        window: set[str] = set()
+        found: list[Job] = []
+        for zset in (self.completed, self.failed):
+            ids = sorted(zset, key=lambda i: (zset[i], i), reverse=True)[:limit]
+            for i in ids:
+                key = judged_key(i, zset[i] / 1000)
+                window.add(key)
+                if key not in judged and i in self.jobs and self.jobs[i].finished_on is not None:
+                    found.append(self.jobs[i])
+        window |= {judged_key(j.job_id, (j.finished_on or 0) / 1000) for j in found}
+        return sorted(found, key=lambda j: j.finished_on or 0), frozenset(window)
+
+    def pending_progress(self, job_id: str) -> tuple[float, float | None] | None:
+        """BullQueue.pending_progress: (created s, taken s or None)."""
+        self.check()
+        job = self.jobs.get(job_id)
+        if job is None:
+            return None
+        if job_id not in self.active:
+            return job.timestamp / 1000, None
+        taken = job.processed_on or job.timestamp
+        return job.timestamp / 1000, taken / 1000
+
     def finished_since(self, since_ms: int, limit: int = 200) -> list[Job]:
         """BullQueue.finished_since: newest `limit` of each set at or after since_ms, oldest
         first, only those with a finishedOn."""
@@ -298,8 +341,8 @@ class RedisModel:
                 self.wait.insert(0, job_id)
                 self.version += 1
 
-    def take(self) -> Job | None:
-        """BRPOPLPUSH wait -> active."""
+    def take(self, worker_ms: int | None = None) -> Job | None:
+        """BRPOPLPUSH wait -> active; the worker stamps processedOn with its clock."""
         if not self.up:
             return None
         self.promote()
@@ -308,7 +351,9 @@ class RedisModel:
         job_id = self.wait.pop()
         self.active.insert(0, job_id)
         self.version += 1
-        return self.jobs[job_id]
+        job = self.jobs[job_id]
+        job.processed_on = worker_ms
+        return job
 
     def finish(self, job: Job, ok: bool, worker_ms: int, reason: str = "") -> bool:
         """moveToFinished / retry. Returns False when the job was lost (flushed meanwhile)."""

@@ -293,7 +293,6 @@ KNOWN_BROKEN: dict[str, tuple[tuple[str, ...], str]] = {
     "D3": (("P3", "P2"), "job 1 ... finished ok ... and was never booked"),
     "D6": (("P3",), "job 1 ... finished ok ... and was never booked"),
     "D10": (("P5",), "logged_out job ... while a healthy jar was being uploaded"),
-    "D12": (("P3",), "job 1 (uid 2, manual) finished failed ... and was never booked"),
     "D14": (
         ("P1", "P3"),
         "N automatic jobs in W s ...; job 1 uploaded a jar and was booked no_upload",

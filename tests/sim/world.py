@@ -280,8 +280,6 @@ class SimDaemon:
         self.key = state.fingerprint_key(stored) if "key" in stored else world.rng.randbytes(32)
         state.restore(self.state, stored)
         self.alive = True
-        self.finished_cursor = 0
-        self.finished_seen: set[str] = set()
         self.redis_failures = 0
         self.redis_retry_at = 0.0
         self.timers: dict[str, int] = {}  # key -> token of the live heap entry
@@ -687,7 +685,7 @@ class SimDaemon:
         try:
             counts = r.counts()
             pending = {SOURCE: r.pending_job(SOURCE, default_source=True)}
-            finished = self.new_finished(r.finished_since(self.finished_cursor))
+            finished, window = r.recent_finished(self.state.judged or ())
             vanished = set()
             was = self.state.sources[SOURCE].pending_job
             if (
@@ -699,25 +697,26 @@ class SimDaemon:
             if not self.state.history_recovered:
                 failures, until = r.backoff_state(SOURCE)
                 self.handle(core.BackoffObserved(SOURCE, failures, until / 1000 if until else None))
+            diagnoses = {SOURCE: r.shared_diagnosis(SOURCE)}
+            progress = {}
+            if (job_id := pending[SOURCE]) is not None:
+                found = r.pending_progress(job_id)
+                if found is not None:
+                    progress[SOURCE] = core.PendingJob(*found)
         except RedisDownError:
             self.redis_down()
             return
         self.redis_failures = 0
-        views = tuple(_view(j) for j in finished)
-        diagnoses = {SOURCE: r.shared_diagnosis(SOURCE)}
-        observed = core.QueueObserved(pending, views, frozenset(vanished), counts, diagnoses)
+        observed = core.QueueObserved(
+            pending,
+            tuple(_view(j) for j in finished),
+            frozenset(vanished),
+            counts,
+            diagnoses,
+            progress=progress,
+            window=window,
+        )
         self.handle(observed, quiet_job="poll")
-
-    def new_finished(self, jobs: list[Job]) -> list[Job]:
-        fresh = [j for j in jobs if j.job_id not in self.finished_seen]
-        if jobs:
-            # never past now (supervisor._new_finished): a job stamped ahead would hide the rest
-            latest = max(int(j.finished_on or 0) for j in jobs)
-            self.finished_cursor = min(latest, max(int(self.wall() * 1000), self.finished_cursor))
-            self.finished_seen = {
-                j.job_id for j in jobs if int(j.finished_on or 0) >= self.finished_cursor
-            }
-        return fresh
 
 
 def _view(j: Job) -> FinishedJob:
@@ -959,7 +958,7 @@ class World:
     # --- workers ----------------------------------------------------------------------------
 
     def start_job(self, w: Worker) -> None:
-        job = self.redis.take()
+        job = self.redis.take(math.floor((self.t + w.skew) * 1000))
         if job is None:
             return
         w.busy = True
