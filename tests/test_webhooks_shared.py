@@ -215,3 +215,56 @@ def test_no_recovery_without_a_failure_before_it(
         d.stop()
     assert [e["event"] for e in rx.events()] == ["refresh_enqueued"]
     assert json.dumps(rx.events())  # plain JSON
+
+
+def test_a_daemon_killed_while_holding_an_event_does_not_lose_it(
+    redis_url: str, tmp_path: Path, receivers: Callable[..., Receiver]
+) -> None:
+    # D9 end to end: two daemons see one job end; the one holding the lease (the one that
+    # tries) is SIGKILLed while the receiver fails; the other delivers once the lease runs out.
+    rx = receivers(script=[(503, {})] * 1000)
+    jar = tmp_path / "cookies.txt"
+    write_atomic(jar, cookie_jar())
+    queue = f"d9e-{free_port()}"
+    cfg = tmp_path / "hooks.toml"
+    cfg.write_text(f'[[webhooks]]\nname = "ops"\nurl = "{rx.url()}"\ntimeout = "1s"\n')
+    daemons = [
+        Daemon(
+            env=_env(redis_url, jar, tmp_path / f"state{i}", "", COOKIE_SUPERVISOR_QUEUE=queue),
+            args=["--config", str(cfg)],
+        ).start()
+        for i in range(2)
+    ]
+    worker = NodeProcess("extractor.js", {"REDIS_URL": redis_url, "QUEUE": queue})
+    retried = "cookie_supervisor_webhook_deliveries_total"
+
+    def tries(d: Daemon) -> float:
+        return d.metric(retried, webhook="ops", event="refresh_completed", outcome="retried") or 0
+
+    try:
+        worker.wait("ready")
+        daemons[0].post("/api/cookies/trigger-refresh", json={"reason": "manual"})
+        worker.wait("completed")
+        wait_for(lambda: any(tries(d) for d in daemons), timeout=20, what="a failed try")
+        holder, other = sorted(daemons, key=tries, reverse=True)
+        assert tries(other) == 0  # only the lease holder tries
+        holder.stop(signal.SIGKILL)
+        rx.script.clear()  # the receiver is back
+        delivered = "cookie_supervisor_webhook_deliveries_total"
+        wait_for(
+            lambda: (
+                other.metric(
+                    delivered, webhook="ops", event="refresh_completed", outcome="delivered"
+                )
+                == 1
+            ),
+            timeout=30,
+            what="the other daemon delivers",
+        )
+    finally:
+        worker.stop()
+        for d in daemons:
+            d.stop()
+    completed = [r for r in rx.requests if b'"refresh_completed"' in r.body]
+    assert len({r.headers["X-Cookie-Supervisor-Event-Id"] for r in completed}) == 1
+    assert rx.events()[-1]["event"] == "refresh_completed"
