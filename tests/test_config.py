@@ -447,6 +447,17 @@ def test_an_empty_variable_is_unset_everywhere(monkeypatch: pytest.MonkeyPatch) 
     assert load_settings().all_sources()[0].validation_urls == []  # the explicit "no URLs"
 
 
+def test_an_empty_top_level_key_of_the_toml_file_is_unset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("YT_DLP_COOKIES_FILE", "/srv/c.txt")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('validate_every = ""\nredis_url = " "\njs_runtime = ""\nstate_dir = ""\n')
+    settings = load_settings(cfg)
+    assert settings.redis_url == "redis://localhost:6379" and settings.js_runtime == "auto"
+    assert settings.state_dir is None and settings.all_sources()[0].validate_every == 1800
+
+
 def test_names_read_by_other_programs_are_not_typos(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("YT_DLP_COOKIES_FILE", "/srv/c.txt")
     monkeypatch.setenv("COOKIE_SUPERVISOR_URL", "http://127.0.0.1:9479")  # the backend's client

@@ -514,7 +514,8 @@ def load_settings(
     path = path or from_file.get(ENV_PREFIX + "CONFIG")
     values: dict[str, Any] = {}
     if path:
-        values = read_toml(Path(path))
+        # A top-level `key = ""` is not set either, as an empty variable is not.
+        values = {k: v for k, v in read_toml(Path(path)).items() if not _blank(v)}
         values["config"] = path
     values.update(_fields_of(from_file))
     values.update(overrides)
@@ -548,6 +549,10 @@ def check_variable_names(names: list[str]) -> None:
                 else " (`run --help` lists them)"
             )
             raise ConfigError(f"{name}: unknown setting{hint}")
+
+
+def _blank(value: Any) -> bool:
+    return isinstance(value, str) and not value.strip()
 
 
 def _fields_of(variables: Mapping[str, str]) -> dict[str, str]:
