@@ -178,3 +178,13 @@ def test_the_jar_line_ytdlp_prints_for_a_malformed_entry() -> None:
 def test_lone_surrogates_become_replacement_characters() -> None:
     assert json.dumps(scrub_tree({"e": "a\ud800b"}), ensure_ascii=False).encode()
     assert redact("a\udfffb", 10) == "a\ufffdb"
+
+
+def test_a_short_text_remembered_clean_is_scrubbed_again_once_a_secret_is_registered() -> None:
+    """Short strings are remembered scrubbed (hot API answers); a secret registered later must
+    still never come back out of that memory."""
+    secret = "zq-late-registered-token-77"
+    assert scrub_tree({"note": secret}) == {"note": secret}  # not a secret yet
+    register_secret(secret)
+    assert secret not in str(scrub_tree({"note": secret}))
+    assert secret not in str(scrub_tree({secret: 1}))  # keys too

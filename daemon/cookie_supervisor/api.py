@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 MAX_BODY = 16 * 1024
 AUTH_LOG_EVERY = 60.0  # seconds between two log lines about refused tokens; the metric counts all
 READS = "/api/cookies/"  # the GET routes under this prefix need the token off loopback
+MAX_HEALTH_ANSWERS = 1024  # rendered health answers kept (per source and usability)
 MAX_CLIENTS = 10_000  # rate-limit buckets kept; the least recently seen client is forgotten first
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -274,6 +275,7 @@ class Api:
     guard_reads: bool = False
     endpoints: list[Endpoint] = field(init=False)
     auth_failures: AuthFailures = field(init=False)
+    _health_answers: dict[tuple[str, core.Usable], bytes] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         E = Endpoint
@@ -454,8 +456,14 @@ class Api:
             name, u = core.worst_usable(self.supervisor.sources)
         else:
             u = self.supervisor.source(name).usable or core.Usable(core.NOT_INSPECTED, None)
-        body = {"healthy": u.ok, "source": name, "reason": u.reason, "since": u.since}
-        return JSONResponse(body, status_code=200 if u.ok else 503)
+        # The answer changes only when a source's usability does: rendered (and redacted) once.
+        rendered = self._health_answers.get((name, u))
+        if rendered is None:
+            if len(self._health_answers) >= MAX_HEALTH_ANSWERS:
+                self._health_answers.clear()
+            body = {"healthy": u.ok, "source": name, "reason": u.reason, "since": u.since}
+            rendered = self._health_answers[(name, u)] = bytes(JSONResponse(body).body)
+        return Response(rendered, 200 if u.ok else 503, media_type="application/json")
 
     async def sources(self, request: Request) -> Response:
         states = [self.supervisor.status(name) for name in self.supervisor.sources]

@@ -327,6 +327,7 @@ def register_secret(value: str | None) -> None:
     for literal in candidates:
         if len(literal) >= _MIN_LITERAL and literal.strip("/"):
             _LITERALS.add(literal)
+    _scrub_short.cache_clear()  # what was clean before may hold this secret
 
 
 def clean_text(text: str) -> str:
@@ -360,10 +361,18 @@ def scrub(text: str) -> str:
     return text if out == decoded else out
 
 
+SHORT_TEXT = 64  # keys, states, reasons, ids: scrubbed once and remembered (hot API answers)
+
+
+@functools.lru_cache(maxsize=4096)
+def _scrub_short(text: str) -> str:
+    return clean_text(scrub(text))
+
+
 def scrub_tree(value: Any) -> Any:
     """`scrub` (and `clean_text`) applied to every string of a JSON-shaped value, keys included."""
     if isinstance(value, str):
-        return clean_text(scrub(value))
+        return _scrub_short(value) if len(value) <= SHORT_TEXT else clean_text(scrub(value))
     if isinstance(value, dict):
         return {scrub_tree(k): scrub_tree(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
