@@ -292,8 +292,20 @@ _SAPISIDHASH = re.compile(r"(SAPISID(?:1P|3P)?HASH\s+)\S+")
 _URL_SECRETS = re.compile(r"(?i)([?&](?:sig|lsig|signature|token|po_token|pot|key|auth)=)[^&\s]+")
 _URL_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^\s@]*@")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-# Every rule needs one of these: text without any (most of it) skips the rules.
-_MAYBE = re.compile(r"(?i)[=:\t\\%@]|true|false|skipping|hash")
+# Every rule needs one of these characters or words: text without any (most of it) skips the
+# rules. A character class, then plain `in`: a case-insensitive alternation cost 5 µs a string.
+_MAYBE = re.compile(r"[=:\t\\%@]")
+
+
+def _maybe_secret(text: str) -> bool:
+    if _MAYBE.search(text) is not None:
+        return True
+    low = text.lower()
+    if "true" in low or "false" in low or "skipping" in low or "hash" in low:
+        return True
+    return bool(_LITERALS) and any(lit in text for lit in _LITERALS)
+
+
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -332,7 +344,7 @@ def register_secret(value: str | None) -> None:
 
 def clean_text(text: str) -> str:
     """Lone surrogates (which no UTF-8 encoder takes) become U+FFFD."""
-    return _SURROGATE.sub("\ufffd", text)
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
 
 
 def scrub(text: str) -> str:
@@ -342,7 +354,7 @@ def scrub(text: str) -> str:
     `Cookie%3A%20SID%3D…` is scrubbed like `Cookie: SID=…`; text with nothing to remove comes
     back unchanged (paths and journal cursors keep their escapes).
     """
-    if _MAYBE.search(text) is None and not any(lit in text for lit in _LITERALS):
+    if not _maybe_secret(text):
         return text
     decoded = text
     for _ in range(3):
@@ -370,13 +382,37 @@ def _scrub_short(text: str) -> str:
 
 
 def scrub_tree(value: Any) -> Any:
-    """`scrub` (and `clean_text`) applied to every string of a JSON-shaped value, keys included."""
+    """`scrub` (and `clean_text`) applied to every string of a JSON-shaped value, keys included.
+
+    One look at all its text first: most answers have nothing to remove and come back as they
+    are (the trigger route's answer costs a few µs, not one scrub per field)."""
+    texts: list[str] = []
+    _texts(value, texts)
+    joined = "\n".join(texts)
+    if joined.isascii() and not _maybe_secret(joined):
+        return value
+    return _scrub_tree(value)
+
+
+def _texts(value: Any, out: list[str]) -> None:
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _texts(k, out)
+            _texts(v, out)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _texts(v, out)
+
+
+def _scrub_tree(value: Any) -> Any:
     if isinstance(value, str):
         return _scrub_short(value) if len(value) <= SHORT_TEXT else clean_text(scrub(value))
     if isinstance(value, dict):
-        return {scrub_tree(k): scrub_tree(v) for k, v in value.items()}
+        return {_scrub_tree(k): _scrub_tree(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [scrub_tree(v) for v in value]
+        return [_scrub_tree(v) for v in value]
     return value
 
 
