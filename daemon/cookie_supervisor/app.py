@@ -24,6 +24,7 @@ from redis.retry import Retry
 
 from cookie_supervisor import __version__, api, connections, core
 from cookie_supervisor.bull import BullQueue
+from cookie_supervisor.children import die_with_parent
 from cookie_supervisor.classify import register_secret
 from cookie_supervisor.config import Settings, is_loopback
 from cookie_supervisor.metrics import Metrics
@@ -226,10 +227,13 @@ def _webhooks(settings: Settings, supervisor: Supervisor) -> WebhookSender:
     incidents.from_state(supervisor.stored.get("incidents"))
     supervisor.state_parts["incidents"] = incidents.to_state
 
-    def submit(n: core.Notify, event_id: str, at: float) -> None:
+    def submit(n: core.Notify, event_id: str, at: float) -> bool:
         sender.submit(
             Event(event_id, n.event, n.source, at, n.reason, n.job_id, supervisor.host, n.summary)
         )
+        # Owed to a receiver now: saved before the step goes on. Later outbox changes (tries,
+        # removals) stay debounced: losing one costs a duplicate the receiver drops.
+        return any(n.event in hook.events for hook in sender.webhooks.values())
 
     async def incident_event(n: core.Notify, at: float) -> None:
         if n.event == "validation_failed":
@@ -237,15 +241,15 @@ def _webhooks(settings: Settings, supervisor: Supervisor) -> WebhookSender:
             incident = await incidents.failed(n.source, candidate)
         else:
             incident = await incidents.recovered(n.source)
-        if incident is not None:  # every daemon in the incident derives the same id
-            submit(n, event_id_for(n.event, n.source, incident), at)
+        if incident is not None and submit(n, event_id_for(n.event, n.source, incident), at):
+            await supervisor.save_now()  # every daemon in the incident derives the same id
 
-    def notify(n: core.Notify) -> None:
+    def notify(n: core.Notify) -> bool:
         at = supervisor.clock()
         if n.event in INCIDENT_EVENTS:
             supervisor.spawn(incident_event(n, at))
-        else:
-            submit(n, event_id_for(n.event, n.source, n.key, supervisor.scope), at)
+            return False  # owed once the incident is known; saved then
+        return submit(n, event_id_for(n.event, n.source, n.key, supervisor.scope), at)
 
     supervisor.notify = notify
     return sender
@@ -306,6 +310,7 @@ def _revision() -> str:
             text=True,
             timeout=5,
             stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent(),
         )
     except (OSError, subprocess.SubprocessError):
         return "unknown"

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from cookie_supervisor.children import die_with_parent
 from cookie_supervisor.classify import Reason, classify, normalize, redact
 from cookie_supervisor.cookiefile import MAX_BYTES
 
@@ -181,6 +182,7 @@ def ytdlp_version(command: Sequence[str]) -> str | None:
             timeout=VERSION_TIMEOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -220,6 +222,7 @@ def ytdlp_components(command: Sequence[str], js_runtime: str | None) -> Componen
             timeout=VERSION_TIMEOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
     except (OSError, subprocess.SubprocessError):
         return Components(None, None)
@@ -448,9 +451,28 @@ def sweep_stale_copies(directory: Path | None = None) -> int:
         if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
             continue
         if now - st.st_mtime > STALE_AGE or _orphaned(entry.name):
+            _kill_lingering(entry.path)
             shutil.rmtree(entry.path, ignore_errors=True)
             removed += not os.path.lexists(entry.path)
     return removed
+
+
+def _kill_lingering(directory: str) -> None:
+    """SIGKILL what still runs in a dead daemon's private directory: its probe's children (a JS
+    runtime), which outlived yt-dlp. The working directory names them without doubt, whatever
+    pids were reused since."""
+    try:
+        pids = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return
+    for pid in pids:
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            continue  # gone, or not ours to look at
+        if cwd == directory or cwd.startswith(directory + os.sep):
+            with contextlib.suppress(OSError):
+                os.kill(int(pid), signal.SIGKILL)
 
 
 def _orphaned(name: str) -> bool:
@@ -522,6 +544,7 @@ async def _run(argv: list[str], timeout: float, cwd: Path) -> tuple[int, str, st
             stdout=write_ends[0],
             stderr=write_ends[1],
             start_new_session=True,
+            preexec_fn=die_with_parent(),  # a SIGKILLed daemon leaves no yt-dlp running
         )
         for fd in write_ends:
             os.close(fd)

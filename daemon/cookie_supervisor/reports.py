@@ -31,6 +31,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
+from cookie_supervisor.children import die_with_parent
 from cookie_supervisor.core import backoff_delay
 
 if TYPE_CHECKING:
@@ -319,6 +320,7 @@ class JournalFollower:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
+                preexec_fn=die_with_parent(),  # no journalctl outlives a SIGKILLed daemon
             )
         except OSError as exc:
             self._set_up(running=False)

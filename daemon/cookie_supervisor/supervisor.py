@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -77,7 +78,9 @@ class Supervisor:
             backoff_ms=int(settings.job_backoff * 1000),
             keep=settings.job_keep,
         )
-        self.notify: Callable[[core.Notify], None] = lambda n: None
+        # Hands a notification on; True when it is now owed somewhere (an outbox), so it must be
+        # on disk before anything goes on: a SIGKILL right after must not lose it.
+        self.notify: Callable[[core.Notify], bool] = lambda n: False
         self._redis_failures = 0
         self._redis_retry_at = 0.0
         self._backoff = ExponentialWithJitterBackoff(cap=settings.redis_backoff_max, base=0.5)
@@ -86,6 +89,9 @@ class Supervisor:
         self._probe_locks = {name: asyncio.Lock() for name in self.state.sources}
         self._inspect_locks = {name: asyncio.Lock() for name in self.state.sources}
         self._save_armed = False
+        self._save_lock = asyncio.Lock()
+        self._write_lock = threading.Lock()
+        self._save_wanted = self._save_done = 0
         self.started = False  # every file inspected once, every timer armed
         metrics.state = lambda: self.state
         metrics.clock = clock
@@ -173,7 +179,8 @@ class Supervisor:
             case core.Log():
                 log.log(fx.level, fx.message, extra=fx.fields)
             case core.Notify():
-                self.notify(fx)
+                if self.notify(fx):
+                    await self.save_now()
             case core.RecordOutcome():
                 await self._record_outcome(fx)
             case core.ResetBackoff():
@@ -444,8 +451,22 @@ class Supervisor:
 
     def _save_later(self) -> None:
         self._save_armed = False
-        data = self._snapshot()
-        self.spawn(asyncio.to_thread(self._write, data))
+        self.spawn(self.save_now())
+
+    async def save_now(self) -> None:
+        """Write the state file off the loop; return once all that memory held at the call is
+        on disk. Writes run one at a time, in order; callers waiting together share one."""
+        if self.store.path is None:
+            return
+        self._save_wanted += 1
+        wanted = self._save_wanted
+        async with self._save_lock:
+            if self._save_done >= wanted:
+                return  # a write that started after our call covered it
+            taken = self._save_wanted
+            data = self._snapshot()
+            await asyncio.to_thread(self._write, data)
+            self._save_done = taken
 
     def _save_now(self) -> None:
         if self.store.path is not None:
@@ -458,7 +479,8 @@ class Supervisor:
 
     def _write(self, data: dict[str, Any]) -> None:
         try:
-            self.store.save(data)
+            with self._write_lock:  # one writer of the temporary file at a time
+                self.store.save(data)
         except OSError as exc:
             log.error(
                 "cannot write state file: %s", exc.strerror, extra={"path": str(self.store.path)}
