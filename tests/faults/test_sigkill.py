@@ -91,8 +91,8 @@ def test_a_probe_child_dies_with_a_sigkilled_daemon(redis_url: str, tmp_path: Pa
         "FAKE_RECORD": str(record),
     }
     d = Daemon(env=probing).start()
-    wait_for(record.exists, timeout=10, what="the probe child running")
-    pids = json.loads(record.read_text())
+    # the fake writes the record, then hangs: read it once it is whole
+    pids = wait_for(lambda: json.loads(record.read_text()), timeout=10, what="the probe running")
     child, grandchild = int(pids["pid"]), int(pids["child"])
     assert alive(child) and alive(grandchild)
     d.stop(signal.SIGKILL)
