@@ -45,6 +45,7 @@ class JobInfo:
     seen: float | None = None  # first poll that could see it finished
     verdicts: list[tuple[int, str]] = field(default_factory=list)  # (incarnation, verdict)
     uploaded: bool = False
+    watchers: frozenset[int] = frozenset()  # daemon runs alive when it finished
 
 
 def rationed(count: int, window: float, base: float, cap: float) -> bool:
@@ -92,7 +93,10 @@ class Promises:
         # P2, from the world's side: evidence delivered while the cookies are truly dead
         self.evidence: tuple[float, float] | None = None  # (when, allowed seconds)
         # P6
-        self.passed: dict[int, float] = {}  # session -> true time a validation passed on it
+        self.passed: dict[int, float] = {}
+        self.last_pass: dict[
+            int, int | None
+        ] = {}  # daemon run -> session its last pass judged  # session -> true time a validation passed on it
         # economy
         self.eco = Economy()
         self.incident: tuple[float, int] | None = None  # (start, logins then)
@@ -235,6 +239,7 @@ class Promises:
         final = job.finished_on is not None and (ok or job.attempts_made >= job.attempts)
         if info is not None and final:
             info.finished, info.ok, info.mode = self.w.t, ok, mode
+            info.watchers = frozenset(d.incarnation for d in self.w.daemons.values() if d.alive)
             self.unseen.add(info.uid)
         if final and self.futile_since is not None and self.first_unsuccessful is None:
             self.first_unsuccessful = self.w.t
@@ -248,9 +253,13 @@ class Promises:
             self._check_reset(d, "ResetBackoff")
 
     def _check_reset(self, d: SimDaemon, what: str) -> None:
+        """The reset must come from a validation that passed on the session it judged (the
+        daemon's newest), started after that session arrived."""
         if d.cfg.offline_only:
             what += ", by an offline-only daemon"
-        session = self.w.jar.session
+        session = self.last_pass.get(d.incarnation)
+        if session is None:
+            session = self.w.jar.session
         if session is None or session not in self.passed:
             self.fail(
                 "P6",
@@ -265,7 +274,9 @@ class Promises:
         # only when no daemon on this Redis validates online.
         online = any(not c.offline_only for c in w.configs.values())
         counts = not (v.offline and online)
-        if v.ok and counts and session is not None and arrived is not None and t >= arrived:
+        passed = v.ok and counts and session is not None and arrived is not None and t >= arrived
+        self.last_pass[d.incarnation] = session if passed else None
+        if passed and session is not None:
             self.passed.setdefault(session, w.t)
             if self.incident is not None and w.youtube.honoured(session):
                 start, logins = self.incident
@@ -281,13 +292,11 @@ class Promises:
     def _evidence_at(self, d: SimDaemon) -> None:
         """A daemon was told the cookies are dead (while they are, and a refresh can fix it)."""
         w = self.w
-        if not w.redis.up:
-            return
-        failures = w.redis.backoff_state(SOURCE)[0]
+        failures = w.redis.backoff_state(SOURCE)[0] if w.redis.up else 0
         cfg = d.settings
         allowed = cfg.refresh_cooldown + SLACK + 2 * d.cfg.poll + 60.0  # a grace, a validation
         allowed += core.backoff_delay(failures, cfg.refresh_backoff, cfg.refresh_backoff_max)
-        self.evidence = (w.t, allowed)
+        self.evidence = (w.t if w.redis.up else math.inf, allowed)
 
     def saved(self, d: SimDaemon) -> None:
         self.saved_at[d.idx] = self.w.t
@@ -330,15 +339,20 @@ class Promises:
             self.eco.incidents += 1
         elif futile and self.incident is not None:
             self.incident = None  # not an incident a working extractor can repair
-        if (
-            self.incident is None
-            or not broken
-            or not w.redis.up
-            or w.youtube.rate_limited
-            or w.redis.pending_job(SOURCE, default_source=True) is not None
-        ):
+        r = w.redis
+        last = r.own_job(SOURCE) if r.up else None  # read only: the checker changes nothing
+        pending = last is not None and r.is_pending(last)
+        if self.evidence is not None and not r.up:
+            self.evidence = (math.inf, self.evidence[1])  # paused while Redis is away
+        elif self.evidence is not None and self.evidence[0] == math.inf:
+            self.evidence = (w.t, self.evidence[1])  # Redis is back: the clock starts again
+        if self.incident is None or not broken or w.youtube.rate_limited or pending:
             self.evidence = None
-        elif self.evidence is not None and w.t - self.evidence[0] > self.evidence[1]:
+        elif (
+            self.evidence is not None
+            and self.evidence[0] != math.inf
+            and w.t - self.evidence[0] > self.evidence[1]
+        ):
             if any(d.alive for d in w.daemons.values()):
                 self.fail(
                     "P2",
@@ -456,6 +470,17 @@ class Promises:
                     f"job {info.job_id} (uid {info.uid}, {info.reason}) finished "
                     f"{'ok' if info.ok else 'failed'} at {(info.finished or 0) - T0:.0f}s "
                     "and was never booked",
+                )
+                break
+            # every daemon that watched it finish, still running, judges it too
+            alive = {d.incarnation: d for d in w.daemons.values() if d.alive}
+            booked = {run for run, _ in info.verdicts}
+            missing = [alive[i].name for i in info.watchers if i in alive and i not in booked]
+            if missing and info.verdicts:
+                self.fail(
+                    "P3",
+                    f"job {info.job_id} (uid {info.uid}) was never booked by {missing[0]}, "
+                    "which watched it finish",
                 )
                 break
 
