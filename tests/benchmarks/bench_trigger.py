@@ -45,6 +45,7 @@ from tests.support import (
 )
 
 HERE = Path(__file__).resolve().parent
+TARGET = 0.8  # of the bare endpoint, for the trigger and the health gate alike
 
 
 def bare_server(port: int) -> None:
@@ -106,7 +107,7 @@ def wrk(url: str, seconds: int, connections: int) -> dict[str, str]:
     }
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=50)
@@ -115,7 +116,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.bare:
         bare_server(args.bare)
-        return
+        return 0
     server = RedisServer().start()
     jar = Path(tempfile.mkdtemp(prefix="cs-bench-")) / "cookies.txt"
     write_atomic(jar, cookie_jar())
@@ -176,16 +177,22 @@ def main() -> None:
             f"latency (last round) p50 {last.get('50')}, p90 {last.get('90')}, "
             f"p99 {last.get('99')}; non-2xx {last['errors']}"
         )
+    missed = []
     for label, daemon, bare in (
         ("trigger", "daemon", "bare"),
         ("health ", "daemon health", "bare health"),
     ):
+        ratio, cpu_ratio = rates[daemon] / rates[bare], per_cpu[daemon] / per_cpu[bare]
+        # Met when either measure reaches it: throughput on a quiet machine, CPU on a busy one.
+        met = max(ratio, cpu_ratio) >= TARGET
+        missed += [] if met else [label.strip()]
         print(
-            f"  {label}: {rates[daemon] / rates[bare]:.2f}x the bare endpoint's throughput, "
-            f"{per_cpu[daemon] / per_cpu[bare]:.2f}x its requests per CPU second (target >= 0.8x)"
+            f"  {label}: {ratio:.2f}x the bare endpoint's throughput, {cpu_ratio:.2f}x its "
+            f"requests per CPU second (target >= {TARGET}x: {'met' if met else 'MISSED'})"
         )
     print(f"  jobs in Redis afterwards: {len(jobs)} (every other request coalesced)")
+    return 1 if missed or len(jobs) != 1 else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
