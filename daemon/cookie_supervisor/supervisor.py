@@ -204,7 +204,9 @@ class Supervisor:
             return await call
         except RedisError as exc:
             self._redis_failures += 1
-            self._redis_retry_at = self.clock() + self._backoff.compute(self._redis_failures)
+            # an interval, so on the monotonic clock: a stepped wall clock neither delays nor
+            # hastens the next Redis check
+            self._redis_retry_at = time.monotonic() + self._backoff.compute(self._redis_failures)
             why = f"{bull.describe_redis_error(exc)} at {masked_url(self.settings.redis_url)}"
             await self.handle(core.RedisDown(why))
             return None
@@ -385,7 +387,7 @@ class Supervisor:
 
     async def poll_queue(self) -> None:
         """Queue counts, pending and finished jobs; also how Redis outages end."""
-        if self.state.redis_up is False and self.clock() < self._redis_retry_at:
+        if self.state.redis_up is False and time.monotonic() < self._redis_retry_at:
             return
         try:
             observed = await self._redis(self._observe())
