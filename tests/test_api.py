@@ -7,7 +7,10 @@ are in tests/faults/test_http.py.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -517,3 +520,66 @@ async def test_a_refused_token_never_reaches_the_log(
     text = caplog.text
     assert "refused 1 request(s)" in text and "10.0.0.5" in text
     assert TOKEN not in text and "hunter2" not in text
+
+
+# The client side of the daemon-level test below, run inside the network namespace.
+_OFF_LOOPBACK_CLIENT = """
+import json, subprocess, sys, time
+import httpx
+base, token = sys.argv[1], sys.argv[2]
+daemon = subprocess.Popen([sys.executable, "-m", "cookie_supervisor", "run"])
+seen = {}
+try:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert daemon.poll() is None and time.monotonic() < deadline, "no /readyz"
+        time.sleep(0.05)
+    auth = {"Authorization": "Bearer " + token}
+    for path in ("/api/cookies/sources", "/api/cookies/health", "/metrics", "/healthz"):
+        seen[path] = [httpx.get(base + path, timeout=5).status_code,
+                      httpx.get(base + path, headers=auth, timeout=5).status_code]
+finally:
+    daemon.terminate()
+    seen["exit"] = daemon.wait(10)
+print(json.dumps(seen))
+"""
+
+
+def test_a_daemon_listening_beyond_loopback_guards_its_cookie_reads(
+    jar: Path, tmp_path: Path
+) -> None:
+    """The wiring, end to end: a real daemon on a non-loopback address. The address exists only in
+    a network namespace of the test's own (TEST-NET-1 on its private lo), so nothing listens on
+    the machine's interfaces and no packet leaves it."""
+    assert os.geteuid() == 0, "a network namespace needs root"
+    token = "off-loopback-token-0123456789"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("COOKIE_SUPERVISOR_")},
+        **daemon_env("redis://127.0.0.1:1", jar),  # Redis down is a state, not a failure
+        "COOKIE_SUPERVISOR_LISTEN": "192.0.2.10:9479",
+        "COOKIE_SUPERVISOR_API_TOKEN": token,
+    }
+    script = (
+        "ip link set lo up && ip addr add 192.0.2.10/32 dev lo && exec "
+        f'{sys.executable} -c "$CLIENT" http://192.0.2.10:9479 {token}'
+    )
+    out = subprocess.run(
+        ["unshare", "--net", "sh", "-ec", script],
+        env={**env, "CLIENT": _OFF_LOOPBACK_CLIENT},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen = json.loads(out.stdout.splitlines()[-1])
+    assert seen["/api/cookies/sources"] == [401, 200]
+    assert seen["/api/cookies/health"][0] == 401 and seen["/api/cookies/health"][1] in (200, 503)
+    assert seen["/metrics"] == [200, 200] and seen["/healthz"] == [200, 200]
+    assert seen["exit"] == 0
+    assert "refused 1 request(s) for a missing or wrong bearer token" in out.stderr
+    assert token not in out.stderr
