@@ -27,12 +27,9 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
-
 from cookie_supervisor.children import die_with_parent
 from cookie_supervisor.core import backoff_delay
+from cookie_supervisor.dirwatch import DirectoryWatch
 
 if TYPE_CHECKING:
     from cookie_supervisor.config import SourceSettings
@@ -51,6 +48,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # `--color always` output in a jo
 MAX_LINE = 64 * 1024  # longer lines keep their head: yt-dlp's messages are far shorter
 MAX_TEXT = 4096  # a report's text; the classifier needs the first sentence
 _CHUNK = 1 << 20  # bytes read per turn, so a burst never holds the loop for long
+SYMLINK = "a symbolic link (not followed)"
 
 
 class _Count(Protocol):
@@ -416,8 +414,10 @@ class _Batch:
 class LogFileFollower:
     """Follows one plain log file: appends, rotation by rename, copytruncate.
 
-    watchdog watches the file's directory (a watch on the file would die with its inode) and
-    wakes the follower; a slow poll covers filesystems without inotify. Reading happens in a
+    The file's directory is watched (a watch on the file would die with its inode), on one
+    inotify instance shared by every follower (dirwatch.py), which wakes the follower; a slow
+    poll covers filesystems without inotify. A symlink at the path is never followed (lstat,
+    O_NOFOLLOW, and the opened file must be the one looked at: same st_dev/st_ino). Reading happens in a
     worker thread, handling on the loop. The first sight of the file marks its end (no history,
     even when it cannot be read yet); a file that appears later is read from its start; a
     cursor resumes at its inode and offset, in the rotated file (`app.log.1`, same directory) if
@@ -437,6 +437,7 @@ class LogFileFollower:
         cursors: Mapping[str, str] | None = None,
         poll_interval: float = 5.0,
         rotate_grace: float = 30.0,
+        watch: DirectoryWatch | None = None,
     ) -> None:
         self.source = source
         self.input = str(path)
@@ -457,7 +458,9 @@ class LogFileFollower:
         self._problem: str | None = ""  # "" = not yet known
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._observer: BaseObserver | None = None
+        # One inotify instance shared by every follower (ReportInputs), else one of its own.
+        self._dirwatch = watch
+        self._own_watch = watch is None
         self._task: asyncio.Task[None] | None = None
 
     def cursors(self) -> dict[str, str]:
@@ -469,9 +472,9 @@ class LogFileFollower:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        self._observer = Observer()
+        if self._dirwatch is None:
+            self._dirwatch = DirectoryWatch(self._loop)
         self._watch()
-        self._observer.start()
         self._task = asyncio.create_task(self._run(), name=f"logfile-{self.input}")
 
     async def aclose(self) -> None:
@@ -480,9 +483,8 @@ class LogFileFollower:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._observer and self._observer.is_alive():
-            self._observer.stop()
-            await asyncio.to_thread(self._observer.join, 2)
+        if self._own_watch and self._dirwatch is not None:
+            self._dirwatch.close()
         self._close()
 
     def poke(self) -> None:
@@ -492,8 +494,14 @@ class LogFileFollower:
 
     def _watch(self) -> None:
         directory = self.path.parent
-        if self._observer and not self._observer.emitters and directory.is_dir():
-            self._observer.schedule(_Handler(self), str(directory))
+        if self._dirwatch is not None and not self._dirwatch.watching(directory):
+            self._dirwatch.watch(directory, self._directory_event)
+
+    def _directory_event(self, name: str) -> None:
+        """On the loop: an entry of the file's directory changed ("" = maybe any)."""
+        # the file itself, or a rotation (app.log.1, app.log-20261125) beside it
+        if (not name or name.startswith(self.path.name)) and self._wake is not None:
+            self._wake.set()
 
     async def _run(self) -> None:
         assert self._wake
@@ -503,8 +511,7 @@ class LogFileFollower:
             self._handle(batch)
             if batch.more:
                 continue
-            if not self._observer or not self._observer.emitters:
-                self._watch()  # the directory may exist by now
+            self._watch()  # the directory may exist by now (or exist again)
             # Not wait_for: on 3.11 it can swallow the cancellation that aclose sends.
             timer = asyncio.get_running_loop().call_later(self._poll, self._wake.set)
             try:
@@ -559,7 +566,7 @@ class LogFileFollower:
             batch.more = True
             return batch
         try:
-            current = os.stat(self.path)
+            current = os.lstat(self.path)  # a symlink put at the path is a new file, not ours
         except OSError:
             return batch  # renamed away, the new file is not there yet: keep the old one
         if (current.st_dev, current.st_ino) != (opened.st_dev, opened.st_ino):
@@ -590,22 +597,30 @@ class LogFileFollower:
         if self._resume and not _same_inode(path, self._resume[0]):
             path = _rotated_sibling(self.path, self._resume[0]) or path
         try:
-            info = os.stat(path)  # needs no read permission, and never blocks on a FIFO
+            # lstat: needs no read permission, never blocks on a FIFO, and never follows a
+            # symlink (one put at the path could point at any file the daemon may read)
+            info = os.lstat(path)
         except FileNotFoundError:
             self._at_end = False  # whatever appears at the path later is new
             return "missing"
         except OSError as exc:
             return _unreadable(exc)
+        if stat.S_ISLNK(info.st_mode):
+            return SYMLINK
         if not stat.S_ISREG(info.st_mode):
             return "not a regular file"
         if self._at_end:
             # First sight: what the file holds now is history, even while it cannot be read.
             self._resume, self._at_end, self._history = (info.st_ino, info.st_size), False, True
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
         except OSError as exc:
-            return _unreadable(exc)
-        info = os.fstat(fd)
+            return SYMLINK if exc.errno == errno.ELOOP else _unreadable(exc)
+        opened = os.fstat(fd)
+        if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
+            os.close(fd)  # swapped between the look and the open: look again at the next turn
+            return "replaced while being opened"
+        info = opened
         if not stat.S_ISREG(info.st_mode):
             os.close(fd)
             return "not a regular file"
@@ -635,17 +650,6 @@ class LogFileFollower:
             self._old = None
 
 
-class _Handler(FileSystemEventHandler):
-    def __init__(self, follower: LogFileFollower) -> None:
-        self._follower = follower
-        self.path = str(follower.path)
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        paths = {os.fsdecode(event.src_path), os.fsdecode(getattr(event, "dest_path", "") or "")}
-        if self.path in paths or self._follower.path.is_symlink():
-            self._follower.poke()
-
-
 def _parse_position(cursor: str | None) -> tuple[int, int] | None:
     try:
         inode, offset = (int(part) for part in (cursor or "").split(":"))
@@ -656,9 +660,10 @@ def _parse_position(cursor: str | None) -> tuple[int, int] | None:
 
 def _same_inode(path: Path, inode: int) -> bool:
     try:
-        return os.stat(path).st_ino == inode
+        info = os.lstat(path)  # a symlink is never the file a cursor names
     except OSError:
         return False
+    return stat.S_ISREG(info.st_mode) and info.st_ino == inode
 
 
 def _rotated_sibling(path: Path, inode: int) -> Path | None:
@@ -716,6 +721,9 @@ class ReportInputs:
         poll_interval: float = 5.0,
     ) -> None:
         self.followers: list[JournalFollower | LogFileFollower] = []
+        # every log file's directory on one inotify instance, read on the loop: no thread per
+        # file, and no instance per directory (the default limit is 128 per user)
+        self.watch = DirectoryWatch()
         for source in sources:
             if source.journal_units:
                 self.followers.append(
@@ -739,6 +747,7 @@ class ReportInputs:
                         metrics,
                         cursors=cursors,
                         poll_interval=poll_interval,
+                        watch=self.watch,
                     )
                 )
 
@@ -755,3 +764,4 @@ class ReportInputs:
     async def aclose(self) -> None:
         for follower in self.followers:
             await follower.aclose()
+        self.watch.close()
