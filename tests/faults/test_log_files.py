@@ -84,6 +84,9 @@ def test_the_daemon_follows_150_log_files(redis_url: str, tmp_path: Path) -> Non
         fds = os.listdir(f"/proc/{d.proc.pid}/fd")
         links = [os.readlink(f"/proc/{d.proc.pid}/fd/{fd}") for fd in fds]
         assert links.count("anon_inode:inotify") <= 3  # the cookie file's watches, and ours
+        up = "cookie_supervisor_report_input_up"
+        # every file seen once (its end marked) before a line is added
+        wait_for(lambda: d.metric(up, source="default", input=str(paths[-1])) == 1, timeout=10)
         append(paths[-1], "worker: " + BOT)
         r = redis.Redis.from_url(redis_url)
         wait_for(lambda: r.llen("bull:cookie-refresh:wait") == 1, timeout=10, what="report → job")
