@@ -417,8 +417,8 @@ class LogFileFollower:
     The file's directory is watched (a watch on the file would die with its inode), on one
     inotify instance shared by every follower (dirwatch.py), which wakes the follower; a slow
     poll covers filesystems without inotify. A symlink at the path is never followed (lstat,
-    O_NOFOLLOW, and the opened file must be the one looked at: same st_dev/st_ino). Reading happens in a
-    worker thread, handling on the loop. The first sight of the file marks its end (no history,
+    O_NOFOLLOW, and the opened file must be the one looked at: same st_dev/st_ino). Reading
+    happens in a worker thread, handling on the loop. The first sight of the file marks its end (no history,
     even when it cannot be read yet); a file that appears later is read from its start; a
     cursor resumes at its inode and offset, in the rotated file (`app.log.1`, same directory) if
     the file was rotated meanwhile. After a rotation the old file is still drained for
