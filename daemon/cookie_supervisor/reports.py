@@ -418,10 +418,10 @@ class LogFileFollower:
     inotify instance shared by every follower (dirwatch.py), which wakes the follower; a slow
     poll covers filesystems without inotify. A symlink at the path is never followed (lstat,
     O_NOFOLLOW, and the opened file must be the one looked at: same st_dev/st_ino). Reading
-    happens in a worker thread, handling on the loop. The first sight of the file marks its end (no history,
-    even when it cannot be read yet); a file that appears later is read from its start; a
-    cursor resumes at its inode and offset, in the rotated file (`app.log.1`, same directory) if
-    the file was rotated meanwhile. After a rotation the old file is still drained for
+    happens in a worker thread, handling on the loop. The first sight of the file marks its end
+    (no history, even when it cannot be read yet); a file that appears later is read from its
+    start; a cursor resumes at its inode and offset, in the rotated file (`app.log.1`, same
+    directory) if the file was rotated meanwhile. After a rotation the old file is still drained for
     `rotate_grace`, since the writer goes on in it until it reopens the path. A truncation is
     noticed when the file is shorter than what was read: lines a writer adds between the
     truncation and the next read beyond the old length are lost, the known race of copytruncate.
