@@ -508,7 +508,9 @@ def test_backoff_answer_arms_a_retry_and_only_a_passing_validation_resets() -> N
     ask = enqueued(h.validated(False, Reason.BOT_DETECTION))
     fx = h.answer(ask, "backoff", retry_after=1800)
     assert Arm("main", "retry", T0 + 1800) in fx
-    assert of(h(TimerFired("main", "retry"), at=T0 + 100), Enqueue) != []  # the timer decides
+    # the timer decides: the evidence is a validation from before the wait, so it looks again
+    assert of(h(TimerFired("main", "retry"), at=T0 + 100), RunValidation) != []
+    assert of(h.validated(False, Reason.BOT_DETECTION, trigger="retry"), Enqueue) != []
     h(core.BackoffObserved("main", 3, T0 + 7200))
     fx = h.file(jar("B"), at=T0 + 200)  # a new session is not yet a working one (P6)
     assert of(fx, ResetBackoff) == [] and h.src.failures == 3

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -280,5 +281,45 @@ def test_d7_a_worker_whose_clock_is_behind_is_booked_and_cooled_down(
         print(f"\nD7: {n} jobs in {window:g} s; {finished()} finished, {booked()} booked")
         assert n <= 1 + window / cooldown
         wait_for(lambda: booked() == finished(), timeout=10, what="every finished job booked")
+    finally:
+        d.stop()
+
+
+# --- D10: an scp-style upload written in place ----------------------------------------------------
+
+
+def test_d10_an_upload_written_in_place_in_chunks_asks_nothing(
+    redis_url: str, tmp_path: Path, worker_factory: list[NodeProcess]
+) -> None:
+    """scp truncates the jar, then writes it in chunks, here with 0.7 s stalls: the daemon sees an
+    empty file, then a jar without login cookies (they come last), then the new session. Before:
+    the empty file made the next report's `shrank` comparison void, so the half-written jar was
+    `logged_out` at once and cost a login."""
+    jar = tmp_path / "cookies.txt"
+    write_atomic(jar, cookie_jar())
+    worker(worker_factory, redis_url)
+    settings = {"validation_urls": [], "validate_every": "0", "refresh_cooldown": "0"}
+    d = start_daemon(redis_url, tmp_path, jar, settings)  # type: ignore[arg-type]
+    r = redis.Redis.from_url(redis_url)
+    try:
+        before = d.status()["session_changed_at"]
+        text = cookie_jar(mark=MARK + "-new").encode()
+        with jar.open("r+b") as fh:  # in place, as scp does: same inode, truncated first
+            fh.truncate(0)
+            fh.flush()
+            os.fsync(fh.fileno())
+            for i in range(0, len(text), 150):
+                time.sleep(0.7)  # the stall is the scenario, not a wait for an event
+                fh.write(text[i : i + 150])
+                fh.flush()
+                os.fsync(fh.fileno())
+        wait_for(
+            lambda: d.status()["logged_in"] and d.status()["session_changed_at"] != before,
+            timeout=10,
+            what="the new session seen",
+        )
+        n = len(jobs(r))
+        print(f"\nD10: {n} jobs for one in-place upload in {len(text) // 150 + 1} chunks")
+        assert n == 0
     finally:
         d.stop()

@@ -239,7 +239,9 @@ def test_redis_outage_owes_exactly_one_job(own_redis: RedisServer, jar: Path) ->
         assert states == ["deferred"] * 3
         wait_for(lambda: d.metric("cookie_supervisor_redis_up") == 0)
         owed = d.status()["refresh"]["owed"]
-        assert owed == "bot_detection"  # the strongest of the three
+        # a person's request (the trigger without an error) is paid as theirs, never merged
+        # into an automatic one that could be dropped with its cause (issue 16 D15, P4)
+        assert owed == "manual"
         assert d.get("/api/cookies/queue-status").status_code == 503
         assert d.get("/healthz").status_code == 200
         own_redis.start()
@@ -247,7 +249,7 @@ def test_redis_outage_owes_exactly_one_job(own_redis: RedisServer, jar: Path) ->
         r = redis.Redis.from_url(own_redis.url)
         wait_for(lambda: len(jobs(r)) == 1, what="owed job enqueued")
         data = json.loads(r.hget(BASE + jobs(r)[0], "data") or b"{}")
-        assert data["reason"] == "bot_detection" and data["origin"] == "owed"
+        assert data["reason"] == "manual" and data["origin"] == "owed"
         assert d.status()["refresh"]["owed"] is None
         assert trigger(d).json()["state"] == "coalesced"
         assert len(jobs(r)) == 1

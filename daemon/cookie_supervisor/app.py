@@ -323,7 +323,7 @@ def _status_reporter(supervisor: Supervisor, notifier: Notifier) -> Any:
 
     async def report() -> None:
         nonlocal last
-        line = core.health(supervisor.state, supervisor.clock())
+        line = core.health(supervisor.state, supervisor.now())
         if line != last and notifier.status(line):
             last = line
 

@@ -48,13 +48,45 @@ FILE_PROBLEMS = frozenset(
     }
 )
 # Reports whose text may or may not be about the cookies: a validation decides (see docs/core.md).
-_AMBIGUOUS_WORDS = ("private video", "members", "join this channel", "sign in to confirm your age")
+_AMBIGUOUS_WORDS = (
+    "private video",
+    "video is private",
+    "members",
+    "join this channel",
+    "sign in to confirm your age",
+    "age-restricted",
+    "age restricted",
+    "inappropriate for some users",
+)
 # People asking: the evidence is their word, so it is neither filtered nor re-checked.
 _PEOPLE = frozenset({"cli"})
 _REPORTERS = frozenset({"api", "report"})
 _NOT_HONOURED = frozenset({Reason.LOGGED_OUT, Reason.COOKIES_ROTATED})
 _ROTATIONS = frozenset({Reason.SCHEDULED_ROTATION, Reason.EXPIRING_SOON})
 _MEDIA_DIAGNOSED = frozenset({Reason.BOT_DETECTION, Reason.FORBIDDEN, Reason.PO_TOKEN_REQUIRED})
+
+
+# --- time ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Now:
+    """The two clocks, read once per event by the runtime. Intervals (grace periods, confirm
+    windows, retry waits, verification deadlines, how long a problem lasted) are measured on
+    `mono`, which a stepped wall clock cannot stretch; dates (session first seen, rotation due,
+    login expiry, owed since, validation times) are `wall`. Nothing on `mono` is persisted: it
+    starts again at every boot."""
+
+    mono: float
+    wall: float
+
+
+def as_now(now: Now | float) -> Now:
+    return now if isinstance(now, Now) else Now(float(now), float(now))
+
+
+# Timers whose `Arm.at` is a date on the wall clock; every other timer is on the monotonic clock.
+WALL_TIMERS: frozenset[str] = frozenset({"rotation"})
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -203,6 +235,7 @@ class Spell:
 class Source:
     settings: SourceSettings
     report: CookieReport | None = None  # the last report that said something about the file
+    last_good: CookieReport | None = None  # the last report of a logged-in jar
     read_error: str | None = None  # errno name while the daemon itself cannot read the file
     problem: Reason | None = None
     problem_since: float | None = None
@@ -518,13 +551,16 @@ Effect = (
 # --- the step -----------------------------------------------------------------------------------
 
 
-def step(state: State, event: Event, now: float) -> list[Effect]:
-    """Apply `event` to `state` at time `now`; return what the runtime should do."""
+def step(state: State, event: Event, now: Now | float) -> list[Effect]:
+    """Apply `event` to `state` at time `now`; return what the runtime should do.
+
+    A plain number is both clocks (tables, and worlds without clock steps)."""
+    now = as_now(now)
     fx = _step(state, event, now)
     return fx + _problem_lines(state, event, now)
 
 
-def _step(state: State, event: Event, now: float) -> list[Effect]:
+def _step(state: State, event: Event, now: Now) -> list[Effect]:
     match event:
         case FileInspected():
             return _file_inspected(state, state.sources[event.source], event.report, now)
@@ -550,7 +586,7 @@ def _step(state: State, event: Event, now: float) -> list[Effect]:
 # --- the cookie file ----------------------------------------------------------------------------
 
 
-def _file_inspected(state: State, src: Source, report: CookieReport, now: float) -> list[Effect]:
+def _file_inspected(state: State, src: Source, report: CookieReport, now: Now) -> list[Effect]:
     if report.os_error is not None:
         # The daemon could not read the file (descriptors, memory, I/O): its own trouble.
         return _read_error(src, report.os_error, now)
@@ -560,6 +596,8 @@ def _file_inspected(state: State, src: Source, report: CookieReport, now: float)
     changed = previous is not None and _signature(previous) != _signature(report)
     new_session = _track_session(src, report, now, fx)
     _track_problem(src, previous, report, now, fx)
+    if report.logged_in:
+        src.last_good = report
     if changed:
         fx.append(Count("file_changes_total", (src.name,)))
         fx.append(
@@ -574,7 +612,7 @@ def _file_inspected(state: State, src: Source, report: CookieReport, now: float)
             )
         )
     if new_session and src.verifying is not None and src.verifying.session_at is None:
-        src.verifying.session_at = now
+        src.verifying.session_at = now.wall
     if report.logged_in and (new_session or (changed and _awaiting_verification(src))):
         # A rewrite of the same session by the backend's yt-dlp is not new evidence, and
         # validating each one would hammer YouTube.
@@ -585,12 +623,12 @@ def _file_inspected(state: State, src: Source, report: CookieReport, now: float)
     return fx
 
 
-def _read_error(src: Source, errno: str, now: float) -> list[Effect]:
+def _read_error(src: Source, errno: str, now: Now) -> list[Effect]:
     fx: list[Effect] = [Count("file_read_errors_total", (src.name, errno))]
     if (spell := src.warned.get("read_error")) is not None:
         spell.repeats += 1  # one ERROR line per spell, whichever errno comes next
     else:
-        src.warned["read_error"] = Spell(now)
+        src.warned["read_error"] = Spell(now.mono)
         fx.append(
             _log(
                 logging.ERROR,
@@ -604,7 +642,7 @@ def _read_error(src: Source, errno: str, now: float) -> list[Effect]:
     return fx
 
 
-def _track_session(src: Source, report: CookieReport, now: float, fx: list[Effect]) -> bool:
+def _track_session(src: Source, report: CookieReport, now: Now, fx: list[Effect]) -> bool:
     """Record the report's login session; True when it was never seen for this source before."""
     fp = report.fingerprint
     if fp is None:
@@ -615,7 +653,7 @@ def _track_session(src: Source, report: CookieReport, now: float, fx: list[Effec
     first_ever = not src.sessions
     # With no memory of any session (first run ever), the file's mtime is the best guess of
     # when this one arrived; later sessions arrived when we saw them.
-    src.sessions[fp] = min(report.mtime or now, now) if first_ever else now
+    src.sessions[fp] = min(report.mtime or now.wall, now.wall) if first_ever else now.wall
     while len(src.sessions) > SESSIONS_KEPT:
         del src.sessions[min(src.sessions, key=src.sessions.__getitem__)]
     fx.append(Persist())
@@ -629,7 +667,7 @@ def _track_session(src: Source, report: CookieReport, now: float, fx: list[Effec
 
 
 def _track_problem(
-    src: Source, previous: CookieReport | None, report: CookieReport, now: float, fx: list[Effect]
+    src: Source, previous: CookieReport | None, report: CookieReport, now: Now, fx: list[Effect]
 ) -> None:
     """Start, keep or end the current offline problem, with its grace period."""
     problem = report.problem()
@@ -641,9 +679,14 @@ def _track_problem(
         src.announced.difference_update(event for event, _ in _PROBLEM_EVENTS.values())
         fx.append(Cancel(src.name, "grace"))
         return
-    src.problem_since = now
-    src.problem_confirm_at = now + _grace(src.settings, problem, previous, report)
-    if src.problem_confirm_at > now:
+    src.problem_since = now.wall
+    grace = _grace(src.settings, problem, previous, report)
+    if problem in (Reason.LOGGED_OUT, Reason.EXPIRED) and _shrank(src.last_good, report):
+        # An upload written in place (truncate, then chunks) passes through an empty or
+        # unparseable file first: measure the shrink against the last logged-in jar (D10).
+        grace = max(grace, src.settings.logged_out_confirm)
+    src.problem_confirm_at = now.mono + grace  # an interval: monotonic
+    if src.problem_confirm_at > now.mono:
         fx.append(Arm(src.name, "grace", src.problem_confirm_at))
     else:
         fx += _announce_problem(src, now)
@@ -657,14 +700,14 @@ _PROBLEM_EVENTS = {
 }
 
 
-def _announce_problem(src: Source, now: float) -> list[Effect]:
+def _announce_problem(src: Source, now: Now) -> list[Effect]:
     """The event of the file's problem, once per spell of it."""
     found = _PROBLEM_EVENTS.get(src.problem) if src.problem is not None else None
     if found is None or found[0] in src.announced:
         return []
     event, summary = found
     src.announced.add(event)
-    since = f"{src.problem_since or now:.0f}"
+    since = f"{src.problem_since or now.wall:.0f}"
     assert src.problem is not None
     return [_notify(event, src, since, summary, src.problem.value)]
 
@@ -693,9 +736,9 @@ def _signature(r: CookieReport) -> tuple[Any, ...]:
     return (r.exists, r.size, r.mtime, r.mode, r.error, r.fingerprint, r.cookies)
 
 
-def _file_evidence(src: Source, now: float) -> Reason | None:
+def _file_evidence(src: Source, now: Now) -> Reason | None:
     """The offline problem once it has outlasted its grace period."""
-    if src.problem is None or src.problem_confirm_at is None or now < src.problem_confirm_at:
+    if src.problem is None or src.problem_confirm_at is None or now.mono < src.problem_confirm_at:
         return None
     return src.problem
 
@@ -703,7 +746,7 @@ def _file_evidence(src: Source, now: float) -> Reason | None:
 # --- rotation -----------------------------------------------------------------------------------
 
 
-def _arm_rotation(src: Source, now: float) -> list[Effect]:
+def _arm_rotation(src: Source, now: Now) -> list[Effect]:
     """(Re)arm the rotation timer when its date changed: most inspections leave it as it was."""
     plan = src.rotation()
     due = plan[0] if plan is not None else None
@@ -712,19 +755,20 @@ def _arm_rotation(src: Source, now: float) -> list[Effect]:
     src.rotation_armed = due
     if due is None:
         return [Cancel(src.name, "rotation")]
-    return [Arm(src.name, "rotation", max(due, now))]
+    return [Arm(src.name, "rotation", max(due, now.wall))]
 
 
-def _rotation_evidence(src: Source, now: float) -> Reason | None:
+def _rotation_evidence(src: Source, now: Now) -> Reason | None:
     plan = src.rotation()
-    return plan[1] if plan is not None and plan[0] <= now else None
+    return plan[1] if plan is not None and plan[0] <= now.wall else None
 
 
 # --- what is needed now -------------------------------------------------------------------------
 
 
-def need(src: Source, now: float) -> Reason | None:
+def need(src: Source, now: Now | float) -> Reason | None:
     """The refresh the evidence calls for right now, if any (before trigger_on and brakes)."""
+    now = as_now(now)
     if src.read_error is not None:
         return None
     v = src.last_validation
@@ -735,7 +779,9 @@ def need(src: Source, now: float) -> Reason | None:
         _file_evidence(src, now),
         # A failed validation stands until one passes; the file's own problems speak for
         # themselves.
-        v.reason if v is not None and v.reason not in FILE_PROBLEMS and not diagnosed else None,
+        # (An offline run's reason is the file's problem, which speaks for itself with its
+        # grace; an account check saying logged_out is not the file's and counts here.)
+        v.reason if v is not None and not v.offline and not diagnosed else None,
         None if diagnosed else _rotation_evidence(src, now),
     ]
     # trigger_on filters each piece of evidence, before the strongest is chosen: a reason the
@@ -747,17 +793,17 @@ def need(src: Source, now: float) -> Reason | None:
     return found
 
 
-def _pursue(state: State, src: Source, now: float, *, origin: Origin) -> list[Effect]:
+def _pursue(state: State, src: Source, now: Now, *, origin: Origin) -> list[Effect]:
     """Ask for the refresh the evidence calls for, unless one is pending or already owed."""
     reason = need(src, now)
     if reason is None or src.pending_job is not None or src.verifying is not None:
         return []
     if src.requesting or src.validating:
         return []  # an answer or a validation is on its way and will pursue again
-    if src.retry_at is not None and now < src.retry_at:
+    if src.retry_at is not None and now.mono < src.retry_at:
         return []  # refused recently; the retry timer comes back
     if state.redis_up is False:
-        return _owe(src, Owed(reason, now, origin), quiet=True)
+        return _owe(src, Owed(reason, now.wall, origin), quiet=True)
     # Several daemons may pursue the same need: Redis's marker and cooldown make it one job.
     src.requesting = True
     if reason in _ROTATIONS:
@@ -765,8 +811,18 @@ def _pursue(state: State, src: Source, now: float, *, origin: Origin) -> list[Ef
     return [Enqueue(src.name, reason, origin)]
 
 
+def _person(owed: Owed) -> bool:
+    return owed.force or owed.origin in _PEOPLE or owed.reason is Reason.MANUAL
+
+
 def _owe(src: Source, owed: Owed, *, quiet: bool = False) -> list[Effect]:
+    """Keep the strongest refresh owed — but a person's request is never merged into an automatic
+    one (that would drop it with the automatic one's cause): it is paid as theirs (P4)."""
     before = src.owed
+    if before is not None and _person(before) and not _person(owed):
+        return []
+    if before is not None and _person(owed) and not _person(before):
+        before = None
     if before is not None and before.reason.rank >= owed.reason.rank and not owed.force:
         return []
     src.owed = Owed(
@@ -782,16 +838,18 @@ def _owe(src: Source, owed: Owed, *, quiet: bool = False) -> list[Effect]:
     return fx
 
 
-def still_owed(src: Source, owed: Owed, now: float) -> bool:
+def still_owed(src: Source, owed: Owed, now: Now | float) -> bool:
     """Is an owed refresh still called for? A person's request is; evidence is looked at again."""
+    now = as_now(now)
     if owed.force or owed.origin in _PEOPLE or owed.reason is Reason.MANUAL:
         return True
     if owed.reason in FILE_PROBLEMS:
         return _file_evidence(src, now) == owed.reason
     if owed.reason in _ROTATIONS:
         return _rotation_evidence(src, now) is not None
+    # An offline look at the jar says nothing about what the backend reported (D4).
     v = src.last_validation
-    return not (v is not None and v.ok and v.at >= owed.at)
+    return not (v is not None and v.ok and not v.offline and v.at >= owed.at)
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -963,7 +1021,7 @@ def offline_validation(
     return None
 
 
-def _validation_finished(state: State, src: Source, v: Validation, now: float) -> list[Effect]:
+def _validation_finished(state: State, src: Source, v: Validation, now: Now) -> list[Effect]:
     src.validating = False
     if v.read_error is not None:
         # The daemon's own trouble (already counted as a read error): not a verdict on the
@@ -1167,7 +1225,7 @@ def ambiguous(reason: Reason, text: str | None) -> bool:
     return any(w in norm for w in _AMBIGUOUS_WORDS)
 
 
-def _refresh_asked(state: State, src: Source, ask: RefreshAsked, now: float) -> list[Effect]:
+def _refresh_asked(state: State, src: Source, ask: RefreshAsked, now: Now) -> list[Effect]:
     if not ask.reason.fixable:
         if not ask.force:
             return _answer(src, ask, "ignored", f"{ask.reason.value} is not fixed by fresh cookies")
@@ -1194,7 +1252,7 @@ def _refresh_asked(state: State, src: Source, ask: RefreshAsked, now: float) -> 
         message = _MESSAGES["coalesced"]
         return [*fx, Answer("coalesced", src.name, reason, message, src.pending_job)]
     if state.redis_up is False:
-        fx += _owe(src, Owed(reason, now, ask.origin, ask.force))
+        fx += _owe(src, Owed(reason, now.wall, ask.origin, ask.force))
         return fx + _answer(
             src,
             ask,
@@ -1229,12 +1287,12 @@ _MESSAGES: dict[TriggerState, str] = {
 }
 
 
-def _refresh_answered(state: State, src: Source, ans: RefreshAnswered, now: float) -> list[Effect]:
+def _refresh_answered(state: State, src: Source, ans: RefreshAnswered, now: Now) -> list[Effect]:
     fx = _counts(src, ans.reason, ans.origin, ans.state)
     src.requesting = False
     if ans.state == "deferred":  # Redis failed under the request
         state.redis_up = False
-        fx += _owe(src, Owed(ans.reason, now, ans.origin))
+        fx += _owe(src, Owed(ans.reason, now.wall, ans.origin))
         message = "Redis is unavailable; the daemon owes this refresh and asks when Redis returns"
         return [*fx, Answer("deferred", src.name, ans.reason, message)]
     if ans.state in ("enqueued", "coalesced"):
@@ -1244,11 +1302,11 @@ def _refresh_answered(state: State, src: Source, ans: RefreshAnswered, now: floa
             src.owed = None
             fx.append(Persist())
     message = _MESSAGES.get(ans.state, ans.state)
-    braked = ans.force and src.backoff_ends(now) is not None
+    braked = ans.force and src.backoff_ends(now.wall) is not None
     if ans.state == "enqueued":
         assert ans.job_id is not None
-        src.pending_progress = PendingJob(now)  # until the next poll reads it from Redis
-        src.requested[ans.job_id] = now
+        src.pending_progress = PendingJob(now.wall)  # until the next poll reads it from Redis
+        src.requested[ans.job_id] = now.wall
         while len(src.requested) > REQUESTED_KEPT:
             del src.requested[next(iter(src.requested))]
         fx += [
@@ -1265,7 +1323,7 @@ def _refresh_answered(state: State, src: Source, ans: RefreshAnswered, now: floa
             _notify(
                 "refresh_enqueued",
                 src,
-                f"{ans.job_id}@{now:.3f}",  # only the daemon that enqueued it says so
+                f"{ans.job_id}@{now.wall:.3f}",  # only the daemon that enqueued it says so
                 f"refresh job {ans.job_id} enqueued ({ans.reason.value})",
                 ans.reason.value,
                 ans.job_id,
@@ -1273,9 +1331,9 @@ def _refresh_answered(state: State, src: Source, ans: RefreshAnswered, now: floa
         ]
     if ans.state in ("cooldown", "backoff") and ans.retry_after is not None:
         # Refused for now: come back when the brake lets go, and look at the evidence again.
-        src.retry_at = now + ans.retry_after
+        src.retry_at = now.mono + ans.retry_after
         if ans.state == "backoff":  # another daemon's outcomes count too: mirror what Redis says
-            src.failures, src.backoff_until = max(src.failures, 1), src.retry_at
+            src.failures, src.backoff_until = max(src.failures, 1), now.wall + ans.retry_after
         fx.append(Arm(src.name, "retry", src.retry_at))
     # The message stays the documented one; a forced job says so in `forced`.
     forced = ans.force and ans.state == "enqueued"
@@ -1286,7 +1344,7 @@ def _refresh_answered(state: State, src: Source, ans: RefreshAnswered, now: floa
 # --- the queue ----------------------------------------------------------------------------------
 
 
-def _queue_observed(state: State, obs: QueueObserved, now: float) -> list[Effect]:
+def _queue_observed(state: State, obs: QueueObserved, now: Now) -> list[Effect]:
     fx: list[Effect] = []
     if state.redis_up is not True:
         fx.append(_redis_back(state, now))
@@ -1346,9 +1404,12 @@ def _job_lost(src: Source, job_id: str) -> list[Effect]:
     return fx
 
 
-def _pay_owed(state: State, src: Source, now: float) -> list[Effect]:
-    owed, src.owed = src.owed, None
+def _pay_owed(state: State, src: Source, now: Now) -> list[Effect]:
+    owed = src.owed
     assert owed is not None
+    if src.report is None and src.read_error is None:
+        return []  # at start, before the file was looked at: its cause cannot be judged yet
+    src.owed = None
     fx: list[Effect] = [Persist()]
     if not still_owed(src, owed, now):
         dropped = _log(
@@ -1360,7 +1421,7 @@ def _pay_owed(state: State, src: Source, now: float) -> list[Effect]:
     return [*fx, Enqueue(src.name, owed.reason, "owed", owed.force)]
 
 
-def _job_finished(src: Source, job: FinishedJob, now: float, *, counted: bool) -> list[Effect]:
+def _job_finished(src: Source, job: FinishedJob, now: Now, *, counted: bool) -> list[Effect]:
     src.history.append(job)
     requested = src.requested.pop(job.job_id, None)
     if not counted:
@@ -1392,7 +1453,7 @@ def _job_finished(src: Source, job: FinishedJob, now: float, *, counted: bool) -
     # From when this daemon saw it end, not the worker's finishedOn: its clock may be off.
     ver = Verification(
         job.job_id,
-        now + src.settings.upload_timeout,
+        now.mono + src.settings.upload_timeout,
         reason=job.reason,
         created_at=job.created_at,
     )
@@ -1405,30 +1466,30 @@ def _job_finished(src: Source, job: FinishedJob, now: float, *, counted: bool) -
     return fx
 
 
-def _redis_down(state: State, event: RedisDown, now: float) -> list[Effect]:
+def _redis_down(state: State, event: RedisDown, now: Now) -> list[Effect]:
     if state.redis_up is False:
         if state.redis_down is not None:
             state.redis_down.repeats += 1
         return []
     state.redis_up, state.counts = False, None
-    state.redis_down = Spell(now)
+    state.redis_down = Spell(now.mono)
     return [
         Log(logging.WARNING, "redis unavailable", {"problem": "redis_down", "error": event.error})
     ]
 
 
-def _redis_back(state: State, now: float) -> Log:
+def _redis_back(state: State, now: Now) -> Log:
     spell, state.redis_down = state.redis_down, None
     if spell is None:
         return Log(logging.INFO, "redis reachable", {})
-    fields = {"problem": "redis_down", "lasted": round(now - spell.since, 3)}
+    fields = {"problem": "redis_down", "lasted": round(now.mono - spell.since, 3)}
     return Log(logging.INFO, "redis unavailable: ended", {**fields, "repeats": spell.repeats})
 
 
 # --- timers -------------------------------------------------------------------------------------
 
 
-def _timer_fired(state: State, src: Source, key: TimerKey, now: float) -> list[Effect]:
+def _timer_fired(state: State, src: Source, key: TimerKey, now: Now) -> list[Effect]:
     if key == "grace":
         # Look again: the file decides, not the memory of it.
         fx: list[Effect] = [Inspect(src.name)]
@@ -1436,18 +1497,23 @@ def _timer_fired(state: State, src: Source, key: TimerKey, now: float) -> list[E
         return fx
     if key == "upload":
         ver = src.verifying
-        if ver is None or ver.session_at is not None or now < ver.deadline:
+        if ver is None or ver.session_at is not None or now.mono < ver.deadline:
             return []
         return _end_verification(src, "no_upload") + _pursue(state, src, now, origin="retry")
     if key == "validate":
         return _validate(src, "schedule")
     if key == "retry":
         src.retry_at = None
+        v, reason = src.last_validation, need(src, now)
+        if reason is not None and v is not None and not v.offline and v.reason is reason:
+            # The evidence is a validation from before the wait (up to a day): look again before
+            # a login is spent on it; its result pursues the need.
+            return _validate(src, "retry")
         return _pursue(state, src, now, origin="retry")
     # rotation
     fx = []
     plan = src.rotation()
-    expiring = plan is not None and plan[0] <= now and plan[1] is Reason.EXPIRING_SOON
+    expiring = plan is not None and plan[0] <= now.wall and plan[1] is Reason.EXPIRING_SOON
     if expiring and "cookies_expiring" not in src.announced:
         src.announced.add("cookies_expiring")
         expiry = f"{src.report.login_expires_at if src.report else 0:.0f}"
@@ -1508,11 +1574,12 @@ def unusable_reason(src: Source) -> str | None:
     return None
 
 
-def track_usable(src: Source, now: float) -> None:
+def track_usable(src: Source, now: Now | float) -> None:
     """Keep `src.usable` and the time its answer last changed: the health gate reads only this."""
+    now = as_now(now)
     reason = unusable_reason(src)
     if src.usable is None or src.usable.reason != reason:
-        src.usable = Usable(reason, now)
+        src.usable = Usable(reason, now.wall)
 
 
 def worst_usable(sources: dict[str, Source]) -> tuple[str, Usable]:
@@ -1528,15 +1595,16 @@ def worst_usable(sources: dict[str, Source]) -> tuple[str, Usable]:
     return max(seen, key=badness)
 
 
-def health(state: State, now: float) -> str:
+def health(state: State, now: Now | float) -> str:
     """Cookie health for systemd's STATUS=, e.g. "2 sources: main ok, alt refresh pending"."""
+    now = as_now(now)
     parts = [f"{name} {_health_word(src, now)}" for name, src in state.sources.items()]
     head = f"{len(parts)} source{'s' if len(parts) != 1 else ''}: "
     redis = "redis down; " if state.redis_up is False else ""
     return redis + head + ", ".join(parts)
 
 
-def _health_word(src: Source, now: float) -> str:
+def _health_word(src: Source, now: Now) -> str:
     v = src.last_validation
     if src.read_error is not None:
         return f"unreadable by the daemon ({src.read_error})"
@@ -1550,7 +1618,7 @@ def _health_word(src: Source, now: float) -> str:
         return src.problem.value.replace("_", " ")
     if src.diagnosis is not None:
         return src.diagnosis.value.replace("_", " ")
-    if src.backoff_ends(now) is not None:
+    if src.backoff_ends(now.wall) is not None:
         return "backing off"
     if v is not None and not v.ok:
         return f"failing ({(v.reason or Reason.OTHER).value})"
@@ -1588,8 +1656,9 @@ _SIGHTINGS: dict[type, frozenset[str]] = {
 }
 
 
-def standing(src: Source, now: float) -> dict[str, dict[str, Any]]:
+def standing(src: Source, now: Now | float) -> dict[str, dict[str, Any]]:
     """The source's problems that stand now, each with the fields its WARNING line carries."""
+    now = as_now(now)
     found: dict[str, dict[str, Any]] = {}
     if (problem := _file_evidence(src, now)) is not None:
         found[problem.value] = {"path": str(src.settings.cookies_file)}
@@ -1603,7 +1672,7 @@ def standing(src: Source, now: float) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _problem_lines(state: State, event: Event, now: float) -> list[Effect]:
+def _problem_lines(state: State, event: Event, now: Now) -> list[Effect]:
     name = getattr(event, "source", None)
     if name is not None:
         return _source_problem_lines(state.sources[name], event, now)
@@ -1613,7 +1682,7 @@ def _problem_lines(state: State, event: Event, now: float) -> list[Effect]:
     return fx
 
 
-def _source_problem_lines(src: Source, event: Event, now: float) -> list[Effect]:
+def _source_problem_lines(src: Source, event: Event, now: Now) -> list[Effect]:
     if src.read_error is not None:
         return []  # the daemon cannot look: nothing starts or ends until it can again
     now_standing = standing(src, now)
@@ -1628,7 +1697,7 @@ def _source_problem_lines(src: Source, event: Event, now: float) -> list[Effect]
                 f"{_problem_text(key)}: ended",
                 src,
                 problem=key,
-                lasted=round(now - spell.since, 3),
+                lasted=round(now.mono - spell.since, 3),
                 repeats=spell.repeats,
             )
         )
@@ -1637,7 +1706,7 @@ def _source_problem_lines(src: Source, event: Event, now: float) -> list[Effect]
         if (seen := src.warned.get(key)) is not None:
             seen.repeats += key in sighted
             continue
-        src.warned[key] = Spell(now)
+        src.warned[key] = Spell(now.mono)
         fx.append(_log(logging.WARNING, _problem_text(key), src, problem=key, **fields))
     return fx
 

@@ -5,7 +5,9 @@ Two kinds, kept apart because a stepped wall clock (NTP correcting a bad RTC, an
 
 - intervals (`every`: the queue poll, the validation period, rescans) run on the loop's monotonic
   clock: a wall clock stepped back an hour delays no poll, stepped forward fires no burst;
-- dates (`at`: a rotation due, a grace period's end, a cookie's expiry) are wall-clock times, slept
+- one-shot intervals (`after`: a grace period, a retry wait, a verification deadline, which the
+  core measures on the monotonic clock) run on it too;
+- dates (`at`: a rotation due, a cookie's expiry) are wall-clock times, slept
   towards on the monotonic clock and re-armed whenever the wall clock is seen to have jumped
   (wall and monotonic time moved apart), and at least every MAX_SLEEP anyway.
 
@@ -83,6 +85,19 @@ class Timers:
         when = min(max(when, 0.0), LATEST) if math.isfinite(when) else LATEST
         self._dates[key] = (when, job)
         self._arm_date(key)
+
+    def after(self, key: str, delay: float, job: Job) -> None:
+        """Run `job` once, `delay` seconds of monotonic time from now: an interval the core
+        measured on the monotonic clock (a grace period, a retry wait, a verification deadline),
+        which no wall clock step moves."""
+        loop = self._started()
+        self.cancel(key)
+        delay = min(max(delay, 0.0), LATEST) if math.isfinite(delay) else LATEST
+        self._handles[key] = loop.call_at(loop.time() + delay, self._after_due, key, job)
+
+    def _after_due(self, key: str, job: Job) -> None:
+        self._handles.pop(key, None)
+        self._run(key, job)
 
     def cancel(self, key: str) -> None:
         if (handle := self._handles.pop(key, None)) is not None:

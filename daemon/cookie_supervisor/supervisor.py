@@ -53,13 +53,15 @@ class Supervisor:
         timers: Timers,
         *,
         clock: Callable[[], float] = time.time,
+        mono: Callable[[], float] = time.monotonic,
         store: StateFile | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.queue = queue
         self.timers = timers
-        self.clock = clock
+        self.clock = clock  # dates: wall time
+        self.mono = mono  # intervals: a stepped wall clock cannot stretch them
         self.state = core.State.of(settings.all_sources())
         self.store = store or StateFile(settings.state_path())
         stored = self.store.load()
@@ -100,6 +102,9 @@ class Supervisor:
             metrics.init_source(name)
 
     # --- views the API and the CLI use -----------------------------------------------------------
+
+    def now(self) -> core.Now:
+        return core.Now(self.mono(), self.clock())
 
     @property
     def sources(self) -> dict[str, core.Source]:
@@ -154,7 +159,7 @@ class Supervisor:
     async def handle(self, event: core.Event) -> Answer | None:
         """Feed one event to the core and carry out what it decides, in order."""
         answer: Answer | None = None
-        for fx in core.step(self.state, event, self.clock()):
+        for fx in core.step(self.state, event, self.now()):
             answer = await self._carry_out(fx) or answer
         return answer
 
@@ -173,7 +178,11 @@ class Supervisor:
             case core.Inspect():
                 self.spawn(self.inspect(fx.source))
             case core.Arm():
-                self.timers.at(f"{fx.key}:{fx.source}", fx.at, self._fire(fx.source, fx.key))
+                key, job = f"{fx.key}:{fx.source}", self._fire(fx.source, fx.key)
+                if fx.key in core.WALL_TIMERS:  # a date
+                    self.timers.at(key, fx.at, job)
+                else:  # an interval, on the monotonic clock the core measured it on
+                    self.timers.after(key, fx.at - self.mono(), job)
             case core.Cancel():
                 self.timers.cancel(f"{fx.key}:{fx.source}")
             case core.Log():
@@ -204,9 +213,7 @@ class Supervisor:
             return await call
         except RedisError as exc:
             self._redis_failures += 1
-            # an interval, so on the monotonic clock: a stepped wall clock neither delays nor
-            # hastens the next Redis check
-            self._redis_retry_at = time.monotonic() + self._backoff.compute(self._redis_failures)
+            self._redis_retry_at = self.mono() + self._backoff.compute(self._redis_failures)
             why = f"{bull.describe_redis_error(exc)} at {masked_url(self.settings.redis_url)}"
             await self.handle(core.RedisDown(why))
             return None
@@ -387,7 +394,7 @@ class Supervisor:
 
     async def poll_queue(self) -> None:
         """Queue counts, pending and finished jobs; also how Redis outages end."""
-        if self.state.redis_up is False and time.monotonic() < self._redis_retry_at:
+        if self.state.redis_up is False and self.mono() < self._redis_retry_at:
             return
         try:
             observed = await self._redis(self._observe())
@@ -493,7 +500,8 @@ class Supervisor:
     def status(self, source: str) -> dict[str, Any]:
         src = self.source(source)
         r = src.report or CookieReport(path=src.settings.cookies_file, exists=False)
-        now = self.clock()
+        clocks = self.now()
+        now = clocks.wall
         rotation = src.rotation()
         return {
             "source": src.name,
@@ -522,7 +530,7 @@ class Supervisor:
                 "success_ratio": src.success_ratio,
                 "consecutive_failures": src.failures,
                 "backoff_until": src.backoff_ends(now),
-                "needed": (n.value if (n := core.need(src, now)) else None),
+                "needed": (n.value if (n := core.need(src, clocks)) else None),
             },
             "last_validation": src.last_validation.as_dict() if src.last_validation else None,
             "diagnosis": src.diagnosis.value if src.diagnosis else None,

@@ -303,21 +303,16 @@ REGRESSIONS: dict[str, tuple[Callable[[], Scenario], str]] = {
 # The defects this tree still has: the promises each breaks (its regression's first; random
 # worlds may show the others too), and what the violation says.
 KNOWN_BROKEN: dict[str, tuple[tuple[str, ...], str]] = {
-    "N1": (("P2",), "cookies dead and reported ..., no job after ..."),
     "N2": (
         ("P6", "P1"),
         "d0 reset the shared backoff (a verified refresh) ..., no validation passed",
     ),
     "D3": (("P3", "P2"), "job 1 ... finished ok ... and was never booked"),
-    "D4": (("P2",), "cookies dead and reported at 400s, no job after 140s"),
     "D6": (("P3",), "job 1 ... finished ok ... and was never booked"),
-    "D10": (("P5",), "logged_out job ... while a healthy jar was being uploaded"),
     "D14": (
         ("P1", "P3"),
         "N automatic jobs in W s ...; job 1 uploaded a jar and was booked no_upload",
     ),
-    "D15": (("P4",), "a person's request deferred ... was never paid as theirs"),
-    "D18": (("P5",), "auth_required job ... for a healthy, honoured jar"),
 }
 # Not reproduced by the world: D13 (searched: an ambiguous report's validation in flight while
 # a peer's refresh uploads), D16 (its cost, one missing_grace after a start, is within P2's slack).

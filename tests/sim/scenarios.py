@@ -251,6 +251,9 @@ def _apply(w: World, p: Promises, kind: str, args: tuple[Any, ...]) -> None:
             w.redis.up = True
             w.redis.version += 1
             w.note(f"ACTION redis back (empty={empty})")
+            for d in list(w.daemons.values()):  # their polls notice: Redis is a thing that changed
+                if d.alive:
+                    d.wake()
 
         w.later(down, None, back)
     elif kind == "flush":

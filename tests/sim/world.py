@@ -414,15 +414,15 @@ class SimDaemon:
         *,
         elide: bool = False,
     ) -> None:
-        """APScheduler's IntervalTrigger: on a grid of the wall clock from now, first after one
-        interval; after a forward step the missed runs coalesce into one. With `elide`, a run
-        that the quiet rule says would do nothing is skipped (see `quiet_rule`)."""
-        start = self.wall()
+        """schedule.Timers.every: on a grid of the monotonic clock from now, first after one
+        interval (a wall clock step moves nothing). With `elide`, a run that the quiet rule says
+        would do nothing is skipped (see `quiet_rule`)."""
+        start = self.mono()
 
         def plan() -> None:
-            n = max(1, math.floor((self.wall() - start) / seconds) + 1)
+            n = max(1, math.floor((self.mono() - start) / seconds) + 1)
             due = start + n * seconds + (self.world.rng.uniform(0, jitter) if jitter else 0)
-            true = due - self.world.offsets.get(self.idx, 0.0)
+            true = due - self.mono0
             self.timers[key] = self.world.at(true, self, run, key=key)
 
         def run() -> None:
@@ -481,7 +481,7 @@ class SimDaemon:
                     continue
                 if mono < t <= self.mono() or wall < t <= self.wall():
                     return t
-        if self.state.redis_up is False and wall < self.redis_retry_at <= self.wall():
+        if self.state.redis_up is False and mono < self.redis_retry_at <= self.mono():
             return self.redis_retry_at
         return None
 
@@ -501,8 +501,8 @@ class SimDaemon:
                 if t is None:
                     continue
                 found += [x for x in (t - off, t - self.mono0) if x > self.world.t]
-        if self.state.redis_up is False and self.redis_retry_at - off > self.world.t:
-            found.append(self.redis_retry_at - off)
+        if self.state.redis_up is False and self.redis_retry_at - self.mono0 > self.world.t:
+            found.append(self.redis_retry_at - self.mono0)  # the runtime's wait is monotonic
         shared = self.world.redis.extra.get("diagnosis:" + SOURCE)
         if shared is not None and shared[1] / 1000 > self.world.t:
             found.append(shared[1] / 1000)  # a shared diagnosis expires: polls see it go
@@ -675,11 +675,11 @@ class SimDaemon:
     def redis_down(self) -> None:
         self.redis_failures += 1
         cap = min(30.0, 0.5 * 2**self.redis_failures)
-        self.redis_retry_at = self.wall() + self.world.rng.uniform(0, cap)
+        self.redis_retry_at = self.mono() + self.world.rng.uniform(0, cap)
         self.handle(core.RedisDown("connection refused (ECONNREFUSED)"))
 
     def poll(self) -> None:
-        if self.state.redis_up is False and self.wall() < self.redis_retry_at:
+        if self.state.redis_up is False and self.mono() < self.redis_retry_at:
             return
         r = self.world.redis
         try:
