@@ -129,3 +129,28 @@ def test_still_failing_names_the_new_failure_and_the_others_the_jobs_reason() ->
     assert events["refresh_still_failing"].reason == "logged_out"
     for name in ("refresh_completed", "refresh_verified", "refresh_no_upload", "refresh_failed"):
         assert events[name].reason == "bot_detection", name
+
+
+def test_daemons_sharing_a_jar_name_its_problem_alike() -> None:
+    # Three daemons notice the jar vanish (or turn logged out) at different moments: the events'
+    # keys come from the file they all saw, so the ids agree and one delivery is made.
+    keys: dict[str, set[str]] = {"file_missing": set(), "logged_out": set()}
+    for delay in (0.0, 7.0, 31.0):
+        h = Harness()
+        h.file(jar(mtime=T0 - 50), at=T0 + delay)
+        h.file(MISSING, at=T0 + 1 + delay)
+        for n in of(h(TimerFired("main", "grace"), at=T0 + 100 + delay), Notify):
+            keys[n.event].add(n.key)
+        h = Harness()
+        for n in of(h.file(jar(None, mtime=T0 - 20), at=T0 + delay), Notify):
+            keys[n.event].add(n.key)
+    assert all(len(found) == 1 for found in keys.values()), keys
+    # another spell (the jar came back and went again) is another event
+    h = Harness()
+    h.file(jar(mtime=T0 - 50))
+    h.file(MISSING, at=T0 + 1)
+    [first] = of(h(TimerFired("main", "grace"), at=T0 + 100), Notify)
+    h.file(jar(mtime=T0 + 200), at=T0 + 200)
+    h.file(MISSING, at=T0 + 300)
+    [second] = of(h(TimerFired("main", "grace"), at=T0 + 400), Notify)
+    assert first.key != second.key

@@ -240,6 +240,9 @@ class Source:
     problem: Reason | None = None
     problem_since: float | None = None
     problem_confirm_at: float | None = None  # the problem counts as evidence from then on
+    # What names this spell of the problem for its webhook event: the file as every daemon sees
+    # it (so daemons sharing the jar make one event id), else the time this daemon saw it start.
+    problem_key: str | None = None
     sessions: dict[str, float] = field(default_factory=dict)  # fingerprint → first seen
     session: str | None = None
     owed: Owed | None = None
@@ -680,6 +683,7 @@ def _track_problem(
         fx.append(Cancel(src.name, "grace"))
         return
     src.problem_since = now.wall
+    src.problem_key = _problem_key(problem, previous, report)
     grace = _grace(src.settings, problem, previous, report)
     if problem in (Reason.LOGGED_OUT, Reason.EXPIRED) and _shrank(src.last_good, report):
         # An upload written in place (truncate, then chunks) passes through an empty or
@@ -700,6 +704,17 @@ _PROBLEM_EVENTS = {
 }
 
 
+def _problem_key(
+    problem: Reason, previous: CookieReport | None, report: CookieReport
+) -> str | None:
+    """The file's own identity: the jar that went missing (its last mtime and size), or the jar
+    that is logged out or expired; None when the file offers none (the start time names it)."""
+    seen = previous if problem is Reason.MISSING_COOKIES else report
+    if seen is not None and seen.mtime is not None:
+        return f"{problem.value}:{seen.mtime:.6f}:{seen.size}"
+    return None
+
+
 def _announce_problem(src: Source, now: Now) -> list[Effect]:
     """The event of the file's problem, once per spell of it."""
     found = _PROBLEM_EVENTS.get(src.problem) if src.problem is not None else None
@@ -707,9 +722,9 @@ def _announce_problem(src: Source, now: Now) -> list[Effect]:
         return []
     event, summary = found
     src.announced.add(event)
-    since = f"{src.problem_since or now.wall:.0f}"
+    key = src.problem_key or f"{src.problem_since or now.wall:.0f}"
     assert src.problem is not None
-    return [_notify(event, src, since, summary, src.problem.value)]
+    return [_notify(event, src, key, summary, src.problem.value)]
 
 
 def _grace(
