@@ -992,3 +992,61 @@ def test_d7_the_record_survives_a_restart_and_books_what_ended_meanwhile() -> No
     meanwhile = job("2", "failed", at=T0 + 100, created=T0 + 90)
     fx = later(QueueObserved({"main": None}, (old, meanwhile)), at=T0 + 200)
     assert of(fx, RecordOutcome) == [RecordOutcome("main", "2", False)]
+
+
+# --- issue 16: intervals on the monotonic clock, dates on the wall clock -----------------------
+
+
+def test_a_wall_clock_stepped_back_an_hour_does_not_stretch_a_grace_period() -> None:
+    s = core.State.of([settings()])
+    s.redis_up = True
+    core.step(s, FileInspected("main", jar()), core.Now(mono=100.0, wall=T0))
+    fx = core.step(s, FileInspected("main", MISSING), core.Now(mono=101.0, wall=T0 + 1))
+    assert Arm("main", "grace", 161.0) in fx  # monotonic: 60 s from now
+    # the wall clock is stepped back an hour; 60 s of real time pass
+    fx = core.step(s, TimerFired("main", "grace"), core.Now(mono=161.0, wall=T0 - 3600 + 61))
+    fx += core.step(s, FileInspected("main", MISSING), core.Now(mono=161.1, wall=T0 - 3539))
+    assert enqueued(fx).reason is Reason.MISSING_COOKIES
+
+
+def test_retry_and_verification_waits_are_monotonic_and_rotation_dates_are_wall() -> None:
+    assert {"rotation"} == core.WALL_TIMERS
+    s = core.State.of([settings(rotate_after=7 * DAY, upload_timeout=600)])
+    s.redis_up = True
+    at = core.Now(mono=50.0, wall=T0)
+    fx = core.step(s, FileInspected("main", jar(mtime=T0)), at)
+    assert Arm("main", "rotation", T0 + 7 * DAY) in fx  # a date
+    ask = enqueued(core.step(s, ValidationFinished("main", _failed(Reason.COOKIES_ROTATED)), at))
+    fx = core.step(s, RefreshAnswered("main", ask.reason, ask.origin, "cooldown", "1", 30), at)
+    assert Arm("main", "retry", 80.0) in fx  # an interval
+    core.step(s, QueueObserved({"main": None}), at)
+    fx = core.step(s, QueueObserved({"main": None}, (job("1", at=T0 - 300, created=T0),)), at)
+    assert Arm("main", "upload", 650.0) in fx
+
+
+def _failed(reason: Reason) -> Validation:
+    return Validation(False, reason, T0, T0, "schedule")
+
+
+def test_the_core_judges_the_login_on_its_own_clock() -> None:
+    """cookiefile reports when the login pair lapses; whether it has lapsed is the core's `now`."""
+    from cookie_supervisor import cookiefile
+
+    text = (
+        "# Netscape HTTP Cookie File\n"
+        f".youtube.com\tTRUE\t/\tTRUE\t{int(T0) + 100}\tLOGIN_INFO\tv1\n"
+        f".youtube.com\tTRUE\t/\tTRUE\t{int(T0) + 50}\tSAPISID\tv2\n"
+        f".youtube.com\tTRUE\t/\tTRUE\t{int(T0) + 200}\t__Secure-3PAPISID\tv3\n"
+    )
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as fh:
+        fh.write(text)
+        fh.flush()
+        report = cookiefile.inspect(fh.name, T0)
+    assert report.logged_in and report.login_until == T0 + 100  # LOGIN_INFO lapses first
+    assert report.logged_in_at(T0 + 99) and not report.logged_in_at(T0 + 100)
+    assert report.problem_at(T0 + 150) is Reason.EXPIRED and report.problem_at(T0) is None
+    h = Harness(settings(renew_before=0))
+    h.file(report, at=T0 + 150)  # the same report, judged on the core's clock
+    assert h.src.problem is Reason.EXPIRED

@@ -118,6 +118,11 @@ class CookieReport:
     os_error: str | None = None
     file_type: str | None = None  # "file", "directory", "fifo", ... None when unknown
     denied: bool = False  # EACCES/EPERM: the daemon may not read it
+    # yt-dlp's login pair (LOGIN_INFO and a SAPISID) is present with values, and holds until then
+    # (None: session cookies, no expiry). `logged_in` is that rule judged at inspection; the core
+    # judges it again on its own clock (`logged_in_at`), never this module's.
+    login_pair: bool = False
+    login_until: float | None = None
 
     @property
     def valid(self) -> bool:
@@ -131,6 +136,20 @@ class CookieReport:
     @property
     def secure_permissions(self) -> bool | None:
         return None if self.mode is None else not self.mode & 0o077
+
+    def logged_in_at(self, now: float) -> bool:
+        """yt-dlp's "logged in" rule at `now`: the login pair present and not yet expired. (A
+        report without the pair fields, made by hand, keeps its own verdict.)"""
+        if not self.login_pair:
+            return self.logged_in
+        return self.login_until is None or now < self.login_until
+
+    def problem_at(self, now: float) -> Reason | None:
+        """`problem()` with the login judged at `now` (the core's clock)."""
+        found = self.problem()
+        if found in (None, Reason.LOGGED_OUT, Reason.EXPIRED) and self.login_pair:
+            return None if self.logged_in_at(now) else Reason.EXPIRED
+        return found
 
     def problem(self) -> Reason | None:
         """What is wrong with the jar before any network check (yt-dlp itself stays silent)."""
@@ -517,6 +536,12 @@ def _report(base: CookieReport, jar: _Scan, now: float, key: bytes) -> CookieRep
 
     has_pair = present(LOGIN_INFO) and any(present(n) for n in SAPISID_NAMES)
     logged_in = alive(LOGIN_INFO) and any(alive(n) for n in SAPISID_NAMES)
+    until: float | None = None
+    if has_pair:  # the pair holds until LOGIN_INFO or the last present SAPISID expires
+        sapisid = [jar.login[n][0] for n in SAPISID_NAMES if present(n)]
+        last = None if any(e is None for e in sapisid) else max(e for e in sapisid if e)
+        ends = [e for e in (jar.login[LOGIN_INFO][0], last) if e is not None]
+        until = _clamp(min(ends)) if ends else None
     expiries = [exp for exp, _ in jar.login.values() if exp is not None]
     return replace(
         base,
@@ -526,6 +551,8 @@ def _report(base: CookieReport, jar: _Scan, now: float, key: bytes) -> CookieRep
         login_expires_at=_clamp(min(expiries)) if expiries else None,
         logged_in=logged_in,
         login_expired=has_pair and not logged_in,
+        login_pair=has_pair,
+        login_until=until,
         fingerprint=_fingerprint(jar, key) if logged_in else None,
     )
 

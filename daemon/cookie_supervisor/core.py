@@ -599,7 +599,8 @@ def _file_inspected(state: State, src: Source, report: CookieReport, now: Now) -
     changed = previous is not None and _signature(previous) != _signature(report)
     new_session = _track_session(src, report, now, fx)
     _track_problem(src, previous, report, now, fx)
-    if report.logged_in:
+    logged_in = report.logged_in_at(now.wall)  # on the core's clock, not the inspection's
+    if logged_in:
         src.last_good = report
     if changed:
         fx.append(Count("file_changes_total", (src.name,)))
@@ -616,7 +617,7 @@ def _file_inspected(state: State, src: Source, report: CookieReport, now: Now) -
         )
     if new_session and src.verifying is not None and src.verifying.session_at is None:
         src.verifying.session_at = now.wall
-    if report.logged_in and (new_session or (changed and _awaiting_verification(src))):
+    if logged_in and (new_session or (changed and _awaiting_verification(src))):
         # A rewrite of the same session by the backend's yt-dlp is not new evidence, and
         # validating each one would hammer YouTube.
         fx += _validate(src, "verification" if src.verifying else "file")
@@ -673,7 +674,7 @@ def _track_problem(
     src: Source, previous: CookieReport | None, report: CookieReport, now: Now, fx: list[Effect]
 ) -> None:
     """Start, keep or end the current offline problem, with its grace period."""
-    problem = report.problem()
+    problem = report.problem_at(now.wall)
     if problem == src.problem:
         return
     src.problem = problem
@@ -1028,7 +1029,7 @@ def offline_validation(
             message=message,
             read_error=report.os_error,
         )
-    if (problem := report.problem()) is not None:
+    if (problem := report.problem_at(started)) is not None:
         message = f"offline check: {problem.value}"
         return Validation(False, problem, started, at, trigger, offline=True, message=message)
     if not cfg.validation_urls:  # downloads off

@@ -229,7 +229,7 @@ class Supervisor:
         src = self.source(source)
         async with self._inspect_locks[source]:  # reports are applied in the order they were taken
             report = await asyncio.to_thread(
-                cookiefile.inspect, src.settings.cookies_file, key=self.key
+                cookiefile.inspect, src.settings.cookies_file, self.clock(), key=self.key
             )
             if act:
                 await self.handle(core.FileInspected(source, report))
