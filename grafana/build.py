@@ -6,8 +6,9 @@
 Provisioning-friendly: a `datasource` template variable instead of `__inputs`, a fixed uid, and
 `$__rate_interval` in every rate (a panel that shows an alert's own quantity uses the alert's
 window). Only metric names from daemon/cookie_supervisor/metrics.py. Every panel says what it
-shows; a panel that shows what an alert watches links the alert's runbook entry and draws the
-alert's limit, read from the rules file's threshold records so the two never disagree.
+shows; a panel that shows what an alert watches links the alert's runbook entry from each of its
+series (a data link) and draws the alert's limit, read from the rules file's threshold records so
+the two never disagree.
 """
 
 from __future__ import annotations
@@ -20,14 +21,20 @@ from typing import Any
 
 OUT = Path(__file__).with_name("cookie-supervisor.json")
 RULES = Path(__file__).resolve().parent.parent / "alerts" / "cookie-supervisor.rules.yml"
-RUNBOOK = "https://github.com/example/cookie-supervisor/blob/main/alerts/RUNBOOK.md"
+# The runbook the daemon serves itself (GET /runbook), at the address Prometheus scrapes it on: the
+# alert rules' runbook_url, so a mail and the dashboard open the same page. A per-series data link
+# rather than a dashboard variable for a base URL: the series knows which daemon exported it, so the
+# link opens the runbook of that very version, works for several daemons at once and needs no
+# setting; a variable would hold one URL for all daemons, and no default for it could be right
+# without a placeholder. Every linked panel keeps `instance` in its series for this.
+RUNBOOK = "http://${__field.labels.instance}/runbook"
 UID = "cookie-supervisor"
 DS = {"type": "prometheus", "uid": "${datasource}"}
 SEL = 'instance=~"$instance", source=~"$source"'
 INST = 'instance=~"$instance"'
 # Series that exist only while something is wrong fall back to 0 per source, so a healthy
 # source reads 0 instead of "No data".
-ZERO = f"or on (source) max by (source) (0 * cookie_supervisor_file_present{{{SEL}}})"
+ZERO = f"or on (instance, source) max by (instance, source) (0 * cookie_supervisor_file_present{{{SEL}}})"
 
 
 def limits() -> dict[str, float]:
@@ -149,8 +156,8 @@ def counter_line(
 def alerting(
     p: dict[str, Any], *alerts: str, limit: float | None = None, below: bool = False
 ) -> dict[str, Any]:
-    """Link the runbook entries of `alerts`; draw `limit` (red above it, or below it)."""
-    p["links"] = [
+    """Link the runbook entries of `alerts` from every series; draw `limit` (red above or below)."""
+    p["fieldConfig"]["defaults"]["links"] = [
         {"title": f"Runbook: {name}", "url": f"{RUNBOOK}#{name.lower()}", "targetBlank": True}
         for name in alerts
     ]
@@ -266,7 +273,7 @@ def now_row() -> list[dict[str, Any]]:
                 "Cookie file problem",
                 [
                     (
-                        f"max by (source, reason) (cookie_supervisor_file_problem{{{SEL}}}) {ZERO}",
+                        f"max by (instance, source, reason) (cookie_supervisor_file_problem{{{SEL}}}) {ZERO}",
                         "{{source}} {{reason}}",
                     )
                 ],
@@ -405,11 +412,11 @@ def cookies_rows() -> list[Line]:
                 "File changes and read errors",
                 [
                     (
-                        f"sum by (source) (rate(cookie_supervisor_file_changes_total{{{SEL}}}[$__rate_interval]))",
+                        f"sum by (instance, source) (rate(cookie_supervisor_file_changes_total{{{SEL}}}[$__rate_interval]))",
                         "{{source}} changes",
                     ),
                     (
-                        f"sum by (source, errno) (rate(cookie_supervisor_file_read_errors_total{{{SEL}}}[$__rate_interval])) {ZERO}",
+                        f"sum by (instance, source, errno) (rate(cookie_supervisor_file_read_errors_total{{{SEL}}}[$__rate_interval])) {ZERO}",
                         "{{source}} read errors {{errno}}",
                     ),
                 ],
@@ -478,11 +485,11 @@ def diagnosis_row() -> list[dict[str, Any]]:
                 "YouTube diagnosis",
                 [
                     (
-                        f"max by (source, diagnosis) (cookie_supervisor_diagnosis{{{SEL}}}) {ZERO}",
+                        f"max by (instance, source, diagnosis) (cookie_supervisor_diagnosis{{{SEL}}}) {ZERO}",
                         "{{source}} {{diagnosis}}",
                     ),
                     (
-                        f'max by (source, reason) (cookie_supervisor_validation_failure{{{SEL}, reason=~"js_challenge_failed|no_js_runtime"}}) {ZERO}',
+                        f'max by (instance, source, reason) (cookie_supervisor_validation_failure{{{SEL}, reason=~"js_challenge_failed|no_js_runtime"}}) {ZERO}',
                         "{{source}} {{reason}}",
                     ),
                 ],
@@ -509,7 +516,7 @@ def diagnosis_row() -> list[dict[str, Any]]:
                 "Non-cookie failure reports (15 min)",
                 [
                     (
-                        f"sum by (source, reason) (increase(cookie_supervisor_failure_reports_total{{{SEL}, {non_cookie}}}[15m]))",
+                        f"sum by (instance, source, reason) (increase(cookie_supervisor_failure_reports_total{{{SEL}, {non_cookie}}}[15m]))",
                         "{{source}} {{reason}}",
                     )
                 ],
@@ -536,7 +543,12 @@ def queue_rows() -> list[Line]:
         alerting(
             line(
                 "Queue jobs by state",
-                [(f"max by (queue, state) (cookie_supervisor_queue_jobs{{{INST}}})", "{{state}}")],
+                [
+                    (
+                        f"max by (instance, queue, state) (cookie_supervisor_queue_jobs{{{INST}}})",
+                        "{{state}}",
+                    )
+                ],
                 "short",
                 x=8,
                 w=8,
@@ -559,7 +571,7 @@ def queue_rows() -> list[Line]:
                 "Refresh jobs failed in the last hour",
                 [
                     (
-                        f'sum by (source) (increase(cookie_supervisor_refresh_jobs_finished_total{{{SEL}, outcome="failed"}}[1h]))',
+                        f'sum by (instance, source) (increase(cookie_supervisor_refresh_jobs_finished_total{{{SEL}, outcome="failed"}}[1h]))',
                         "{{source}}",
                     )
                 ],
@@ -588,7 +600,7 @@ def queue_rows() -> list[Line]:
                 "Refresh backoff remaining",
                 [
                     (
-                        f"max by (source) (cookie_supervisor_refresh_backoff_until_timestamp_seconds{{{SEL}}} - time()) {ZERO}",
+                        f"max by (instance, source) (cookie_supervisor_refresh_backoff_until_timestamp_seconds{{{SEL}}} - time()) {ZERO}",
                         "{{source}}",
                     )
                 ],
@@ -614,7 +626,7 @@ def queue_rows() -> list[Line]:
                 "Pending jobs lost from Redis",
                 [
                     (
-                        f"sum by (source) (increase(cookie_supervisor_pending_jobs_lost_total{{{SEL}}}[$__rate_interval]))",
+                        f"sum by (instance, source) (increase(cookie_supervisor_pending_jobs_lost_total{{{SEL}}}[$__rate_interval]))",
                         "{{source}}",
                     )
                 ],
@@ -641,7 +653,7 @@ def queue_rows() -> list[Line]:
                 "Refresh job waiting, untaken",
                 [
                     (
-                        f"max by (source) ((time() - cookie_supervisor_refresh_pending_since_timestamp_seconds{{{SEL}}}) and on (instance, source) cookie_supervisor_refresh_pending_active{{{SEL}}} == 0) {ZERO}",
+                        f"max by (instance, source) ((time() - cookie_supervisor_refresh_pending_since_timestamp_seconds{{{SEL}}}) and on (instance, source) cookie_supervisor_refresh_pending_active{{{SEL}}} == 0) {ZERO}",
                         "{{source}}",
                     )
                 ],
@@ -657,11 +669,11 @@ def queue_rows() -> list[Line]:
                 "Refresh job held by a worker",
                 [
                     (
-                        f"max by (source) (time() - cookie_supervisor_refresh_pending_active_since_timestamp_seconds{{{SEL}}}) {ZERO}",
+                        f"max by (instance, source) (time() - cookie_supervisor_refresh_pending_active_since_timestamp_seconds{{{SEL}}}) {ZERO}",
                         "{{source}}",
                     ),
                     (
-                        f"max by (source) (cookie_supervisor_refresh_upload_timeout_seconds{{{SEL}}})",
+                        f"max by (instance, source) (cookie_supervisor_refresh_upload_timeout_seconds{{{SEL}}})",
                         "{{source}} upload_timeout",
                     ),
                 ],
@@ -682,7 +694,7 @@ def notifications_row() -> list[dict[str, Any]]:
                 "Webhook deliveries by outcome",
                 [
                     (
-                        f"sum by (webhook, outcome) (increase(cookie_supervisor_webhook_deliveries_total{{{INST}}}[$__rate_interval]))",
+                        f"sum by (instance, webhook, outcome) (increase(cookie_supervisor_webhook_deliveries_total{{{INST}}}[$__rate_interval]))",
                         "{{webhook}} {{outcome}}",
                     )
                 ],

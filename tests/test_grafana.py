@@ -1,5 +1,5 @@
 """The Grafana dashboard: provisioning-safe structure, alert limits and runbook links, and every
-panel answered by a real Prometheus."""
+panel answered by a real Prometheus whose series open a runbook section the daemon serves."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import httpx
 import pytest
 import yaml
 
+from cookie_supervisor import runbook
 from tests.support import (
     ROOT,
     Daemon,
@@ -44,14 +45,44 @@ LIMITS = {  # threshold record name → its number, from `expr: vector(N)`
     for r in RULES
     if r.get("record", "").startswith("cookie_supervisor:threshold_")
 }
-RUNBOOK_ANCHORS = {
-    h.strip().lower()
-    for h in re.findall(r"^## (.+)$", (ROOT / "alerts" / "RUNBOOK.md").read_text(), re.M)
-}
+# The sections of the runbook the daemon serves at GET /runbook (the packaged RUNBOOK.md).
+RUNBOOK_ANCHORS = runbook.anchors(runbook.text())
+# A series' link to the runbook of the daemon that exported it, as the rules' runbook_url.
+RUNBOOK_LINK = re.compile(r"http://\$\{__field\.labels\.instance\}/runbook#([\w-]+)")
+
+
+def links(node: Any) -> Iterator[dict[str, Any]]:
+    """Every link anywhere in `node`: dashboard, panel, data and override links alike."""
+    if isinstance(node, dict):
+        if isinstance(node.get("url"), str):
+            yield node
+        for value in node.values():
+            yield from links(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from links(value)
+
+
+def runbook_links(node: Any) -> list[dict[str, Any]]:
+    return [
+        link
+        for link in links(node)
+        if "runbook" in link["url"].lower() or "runbook" in link.get("title", "").lower()
+    ]
+
+
+def runbook_link_problem(url: str) -> str | None:
+    """Why `url` does not open a section of the exporting daemon's runbook; None when it does."""
+    match = RUNBOOK_LINK.fullmatch(url)
+    if match is None:
+        return f"not the /runbook of the daemon that exported the series: {url}"
+    if match[1] not in RUNBOOK_ANCHORS:
+        return f"no section #{match[1]} in the runbook the daemon serves"
+    return None
 
 
 def linked_alerts(panel: dict[str, Any]) -> list[str]:
-    return [link["url"].rsplit("#", 1)[1] for link in panel.get("links", [])]
+    return [link["url"].rsplit("#", 1)[1] for link in runbook_links(panel)]
 
 
 def test_committed_json_is_what_build_py_writes() -> None:
@@ -121,10 +152,36 @@ def test_every_panel_says_what_it_shows() -> None:
 def test_every_alert_is_on_a_panel_that_links_its_runbook_entry() -> None:
     linked = {name for panel in PANELS for name in linked_alerts(panel)}
     assert linked == {name.lower() for name in ALERTS}
-    assert linked <= RUNBOOK_ANCHORS
+    names = {name.lower(): name for name in ALERTS}
     for panel in PANELS:
-        for link in panel.get("links", []):
-            assert link["url"].startswith("https://") and "RUNBOOK.md#" in link["url"]
+        # From each series (a data link): a panel-level link cannot know which daemon to open.
+        assert "links" not in panel, panel["title"]
+        for link in runbook_links(panel):
+            assert link in panel["fieldConfig"]["defaults"]["links"], panel["title"]
+            anchor = link["url"].rsplit("#", 1)[1]
+            assert link["title"] == f"Runbook: {names[anchor]}" and link["targetBlank"], link
+
+
+def test_every_runbook_link_opens_a_section_the_daemon_serves() -> None:
+    found = runbook_links(DASHBOARD)
+    assert len(found) >= len(ALERTS)
+    for link in found:
+        assert runbook_link_problem(link["url"]) is None, runbook_link_problem(link["url"])
+    assert "example" not in json.dumps(DASHBOARD)  # no placeholder host anywhere
+
+
+def test_runbook_link_check_can_fail() -> None:
+    assert (
+        runbook_link_problem("http://${__field.labels.instance}/runbook#cookiefilemissing") is None
+    )
+    for bad in (
+        "https://wiki.invalid/cookie-supervisor/RUNBOOK.md#cookiefilemissing",  # a placeholder
+        "http://${__field.labels.instance}/runbook#cookiefilemising",  # no such section
+        "http://${instance}/runbook#cookiefilemissing",  # "All" is a regex, not a host
+        "http://${__field.labels.instance}/runbook",  # no section at all
+    ):
+        assert runbook_link_problem(bad), bad
+    assert runbook_links({"panels": [{"links": [{"title": "Runbook", "url": "x"}]}]})
 
 
 def test_thresholds_are_the_alert_limits() -> None:
@@ -296,12 +353,27 @@ def test_every_panel_returns_series_from_real_prometheus(
             what="prometheus has scraped the verified refresh three times",
         )
         empty = []
+        pages: dict[str, str] = {}
         for title, expr in EXPRS:
             answer = prometheus.query(substitute(expr))
             assert answer["status"] == "success", (title, answer)
             if not answer["data"]["result"]:
                 empty.append(title)
+            [panel] = [p for p in PANELS if p["title"] == title]
+            # Each series' runbook link, as Grafana fills it in, opens its section on the daemon.
+            for series in answer["data"]["result"]:
+                for link in runbook_links(panel):
+                    instance = series["metric"].get("instance")
+                    assert instance == f"127.0.0.1:{daemon.port}", (title, series["metric"])
+                    url = link["url"].replace("${__field.labels.instance}", instance)
+                    page, anchor = url.split("#")
+                    if page not in pages:
+                        served = httpx.get(page, timeout=10)
+                        assert served.status_code == 200, (url, served.status_code)
+                        pages[page] = served.text
+                    assert f'id="{anchor}"' in pages[page], (title, url)
         assert not empty, f"panels with no series: {empty}"
+        assert len(pages) == 1
     finally:
         daemon.stop()
         worker.stop()
