@@ -280,3 +280,29 @@ def test_an_interim_answer_then_the_real_one_is_read(
     )
     url = raw_server(answer, b"", 30)
     assert report_failure(BOT, url=url) == json.loads(body)
+
+
+def test_a_hanging_resolver_costs_the_deadline_and_no_more(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # getaddrinfo has no timeout of its own; a resolver that hangs (no stand-in for DNS on
+    # loopback, hence the patch) must not hold the caller past the deadline
+    release = threading.Event()
+
+    def hanging(*args: Any, **kw: Any) -> Any:
+        release.wait(10)
+        raise OSError("resolver gave up")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    started = time.monotonic()
+    try:
+        assert report_failure(BOT, url="http://daemon.invalid:9479", timeout=0.3) is None
+        assert time.monotonic() - started < 0.6
+    finally:
+        release.set()
+
+
+def test_a_name_resolves_and_reaches_the_daemon(daemon: Daemon) -> None:
+    url = daemon.base_url.replace("127.0.0.1", "localhost")
+    answer = report_failure(NETWORK, url=url, token=TOKEN)
+    assert answer is not None and answer["state"] == "ignored", answer

@@ -9,12 +9,14 @@ that, and a lost report costs nothing (the next failure reports again; coalescin
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import os
 import re
 import socket
 import ssl
+import threading
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -128,7 +130,8 @@ def _post(base: str, body: bytes, token: str | None, timeout: float) -> tuple[in
     if token:
         head.append(f"Authorization: Bearer {token}")
     request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
-    with socket.create_connection((host, port), timeout=_left(deadline)) as raw:
+    address = _resolve(host, port, deadline)
+    with socket.create_connection(address, timeout=_left(deadline)) as raw:
         sock: socket.socket = raw
         if parts.scheme == "https":
             raw.settimeout(_left(deadline))
@@ -136,6 +139,33 @@ def _post(base: str, body: bytes, token: str | None, timeout: float) -> tuple[in
         with sock:
             _send(sock, request, deadline)
             return _answer(sock, deadline)
+
+
+def _resolve(host: str, port: int, deadline: float) -> tuple[str, int]:
+    """The address to connect to, resolved within the deadline: getaddrinfo has no timeout of
+    its own, so a name is resolved in a daemon thread that is left behind if the resolver hangs."""
+    try:
+        ipaddress.ip_address(host)
+        return host, port
+    except ValueError:
+        pass
+    found: list[tuple[str, int]] = []
+
+    def lookup() -> None:
+        try:  # never raise in the thread: the backend's stderr would get a traceback
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            return
+        found.extend((str(info[4][0]), port) for info in infos[:1])
+
+    worker = threading.Thread(target=lookup, name="cookie-supervisor-resolve", daemon=True)
+    worker.start()
+    worker.join(_left(deadline))
+    if worker.is_alive():
+        raise TimeoutError("cookie-supervisor's address did not resolve in time")
+    if not found:
+        raise OSError(f"cannot resolve {host}")
+    return found[0]
 
 
 def _left(deadline: float) -> float:
