@@ -1050,3 +1050,18 @@ def test_the_core_judges_the_login_on_its_own_clock() -> None:
     h = Harness(settings(renew_before=0))
     h.file(report, at=T0 + 150)  # the same report, judged on the core's clock
     assert h.src.problem is Reason.EXPIRED
+
+
+def test_d14_the_same_session_passing_again_does_not_reset_the_backoff_again() -> None:
+    """A due rotation the refreshes cannot end (they bring back the same, honoured session): each
+    no_upload counts, and the session's passing validations reset the count once, not each time."""
+    h = Harness(settings(rotate_after=DAY))
+    h.file(jar("A", mtime=T0))
+    h(core.BackoffObserved("main", 1, T0 + 60))
+    assert ResetBackoff("main") in h.validated(True)  # A passed: one reset
+    for n in (1, 2, 3):
+        h(core.BackoffObserved("main", n, h.now + 60 * 2**n))  # a no_upload booked each time
+        assert of(h.validated(True), ResetBackoff) == []
+        assert h.src.failures == n
+    h.file(jar("B"), at=T0 + 10)
+    assert ResetBackoff("main") in h.validated(True, started_at=T0 + 11)  # a new session passed

@@ -256,6 +256,7 @@ class Source:
     # this daemon: it stands until something newer contradicts it (P1), not until the next run.
     diagnosed: Reason | None = None
     shared_diagnosis: Reason | None = None  # what another daemon found, as Redis holds it
+    reset_by: str | None = None  # the session whose passing validation last reset the backoff
     validating: bool = False
     verifying: Verification | None = None
     history: deque[FinishedJob] = field(default_factory=lambda: deque(maxlen=HISTORY))
@@ -1125,13 +1126,19 @@ def diagnosis_ttl(cfg: SourceSettings) -> float:
 
 
 def _reset_backoff(src: Source, fx: list[Effect]) -> list[Effect]:
-    """A validation passed: the cookies work, so the count of unsuccessful refreshes starts again
-    and a retry armed for the backoff is moot. A new session alone never resets it (P6): every
-    refresh uploads one, and one YouTube does not honour must count."""
+    """A validation passed on a session: the count of unsuccessful refreshes starts again, and a
+    retry armed for the backoff is moot. Once per session (P6): a new session alone never resets
+    it (every refresh uploads one, and one YouTube does not honour must count), and the same
+    session passing again does not either — refreshes that bring back that session (D14) or a due
+    rotation it cannot end must keep counting."""
     if any(isinstance(e, RecordOutcome) and e.ok for e in fx):
+        src.reset_by = src.session
         return []  # a verified refresh: Redis resets the count as it books the job, once
     if src.failures <= 0 and src.backoff_until is None:
         return []
+    if src.session is not None and src.session == src.reset_by:
+        return []
+    src.reset_by = src.session
     src.failures, src.backoff_until = 0, None
     out: list[Effect] = [ResetBackoff(src.name)]
     if src.retry_at is not None:

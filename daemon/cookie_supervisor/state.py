@@ -179,6 +179,7 @@ def snapshot(state: core.State, key: bytes, **extra: Any) -> dict[str, Any]:
             "sessions": dict(src.sessions),
             "owed": src.owed.as_dict() if src.owed else None,
             "diagnosed": src.diagnosed.value if src.diagnosed else None,
+            "reset_by": src.reset_by,
         }
         for name, src in state.sources.items()
     }
@@ -201,6 +202,8 @@ def restore(state: core.State, data: dict[str, Any]) -> None:
         # a diagnosis stands across a restart until a validation contradicts it
         diagnosed = entry.get("diagnosed")
         src.diagnosed = Reason(diagnosed) if diagnosed in _DIAGNOSES else None
+        reset_by = entry.get("reset_by")  # a fingerprint: a restart does not make it reset again
+        src.reset_by = reset_by if isinstance(reset_by, str) and len(reset_by) <= 128 else None
 
 
 def _sessions(source: str, raw: Any) -> dict[str, float]:

@@ -309,10 +309,6 @@ KNOWN_BROKEN: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "D3": (("P3", "P2"), "job 1 ... finished ok ... and was never booked"),
     "D6": (("P3",), "job 1 ... finished ok ... and was never booked"),
-    "D14": (
-        ("P1", "P3"),
-        "N automatic jobs in W s ...; job 1 uploaded a jar and was booked no_upload",
-    ),
 }
 # Not reproduced by the world: D13 (searched: an ambiguous report's validation in flight while
 # a peer's refresh uploads), D16 (its cost, one missing_grace after a start, is within P2's slack).
