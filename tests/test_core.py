@@ -1065,3 +1065,20 @@ def test_d14_the_same_session_passing_again_does_not_reset_the_backoff_again() -
         assert h.src.failures == n
     h.file(jar("B"), at=T0 + 10)
     assert ResetBackoff("main") in h.validated(True, started_at=T0 + 11)  # a new session passed
+
+
+def test_d6_a_restart_during_verification_books_the_job_again() -> None:
+    h = Harness(settings(upload_timeout=600))
+    h.file(jar("A"))
+    h(QueueObserved({"main": None}))
+    done = job("1", at=T0 + 10, created=T0)
+    h(QueueObserved({"main": None}, (done,)), at=T0 + 10)
+    assert h.src.verifying is not None  # the upload is awaited when the daemon restarts
+    saved = state.snapshot(h.state, b"k" * 32)
+    later = Harness(settings(upload_timeout=600), redis_up=None)
+    state.restore(later.state, saved)
+    later.file(jar("A"), at=T0 + 20)
+    fx = later(QueueObserved({"main": None}, (done,)), at=T0 + 30)
+    assert later.src.verifying is not None and later.src.verifying.job_id == "1"
+    fx += later(TimerFired("main", "upload"), at=T0 + 30 + 600)
+    assert RecordOutcome("main", "1", False) in fx  # no_upload: booked, not lost

@@ -192,6 +192,9 @@ class Verification:
     session_at: float | None = None  # when the new session arrived
     reason: str | None = None  # why the job was asked (the webhook events' `reason`)
     created_at: float = 0.0  # the job's creation: with the id, what names it across queue resets
+    # the job's judged key: the state file leaves it out of the record while the verification is
+    # open, so a restart books the job again and its verdict is not lost (D6)
+    key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1479,6 +1482,7 @@ def _job_finished(src: Source, job: FinishedJob, now: Now, *, counted: bool) -> 
         now.mono + src.settings.upload_timeout,
         reason=job.reason,
         created_at=job.created_at,
+        key=judged_key(job.job_id, job.finished_at),
     )
     src.verifying = ver
     fx.append(Arm(src.name, "upload", ver.deadline))

@@ -183,7 +183,10 @@ def snapshot(state: core.State, key: bytes, **extra: Any) -> dict[str, Any]:
         }
         for name, src in state.sources.items()
     }
-    judged = sorted(state.judged) if state.judged is not None else None
+    # A job whose verification is still open is not judged yet, as far as a restart goes: the
+    # next process books it again and verifies it (the open verification itself is not kept).
+    open_ = {src.verifying.key for src in state.sources.values() if src.verifying is not None}
+    judged = sorted(state.judged - open_) if state.judged is not None else None
     return {"key": key.hex(), "sources": sources, "judged": judged, **extra}
 
 

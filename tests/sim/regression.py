@@ -308,7 +308,6 @@ KNOWN_BROKEN: dict[str, tuple[tuple[str, ...], str]] = {
         "d0 reset the shared backoff (a verified refresh) ..., no validation passed",
     ),
     "D3": (("P3", "P2"), "job 1 ... finished ok ... and was never booked"),
-    "D6": (("P3",), "job 1 ... finished ok ... and was never booked"),
 }
 # Not reproduced by the world: D13 (searched: an ambiguous report's validation in flight while
 # a peer's refresh uploads), D16 (its cost, one missing_grace after a start, is within P2's slack).
