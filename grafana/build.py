@@ -372,18 +372,27 @@ def cookies_rows() -> list[Line]:
             "CookieRotationOverdue",
             limit=LIMIT["rotation_overdue_seconds"],
         ),
-        line(
-            "Login session age",
-            [
-                (
-                    f"time() - cookie_supervisor_login_session_changed_timestamp_seconds{{{SEL}}}",
-                    "{{source}}",
-                )
-            ],
-            "s",
-            x=16,
-            w=8,
-            description="Since a new login session arrived (not the file's mtime)",
+        alerting(
+            line(
+                "Login session age and lifetime",
+                [
+                    (
+                        f"time() - cookie_supervisor_login_session_changed_timestamp_seconds{{{SEL}}}",
+                        "{{source}} age",
+                    ),
+                    (
+                        f"histogram_quantile(0.5, sum by (source, le) (cookie_supervisor_login_session_lifetime_seconds_bucket{{{SEL}}}))",
+                        "{{source}} median lifetime",
+                    ),
+                ],
+                "s",
+                x=16,
+                w=8,
+                description="Since a new login session arrived (not the file's mtime), and the median lifetime of sessions seen to die since the daemon started; the alert fires when the last 3 lived less than the red line",
+            ),
+            "CookieSessionsDieFast",
+            limit=LIMIT["session_lifetime_median_seconds"],
+            below=True,
         ),
     ]
     second = [

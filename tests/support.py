@@ -402,8 +402,8 @@ def exported_metric_names() -> set[str]:
 
     metrics = Metrics()
     names = metrics.names()
-    histogram = metrics.validation_duration_seconds.name
-    return names | {histogram + s for s in ("_bucket", "_sum", "_count")}
+    histograms = (metrics.validation_duration_seconds, metrics.login_session_lifetime_seconds)
+    return names | {h.name + s for h in histograms for s in ("_bucket", "_sum", "_count")}
 
 
 @dataclass

@@ -156,7 +156,9 @@ def test_every_exported_family_is_declared() -> None:
     m.outboxes = lambda: {"ops": 2}
     names = {name for name, _ in parse_metrics(m.exposition().decode())}
     declared = m.names() | {
-        m.validation_duration_seconds.name + s for s in ("_bucket", "_sum", "_count")
+        h.name + s
+        for h in (m.validation_duration_seconds, m.login_session_lifetime_seconds)
+        for s in ("_bucket", "_sum", "_count")
     }
     assert names and names <= declared, names - declared
     assert "cookie_supervisor_webhook_outbox" in names

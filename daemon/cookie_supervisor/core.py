@@ -14,6 +14,7 @@ again whenever a request is refused (cooldown, backoff), a job fails or vanishes
 from __future__ import annotations
 
 import logging
+import statistics
 from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
@@ -35,6 +36,10 @@ TimerKey = Literal["grace", "rotation", "retry", "upload", "validate"]
 
 HISTORY = 20  # finished jobs kept per source for the success ratio
 SESSIONS_KEPT = 32  # login sessions remembered per source (fingerprint → first seen)
+LIFETIMES_KEPT = 32  # lifetimes of sessions seen to die, per source (fingerprint → seconds)
+LEARN_FROM = 3  # the latest lifetimes the learned renewal and the lifetime median look at
+LEARN_WINDOW = 7 * 86400.0  # ... among deaths this recent, when rotation is off (else rotate_after)
+LEARNED_SHARE = 2 / 3  # renew at this share of their median (cert-manager renews at 2/3)
 REQUESTED_KEPT = 16  # jobs we enqueued and still wait to see finish
 # Offline problems that a file change can make and unmake: each waits out a grace period first.
 FILE_PROBLEMS = frozenset(
@@ -234,6 +239,14 @@ class Spell:
     repeats: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Lifetime:
+    """How long one login session lived, and when it was seen to end."""
+
+    seconds: float
+    ended_at: float
+
+
 @dataclass(slots=True)
 class Source:
     settings: SourceSettings
@@ -248,6 +261,11 @@ class Source:
     problem_key: str | None = None
     sessions: dict[str, float] = field(default_factory=dict)  # fingerprint → first seen
     session: str | None = None
+    # How long sessions lived, oldest first: seen arrive, then seen die (session_ended).
+    lifetimes: dict[str, Lifetime] = field(default_factory=dict)  # by fingerprint
+    unmeasured: str | None = None  # the first session ever: its arrival is a guess (mtime)
+    seen_alive: str | None = None  # the session a validation begun after its arrival passed on
+    ended: str | None = None  # the last session whose end was observed
     owed: Owed | None = None
     pending_job: str | None = None
     pending_reason: Reason | None = None
@@ -308,6 +326,8 @@ class Source:
         # download, so its mtime says nothing about how old the cookies are.
         if cfg.rotate_after > 0 and (since := self.session_since) is not None:
             plans.append((since + cfg.rotate_after, Reason.SCHEDULED_ROTATION))
+            if (learned := learned_renewal(self)) is not None:  # the earlier of the two wins
+                plans.append((learned, Reason.SCHEDULED_ROTATION))
         if cfg.renew_before > 0 and r.login_expires_at is not None:
             plans.append((r.login_expires_at - cfg.renew_before, Reason.EXPIRING_SOON))
         return min(plans) if plans else None
@@ -606,6 +626,8 @@ def _file_inspected(state: State, src: Source, report: CookieReport, now: Now) -
     logged_in = report.logged_in_at(now.wall)  # on the core's clock, not the inspection's
     if logged_in:
         src.last_good = report
+    if (dead := _file_evidence(src, now)) in _SESSION_ENDS:
+        fx += session_ended(src, src.problem_since or now.wall, dead)
     if changed:
         fx.append(Count("file_changes_total", (src.name,)))
         fx.append(
@@ -662,6 +684,8 @@ def _track_session(src: Source, report: CookieReport, now: Now, fx: list[Effect]
     # With no memory of any session (first run ever), the file's mtime is the best guess of
     # when this one arrived; later sessions arrived when we saw them.
     src.sessions[fp] = min(report.mtime or now.wall, now.wall) if first_ever else now.wall
+    if first_ever:
+        src.unmeasured = fp  # a guessed arrival makes no lifetime
     while len(src.sessions) > SESSIONS_KEPT:
         del src.sessions[min(src.sessions, key=src.sessions.__getitem__)]
     fx.append(Persist())
@@ -781,6 +805,79 @@ def _arm_rotation(src: Source, now: Now) -> list[Effect]:
 def _rotation_evidence(src: Source, now: Now) -> Reason | None:
     plan = src.rotation()
     return plan[1] if plan is not None and plan[0] <= now.wall else None
+
+
+# --- how long sessions live ---------------------------------------------------------------------
+
+# Evidence that the current session is over: YouTube cleared it (the account check, yt-dlp's
+# rotation warning), or the file says so once its grace has passed (logged out, expired).
+_SESSION_ENDS = frozenset({Reason.LOGGED_OUT, Reason.COOKIES_ROTATED, Reason.EXPIRED})
+
+
+def session_ended(src: Source, at: float, why: Reason) -> list[Effect]:
+    """The current session was seen to end at `at`: observe how long it lived, once, and keep it
+    for the learned renewal when it is an unbiased sample.
+
+    Only sessions seen alive (a validation begun after their arrival passed) and then seen to
+    die count. One replaced while YouTube still took it (a renewal, a person's refresh) lived at
+    least that long, no more is known; one that never passed was dead on arrival (a refresh that
+    did not help), not short-lived; nothing ends while a refresh of ours is on its way (an
+    upload caught mid-write looks logged out). And a session that lived under the learned
+    renewal could only be seen to die younger than that renewal (the older ones were renewed
+    first): it is observed, not learned from. Learning from any of these shortens the renewal at
+    every turn, more logins and shorter "lifetimes" (the simulator found that spiral, seed
+    7000142, when deaths come at random ages).
+    """
+    fp, since = src.session, src.session_since
+    if fp is None or since is None or fp in (src.ended, src.unmeasured) or fp in src.lifetimes:
+        return []
+    if src.seen_alive != fp:
+        return []
+    if src.requesting or src.pending_job is not None or src.verifying is not None:
+        return []
+    src.ended = fp
+    lifetime = max(0.0, at - since)
+    learned = learned_renewal(src)
+    fx: list[Effect] = [
+        Observe("login_session_lifetime_seconds", src.name, lifetime),
+        _log(logging.INFO, "login session ended", src, why=why, lifetime_seconds=round(lifetime)),
+    ]
+    if learned is not None and learned < since + src.settings.rotate_after:
+        return fx  # lived under the learned renewal: a truncated sample
+    src.lifetimes[fp] = Lifetime(lifetime, at)
+    while len(src.lifetimes) > LIFETIMES_KEPT:
+        del src.lifetimes[next(iter(src.lifetimes))]
+    return [*fx, Persist()]
+
+
+def lifetime_median(src: Source) -> float | None:
+    """The median lifetime of the last LEARN_FROM sessions seen to die, among those that died
+    within `rotate_after` (LEARN_WINDOW with rotation off) before the current session arrived;
+    None before that many.
+
+    The window is how the renewal unlearns: sessions renewed in time die no more, so nothing
+    new is learned from them; without it, three bad days (a browser that kept using the export)
+    would renew every hour for ever after the export was fixed. With it the renewal goes back to
+    `rotate_after` a window after the last death, and learns again from the next three.
+    """
+    window = src.settings.rotate_after if src.settings.rotate_after > 0 else LEARN_WINDOW
+    known = list(src.lifetimes.values())
+    if not known:
+        return None
+    since = src.session_since
+    reference = since if since is not None else known[-1].ended_at
+    recent = [x.seconds for x in known if x.ended_at >= reference - window][-LEARN_FROM:]
+    return float(statistics.median(recent)) if len(recent) >= LEARN_FROM else None
+
+
+def learned_renewal(src: Source) -> float | None:
+    """When to renew the current session by what the last ones lived: 2/3 of their median after
+    it arrived. `rotation()` takes it when it comes before `rotate_after`; with rotation off
+    (`rotate_after = 0`) there is none either."""
+    median, since = lifetime_median(src), src.session_since
+    if src.settings.rotate_after <= 0 or median is None or since is None:
+        return None
+    return since + LEARNED_SHARE * median
 
 
 # --- what is needed now -------------------------------------------------------------------------
@@ -1078,6 +1175,12 @@ def _validation_finished(state: State, src: Source, v: Validation, now: Now) -> 
         fx.append(_notify("validation_failed", src, f"{v.at:.0f}", f"failing: {result}", result))
     elif (before is None or not before.ok) and v.ok:
         fx.append(_notify("validation_recovered", src, f"{v.at:.0f}", "passing again", None))
+    since = src.session_since
+    if since is not None and v.started_at >= since:  # this validation speaks for this session
+        if v.ok and not v.offline:
+            src.seen_alive = src.session
+        elif v.reason in _NOT_HONOURED:
+            fx += session_ended(src, now.wall, v.reason)  # YouTube no longer takes it
     fx += _judge_verification(src, v)
     fx += _track_diagnosis(src, v)
     if v.ok:

@@ -39,6 +39,11 @@ WEBHOOK_OUTCOMES = ("delivered", "retried", "failed", "dropped")
 VALIDATION_OK = "ok"
 # Validations are child processes taking from ~0.3 s (local) to minutes (timeout).
 VALIDATION_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
+# Exported YouTube sessions live from minutes (used from another IP) to weeks.
+SESSION_LIFETIME_BUCKETS = (
+    *(300, 900, 1800, 3600, 7200, 14400, 28800, 43200),
+    *(86400, 172800, 259200, 432000, 604800, 1209600, 2592000),
+)
 
 # `*_created` series double the exposition and nothing here reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -260,6 +265,12 @@ class Metrics:
             "Wall time of one validation run.",
             VALIDATION_BUCKETS,
         )
+        self.login_session_lifetime_seconds = _Histogram(
+            f"{NS}_login_session_lifetime_seconds",
+            "How long login sessions lived: from first seen to seen dead (YouTube cleared it, "
+            "the file logged out or expired). Sessions replaced while alive are not counted.",
+            SESSION_LIFETIME_BUCKETS,
+        )
         # Notifications and passive detection
         self.webhook_deliveries_total = counter(
             "webhook_deliveries_total",
@@ -321,6 +332,11 @@ class Metrics:
         for diagnosis in DIAGNOSES:
             self.validation_diagnoses_total.touch(source, diagnosis.value)
         self.validation_duration_seconds.touch(source)
+        self.login_session_lifetime_seconds.touch(source)
+
+    def observe(self, metric: str, source: str, value: float) -> None:
+        histogram: _Histogram = getattr(self, metric)
+        histogram.observe(source, value)
 
     def init_webhook(self, webhook: str, events: Iterable[str]) -> None:
         for event in events:
@@ -334,6 +350,7 @@ class Metrics:
         found.add(f"{NS}_asyncio_tasks")
         found |= {f.name + ("_total" if f.kind == "counter" else "") for f in self._families}
         found.add(self.validation_duration_seconds.name)
+        found.add(self.login_session_lifetime_seconds.name)
         for family in self.registry.collect():
             found.add(family.name + ("_total" if family.type == "counter" else ""))
         return found
@@ -344,6 +361,7 @@ class Metrics:
         for family in self._families:
             family.render(out)
         self.validation_duration_seconds.render(out)
+        self.login_session_lifetime_seconds.render(out)
         if self.state is not None:
             render_state(self.state(), self.clock(), self.queue, out)
         self._render_outboxes(out)
@@ -406,8 +424,13 @@ _GAUGES: tuple[tuple[str, str], ...] = (
     ),
     (
         "rotation_due_timestamp_seconds",
-        "When the login session is due for its scheduled rotation (first seen + rotate_after); "
+        "When the login session is due for its scheduled rotation (first seen + rotate_after, "
+        "or + 2/3 of the median session lifetime when sooner); "
         "an expiring login is login_expiry_timestamp_seconds' business.",
+    ),
+    (
+        "login_session_lifetime_median_seconds",
+        "Median lifetime of the last 3 login sessions seen to die; none before 3 are known.",
     ),
     ("refresh_pending", "1 while a refresh job is waiting, delayed or active; none without Redis."),
     (
@@ -510,6 +533,7 @@ def _source_rows(
         put("file_problem", 1, f'{{source="{_escape(src.name)}",reason="{src.problem.value}"}}')
     put("login_session_changed_timestamp_seconds", src.session_since)
     put("rotation_due_timestamp_seconds", _scheduled_rotation(src))
+    put("login_session_lifetime_median_seconds", core.lifetime_median(src))
     if redis_up:
         put("refresh_pending", 1 if src.pending_job else 0)
         if src.pending_job is not None and (p := src.pending_progress) is not None:
@@ -545,7 +569,8 @@ def _scheduled_rotation(src: core.Source) -> float | None:
     since, every = src.session_since, src.settings.rotate_after
     if src.report is None or not src.report.logged_in or since is None or every <= 0:
         return None
-    return since + every
+    learned = core.learned_renewal(src)  # 2/3 of how long sessions live, when that is sooner
+    return min(since + every, learned) if learned is not None else since + every
 
 
 def _refresh_job_row(src: core.Source, put: Callable[[str, float | None, str], None]) -> None:

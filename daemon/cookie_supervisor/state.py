@@ -1,7 +1,8 @@
 """The state file: what the daemon must remember across a restart, in one JSON document.
 
 Per source, the login sessions seen (fingerprint → first seen; so a restart neither makes an old
-session new nor forgets its age) and the refresh owed while Redis was away; the key that makes
+session new nor forgets its age), how long the ones seen to die lived (the learned renewal), and
+the refresh owed while Redis was away; the key that makes
 fingerprints comparable across restarts; the webhook outbox and the journal cursors. Decisions
 shared by several daemons (pending job, cooldown, backoff) live in Redis, not here.
 
@@ -180,6 +181,9 @@ def snapshot(state: core.State, key: bytes, **extra: Any) -> dict[str, Any]:
             "owed": src.owed.as_dict() if src.owed else None,
             "diagnosed": src.diagnosed.value if src.diagnosed else None,
             "reset_by": src.reset_by,
+            # oldest first: fingerprint → [seconds lived, ended at]
+            "lifetimes": {fp: [x.seconds, x.ended_at] for fp, x in src.lifetimes.items()},
+            "unmeasured": src.unmeasured,
         }
         for name, src in state.sources.items()
     }
@@ -207,6 +211,29 @@ def restore(state: core.State, data: dict[str, Any]) -> None:
         src.diagnosed = Reason(diagnosed) if diagnosed in _DIAGNOSES else None
         reset_by = entry.get("reset_by")  # a fingerprint: a restart does not make it reset again
         src.reset_by = reset_by if isinstance(reset_by, str) and len(reset_by) <= 128 else None
+        src.lifetimes = _lifetimes(name, entry.get("lifetimes"))
+        unmeasured = entry.get("unmeasured")
+        if isinstance(unmeasured, str) and 0 < len(unmeasured) <= _FINGERPRINT:
+            src.unmeasured = unmeasured
+
+
+def _lifetimes(source: str, raw: Any) -> dict[str, core.Lifetime]:
+    """The last LIFETIMES_KEPT well-formed lifetimes, in the file's order (oldest first)."""
+    if not isinstance(raw, dict):
+        if raw is not None:
+            _dropped(source, "session lifetimes", "not an object")
+        return {}
+    good: dict[str, core.Lifetime] = {}
+    latest = list(raw.items())[-core.LIFETIMES_KEPT :]
+    for fp, value in latest:
+        if not 0 < len(fp) <= _FINGERPRINT or not isinstance(value, list) or len(value) != 2:
+            continue
+        seconds, ended = time_of(value[0]), time_of(value[1])
+        if seconds is not None and ended is not None:
+            good[fp] = core.Lifetime(seconds, ended)
+    if bad := len(latest) - len(good):
+        _dropped(source, f"{bad} session lifetime(s)", "not a fingerprint and a duration")
+    return good
 
 
 def _sessions(source: str, raw: Any) -> dict[str, float]:

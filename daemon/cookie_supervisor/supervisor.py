@@ -168,7 +168,7 @@ class Supervisor:
             case core.Count():
                 self.metrics.count(fx.metric, fx.labels)
             case core.Observe():
-                self.metrics.validation_duration_seconds.observe(fx.source, fx.value)
+                self.metrics.observe(fx.metric, fx.source, fx.value)
             case core.Answer():
                 return fx
             case core.Enqueue():
@@ -523,6 +523,13 @@ class Supervisor:
             "logged_in": r.logged_in,
             "session_changed_at": src.session_since,
             "rotation_due_at": rotation[0] if rotation else None,
+            # sessions seen to die: how many are known, the median of the last 3, and the
+            # renewal it calls for (2/3 of it after the current session arrived)
+            "session_lifetimes": {
+                "known": len(src.lifetimes),
+                "median_seconds": core.lifetime_median(src),
+                "learned_renewal_at": core.learned_renewal(src),
+            },
             "refresh": {
                 "pending_job": src.pending_job if self.redis_up else None,
                 "owed": src.owed.reason.value if src.owed else None,
