@@ -381,7 +381,7 @@ def cookies_rows() -> list[Line]:
                         "{{source}} age",
                     ),
                     (
-                        f"histogram_quantile(0.5, sum by (source, le) (cookie_supervisor_login_session_lifetime_seconds_bucket{{{SEL}}}))",
+                        f"histogram_quantile(0.5, sum by (instance, source, le) (cookie_supervisor_login_session_lifetime_seconds_bucket{{{SEL}}}))",
                         "{{source}} median lifetime",
                     ),
                 ],
