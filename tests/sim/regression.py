@@ -278,7 +278,24 @@ def n2() -> Scenario:
 
 
 # D id -> (its scenario, the promise it breaks while the defect stands)
+def n3() -> Scenario:
+    """New: a FLUSHALL erases the shared diagnosis; a peer that never diagnoses itself
+    (validate_every = 0) asks its due rotation at once, while the account is still restricted
+    and the other daemon still holds the diagnosis."""
+    a = DaemonConfig(validate_every=300.0, refresh_cooldown=60.0)
+    b = DaemonConfig(validate_every=0.0, refresh_cooldown=60.0)
+    return Scenario(
+        seed=120,
+        span=3600,
+        configs=(a, b),
+        session_age=7 * DAY - 1500,
+        actions=((60.0, "yt", ("restricted", True)), (1490.0, "flush", ())),
+        name="N3",
+    )
+
+
 REGRESSIONS: dict[str, tuple[Callable[[], Scenario], str]] = {
+    "N3": (n3, "P1"),
     "N1": (n1, "P2"),
     "N2": (n2, "P6"),
     "D1": (d1, "P6"),
@@ -303,6 +320,10 @@ REGRESSIONS: dict[str, tuple[Callable[[], Scenario], str]] = {
 # The defects this tree still has: the promises each breaks (its regression's first; random
 # worlds may show the others too), and what the violation says.
 KNOWN_BROKEN: dict[str, tuple[tuple[str, ...], str]] = {
+    "N3": (
+        ("P1",),
+        "automatic job 1 (scheduled_rotation) while account_restricted stood diagnosed",
+    ),
     "N2": (
         ("P6", "P1"),
         "d0 reset the shared backoff (a verified refresh) ..., no validation passed",
