@@ -312,6 +312,7 @@ REGRESSIONS: dict[str, tuple[Callable[[], Scenario], str]] = {
     "D11": (d11, "P7"),
     "D12": (d12, "P3"),
     "D14": (d14, "P1"),
+    "D14v": (d14, "P3"),  # D14's verdict: a refresh that re-uploads the session is "no_upload"
     "D15": (d15, "P4"),
     "D18": (d18, "P5"),
 }
@@ -328,6 +329,7 @@ KNOWN_BROKEN: dict[str, tuple[tuple[str, ...], str]] = {
         ("P6", "P1"),
         "d0 reset the shared backoff (a verified refresh) ..., no validation passed",
     ),
+    "D14v": (("P3",), "job 1 uploaded a jar and was booked no_upload"),
     "D3": (("P3", "P2"), "job 1 ... finished ok ... and was never booked"),
 }
 # Not reproduced by the world: D13 (searched: an ambiguous report's validation in flight while
