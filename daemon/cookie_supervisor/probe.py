@@ -175,15 +175,7 @@ def ytdlp_version(command: Sequence[str]) -> str | None:
     Blocking, once at start: call it off the event loop.
     """
     try:
-        out = subprocess.run(
-            [*ytdlp_command(command), "--version"],
-            capture_output=True,
-            text=True,
-            timeout=VERSION_TIMEOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=die_with_parent(),
-        )
+        out = _run_quick([*ytdlp_command(command), "--version"])
     except (OSError, subprocess.SubprocessError):
         return None
     first = out.stdout.strip().partition("\n")[0].strip()
@@ -214,16 +206,7 @@ def ytdlp_components(command: Sequence[str], js_runtime: str | None) -> Componen
     """
     runtime = ["--no-js-runtimes", *(["--js-runtimes", js_runtime] if js_runtime else [])]
     try:
-        out = subprocess.run(
-            [*ytdlp_command(command), "--no-config", "-v", *runtime],
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=VERSION_TIMEOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=die_with_parent(),
-        )
+        out = _run_quick([*ytdlp_command(command), "--no-config", "-v", *runtime])
     except (OSError, subprocess.SubprocessError):
         return Components(None, None)
     text = out.stderr[-OUTPUT_LIMIT:]
@@ -231,6 +214,28 @@ def ytdlp_components(command: Sequence[str], js_runtime: str | None) -> Componen
     line = _RUNTIMES.search(text)
     m = _RUNTIME.match(line.group(1)) if line is not None else None
     return Components(solver, m.group(1) + (m.group(2) or "") if m is not None else None)
+
+
+def _run_quick(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """`subprocess.run` for the short start-up runs, except that at the timeout the child's whole
+    process group is killed (a JS runtime it started too), not the child alone; and the child
+    dies with the daemon. Raises OSError or subprocess.TimeoutExpired."""
+    with subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+        preexec_fn=die_with_parent(),
+    ) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=VERSION_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc.pid)
+            raise
+    return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
 
 
 def default_copy_dir() -> Path:

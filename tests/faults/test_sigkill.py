@@ -13,8 +13,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import redis
 
+from cookie_supervisor import probe
 from tests.support import Daemon, Receiver, cookie_jar, daemon_env, wait_for, write_atomic
 
 FAKE = Path(__file__).resolve().parents[1] / "fakes" / "fake_ytdlp.py"
@@ -112,3 +114,18 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(") ", 1)[1][0] != "Z"
+
+
+def test_a_hung_version_run_leaves_no_process_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The start-up `--version` / `-v` runs: at their timeout the whole group goes, the JS
+    runtime a hung yt-dlp started included (subprocess.run killed the child alone)."""
+    record = tmp_path / "record.json"
+    monkeypatch.setenv("FAKE_RECORD", str(record))
+    monkeypatch.setattr(probe, "VERSION_TIMEOUT", 1.0)
+    command = [sys.executable, str(FAKE), "hang"]
+    assert probe.ytdlp_components(command, None) == probe.Components(None, None)
+    pids = json.loads(record.read_text())
+    wait_for(lambda: not alive(int(pids["pid"])), timeout=5, what="the hung run gone")
+    wait_for(lambda: not alive(int(pids["child"])), timeout=5, what="its child gone too")
