@@ -30,6 +30,7 @@ from cookie_supervisor.config import Settings, is_loopback
 from cookie_supervisor.metrics import Metrics
 from cookie_supervisor.probe import (
     runtime_name,
+    stop_quick_runs,
     sweep_stale_copies,
     ytdlp_components,
     ytdlp_version,
@@ -199,6 +200,7 @@ async def serve(settings: Settings) -> int:
         if "watchdog" in locals():
             watchdog.cancel()
         watcher.stop()
+        stop_quick_runs()  # a hung `yt-dlp --version` must not outlive the daemon
         supervisor.timers.shutdown()
         await inputs.aclose()
         await sender.aclose()

@@ -230,12 +230,24 @@ def _run_quick(argv: list[str]) -> subprocess.CompletedProcess[str]:
         start_new_session=True,
         preexec_fn=die_with_parent(),
     ) as proc:
+        _QUICK.add(proc.pid)
         try:
             stdout, stderr = proc.communicate(timeout=VERSION_TIMEOUT)
         except subprocess.TimeoutExpired:
             _kill_group(proc.pid)
             raise
+        finally:
+            _QUICK.discard(proc.pid)
     return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
+
+
+_QUICK: set[int] = set()  # process groups of the start-up runs still going
+
+
+def stop_quick_runs() -> None:
+    """At shutdown: end the start-up runs still going, with everything they started."""
+    for pgid in list(_QUICK):
+        _kill_group(pgid)
 
 
 def default_copy_dir() -> Path:

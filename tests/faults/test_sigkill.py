@@ -129,3 +129,20 @@ def test_a_hung_version_run_leaves_no_process_behind(
     pids = json.loads(record.read_text())
     wait_for(lambda: not alive(int(pids["pid"])), timeout=5, what="the hung run gone")
     wait_for(lambda: not alive(int(pids["child"])), timeout=5, what="its child gone too")
+
+
+def test_a_stopped_daemon_leaves_no_start_up_run_behind(redis_url: str, tmp_path: Path) -> None:
+    jar = tmp_path / "cookies.txt"
+    write_atomic(jar, cookie_jar())
+    record = tmp_path / "record.json"
+    env = daemon_env(
+        redis_url,
+        jar,
+        COOKIE_SUPERVISOR_YT_DLP_COMMAND=f"{sys.executable},{FAKE},hang",
+        FAKE_RECORD=str(record),
+    )
+    d = Daemon(env=env).start()
+    pids = wait_for(lambda: json.loads(record.read_text()), timeout=10, what="the -v run hung")
+    d.stop()
+    wait_for(lambda: not alive(int(pids["pid"])), timeout=5, what="the hung run gone")
+    wait_for(lambda: not alive(int(pids["child"])), timeout=5, what="its child gone too")
