@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import re
@@ -425,3 +426,68 @@ async def test_unusable_saved_entries_are_skipped(rig: Rig) -> None:
     assert sender.outbox_sizes() == {"hook": 1}
     (saved,) = sender.outbox.to_state()
     assert saved["attempts"] == 2 and saved["claimed"] is False
+
+
+# --- the clock -------------------------------------------------------------------------------
+
+
+class SteppedWall:
+    """The wall clock, with steps an operator (or NTP) would make."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+async def test_retries_keep_their_rhythm_when_the_wall_clock_steps_an_hour(
+    rig: Rig, receivers: Callable[..., Receiver]
+) -> None:
+    rx = receivers(script=[(503, {})] * 100_000)
+    wall, metrics = SteppedWall(), Counters()
+    sender = rig.sender([hook(rx.url())], metrics, clock=wall, backoff_cap=0.1)
+    sender.start()
+    sender.submit(event())
+    for step in (-3600.0, +3600.0, +3600.0, -3600.0):
+        seen = len(rx.requests)
+        await until(lambda seen=seen: len(rx.requests) >= seen + 4, timeout=3, what="tries")
+        wall.offset += step
+    await until(lambda: len(rx.requests) >= 24, timeout=3, what="tries after the last step")
+    gaps = [b.at - a.at for a, b in itertools.pairwise(rx.requests)]
+    assert max(gaps) < 1.0, max(gaps)  # no pause the size of the step
+    assert metrics("failed") == 0  # max_age (an hour) is an age, not "wall clock minus a date"
+    assert sender.outbox_sizes() == {"hook": 1}
+
+
+async def test_saved_dates_are_converted_and_trusted_no_further_than_the_longest_backoff(
+    rig: Rig, receivers: Callable[..., Receiver]
+) -> None:
+    port = free_port()  # refused until the receiver starts
+    wall, claims = SteppedWall(), MemoryClaims()
+    first = rig.sender([hook(f"http://127.0.0.1:{port}/hook")], Counters(), claims, clock=wall)
+    first.submit(event("job-1"))
+    (saved,) = first.outbox.to_state()
+    assert abs(saved["first_at"] - wall()) < 1 and abs(saved["next_at"] - wall()) < 1
+    await asyncio.sleep(0.05)
+    (again,) = first.outbox.to_state()  # saved later: the same first date, the age grown
+    assert abs(again["first_at"] - saved["first_at"]) < 0.02
+    forged = {**saved, "event": event("job-2").__dict__, "next_at": 253_000_000_000.0}
+    future_first = {**saved, "event": event("job-3").__dict__, "first_at": wall() + 86400}
+    state = json.loads(json.dumps([saved, forged, future_first]))
+    wall.offset -= 3600.0  # the clock set back between the save and the restart
+
+    rx = receivers(port=port)
+    metrics = Counters()
+    second = rig.sender([hook(rx.url(), max_age=0.5)], metrics, claims, clock=wall, backoff_cap=0.2)
+    second.outbox.from_state(state)
+    restored = list(second.outbox.entries("hook"))
+    assert len(restored) == 3
+    for entry in restored:
+        assert entry.due - time.monotonic() <= 0.2  # due within one backoff ceiling
+        assert entry.born <= time.monotonic()  # an age, never negative (never a longer max_age)
+    started = time.monotonic()
+    second.start()
+    await until(lambda: metrics("delivered") == 3, timeout=2, what="all three delivered")
+    assert time.monotonic() - started < 1.0  # not an hour (the step), nor forever (the forgery)
+    assert sorted(e["job_id"] for e in rx.events()) == ["job-1", "job-2", "job-3"]

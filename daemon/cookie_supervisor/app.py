@@ -215,7 +215,13 @@ def _webhooks(settings: Settings, supervisor: Supervisor) -> WebhookSender:
     hooks = settings.all_webhooks()
     queue = supervisor.queue
     sender = WebhookSender(
-        hooks, supervisor.metrics, queue.claim, supervisor.save_soon, settle=queue.settle
+        hooks,
+        supervisor.metrics,
+        queue.claim,
+        supervisor.save_soon,
+        clock=supervisor.clock,
+        settle=queue.settle,
+        mono=supervisor.mono,
     )
     stored = supervisor.stored.get("outbox")
     sender.outbox.from_state(stored if isinstance(stored, list) else [])

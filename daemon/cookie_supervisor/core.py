@@ -114,9 +114,14 @@ class Validation:
     account_ok: bool | None = None  # the account check: None when it did not run
     diagnosis: Reason | None = None  # ip_flagged, po_token_required, account_restricted
     read_error: str | None = None  # the daemon could not read the jar (errno): no verdict at all
+    # How long it took on the monotonic clock (the runtime's measure): a wall clock stepped
+    # meanwhile must neither stretch the duration by the step nor squash it to nothing.
+    took: float | None = None
 
     @property
     def duration(self) -> float:
+        if self.took is not None:
+            return max(0.0, self.took)
         return max(0.0, self.at - self.started_at)
 
     @property

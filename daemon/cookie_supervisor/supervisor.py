@@ -8,6 +8,7 @@ timers, counts, logs and notifies — and feeds each result back into the core a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import secrets
@@ -256,23 +257,33 @@ class Supervisor:
         to the core either."""
         src = self.source(source)
         async with self._probe_locks[source]:
+            began = self.mono()
             started = self.clock()
             report = await self.inspect(source, act=act)
             offline = core.offline_validation(report, src.settings, started, self.clock(), trigger)
             if offline is not None:
-                return offline
+                return self._timed(offline, began)
             plan = core.plan_validation(src, diagnose)
             said: tuple[core.ProbeSaid, ...] = ()
             while (run := core.next_probe(plan, said)) is not None:
                 found = await self._run_probe(src.settings, run)
                 if found.os_error is not None:  # the daemon's own trouble: no verdict at all
-                    return self._no_verdict(source, started, trigger, found.os_error)
+                    return self._timed(
+                        self._no_verdict(source, started, trigger, found.os_error), began
+                    )
                 said += (
                     core.ProbeSaid(
                         run.kind, run.url, found.reason, found.message, found.account_cookies
                     ),
                 )
-            return core.validation_of(said, started, self.clock(), trigger, ERROR_LIMIT)
+            return self._timed(
+                core.validation_of(said, started, self.clock(), trigger, ERROR_LIMIT), began
+            )
+
+    def _timed(self, v: Validation, began: float) -> Validation:
+        """With the time it took on the monotonic clock: the duration is an interval
+        (`validation_duration_seconds`, the answers); its start and end stay dates."""
+        return dataclasses.replace(v, took=max(0.0, self.mono() - began))
 
     def _no_verdict(self, source: str, started: float, trigger: str, errno: str) -> Validation:
         """The daemon's own OS trouble (disk full, file size limit, descriptors, I/O) kept a probe

@@ -12,6 +12,14 @@ Retries back off exponentially with a floor (half the ceiling, then jitter), wha
 `Retry-After` says (`0` or a past date is no reason to hammer it). A receiver in trouble is logged
 once when the trouble starts and once when it delivers again; the tries between are counted.
 
+The waits between tries and an event's age (`max_age`) are intervals: in the process they are
+measured on the monotonic clock, so a wall clock stepped back an hour delays no retry and one
+stepped forward gives up on nothing. Only the state file holds wall-clock dates (a monotonic time
+means nothing to the next process); they are converted when saved and restored, and a saved next
+try is trusted no further ahead than the backoff's ceiling (a date saved before the clock was set
+back must not park an event for the size of the step; a longer Retry-After costs one early try
+after a restart, and the receiver says it again).
+
 Signing is the Stripe scheme: `t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`.
 Neither the secret nor a webhook's URL (a Slack URL is a credential) is ever logged; a receiver's
 answer is logged at most 200 bytes.
@@ -135,11 +143,12 @@ def webhook_name(hook: WebhookSettings) -> str:
 
 @dataclass
 class Entry:
-    """One event owed to one webhook."""
+    """One event owed to one webhook. `born` and `due` are monotonic times of this process (first
+    owed, next try): the state file holds them as wall-clock dates (`Outbox.to_state`)."""
 
     event: Event
-    first_at: float
-    next_at: float
+    born: float
+    due: float
     attempts: int = 0
     # This daemon held the Redis lease at its last try: with Redis away it sends all the same.
     claimed: bool = False
@@ -149,11 +158,17 @@ class Entry:
 
 @dataclass
 class Outbox:
-    """Per webhook, the events not yet delivered, oldest first and at most `limits[name]`."""
+    """Per webhook, the events not yet delivered, oldest first and at most `limits[name]`.
+
+    `wall` and `mono` are the clocks the saved dates are converted with; a saved next try is
+    trusted at most `longest_wait` seconds ahead."""
 
     limits: dict[str, int]
     on_change: Callable[[], None] = lambda: None
     on_drop: Callable[[str, Entry], None] = lambda name, entry: None
+    wall: Callable[[], float] = time.time
+    mono: Callable[[], float] = time.monotonic
+    longest_wait: float = 300.0
     _boxes: dict[str, OrderedDict[str, Entry]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -185,9 +200,19 @@ class Outbox:
         return {name: len(box) for name, box in self._boxes.items()}
 
     def to_state(self) -> list[dict[str, Any]]:
-        """Plain JSON for the state file."""
+        """Plain JSON for the state file: the monotonic times as wall-clock dates (`first_at`,
+        `next_at`), the age and the wait left measured on the monotonic clock."""
+        wall, mono = self.wall(), self.mono()
         return [
-            {"webhook": name, **asdict(entry)}
+            {
+                "webhook": name,
+                "event": asdict(entry.event),
+                "first_at": wall - max(0.0, mono - entry.born),
+                "next_at": wall + max(0.0, entry.due - mono),
+                "attempts": entry.attempts,
+                "claimed": entry.claimed,
+                "owner": entry.owner,
+            }
             for name, box in self._boxes.items()
             for entry in box.values()
         ]
@@ -197,7 +222,7 @@ class Outbox:
         for item in items:
             try:
                 name = item["webhook"]
-                entry = _saved_entry(item)
+                entry = _saved_entry(item, self.wall(), self.mono(), self.longest_wait)
             except (KeyError, TypeError, ValueError):
                 log.warning("webhook outbox: skipping an unreadable saved entry")
                 continue
@@ -213,9 +238,11 @@ _LATEST = 253_370_764_800.0  # 9999-01-01: no saved time of ours lies beyond
 _EVENT_TEXTS = ("event_id", "event", "source", "host", "summary")
 
 
-def _saved_entry(item: dict[str, Any]) -> Entry:
+def _saved_entry(item: dict[str, Any], wall: float, mono: float, longest_wait: float) -> Entry:
     """An outbox entry from the state file, every field checked for type and range (a time that
-    is not finite or not between 1970 and 9999 would break the sender later, not here)."""
+    is not finite or not between 1970 and 9999 would break the sender later, not here), its dates
+    turned into monotonic times: an age of at least 0, a wait of at most `longest_wait` (a date
+    saved under a wall clock since set back, or a forged one, parks no event)."""
     raw = item["event"]
     if not isinstance(raw, dict) or set(raw) != {f.name for f in fields(Event)}:
         raise ValueError("not an event")
@@ -228,10 +255,12 @@ def _saved_entry(item: dict[str, Any]) -> Entry:
         raise ValueError("attempts out of range")
     if not isinstance(claimed, bool):
         raise TypeError("claimed is not true or false")
+    age = max(0.0, wall - _saved_time(item["first_at"]))
+    wait = min(max(0.0, _saved_time(item["next_at"]) - wall), longest_wait)
     return Entry(
         event=Event(**{**raw, "at": _saved_time(raw["at"])}),
-        first_at=_saved_time(item["first_at"]),
-        next_at=_saved_time(item["next_at"]),
+        born=mono - age,
+        due=mono + wait,
         attempts=attempts,
         claimed=claimed,
         owner=_saved_owner(item.get("owner")),
@@ -346,6 +375,7 @@ class WebhookSender:
         backoff_cap: float = 300.0,
         settle: Settle | None = None,
         lease_margin: float = LEASE_MARGIN,
+        mono: Callable[[], float] = time.monotonic,
     ) -> None:
         self.webhooks = {webhook_name(h): h for h in webhooks}
         self.metrics = metrics
@@ -354,7 +384,8 @@ class WebhookSender:
         self.lease_margin = lease_margin
         # Failed tries since a webhook last delivered: the first is logged, the rest counted.
         self._trouble = dict.fromkeys(self.webhooks, 0)
-        self.clock = clock
+        self.clock = clock  # dates: the signature's timestamp, a Retry-After date
+        self.mono = mono  # intervals: the waits between tries, an event's age
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self._on_change = on_change
@@ -367,17 +398,24 @@ class WebhookSender:
         self._in_flight: dict[str, set[str]] = {name: set() for name in self.webhooks}
         self._task: asyncio.Task[None] | None = None
         limits = {name: h.outbox_limit for name, h in self.webhooks.items()}
-        self.outbox = Outbox(limits, on_change=self._changed, on_drop=self._dropped)
+        self.outbox = Outbox(
+            limits,
+            on_change=self._changed,
+            on_drop=self._dropped,
+            wall=clock,
+            mono=mono,
+            longest_wait=backoff_cap,
+        )
 
     # --- the runtime's side ------------------------------------------------------------------
 
     def submit(self, event: Event) -> None:
         """Owe `event` to every webhook whose `events` include it. Never blocks, never raises."""
         try:
-            now = self.clock()
+            now = self.mono()
             for name, hook in self.webhooks.items():
                 if event.event in hook.events:
-                    self.outbox.add(name, Entry(event, first_at=now, next_at=now))
+                    self.outbox.add(name, Entry(event, born=now, due=now))
         except Exception:  # a notification must never break the decision that caused it
             log.exception("webhook: could not queue event %s", event.event)
 
@@ -407,12 +445,12 @@ class WebhookSender:
         wake = self._wake[name]
         while True:
             wake.clear()  # before looking: a submit from here on wakes the wait below
-            now = self.clock()
+            now = self.mono()
             due = self._due(name, now)
             if due:
                 await asyncio.gather(*(self._deliver(name, e) for e in due))
                 continue
-            nexts = [e.next_at for e in self.outbox.entries(name)]
+            nexts = [e.due for e in self.outbox.entries(name)]
             timeout = max(0.0, min(nexts) - now) if nexts else None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout)
@@ -422,7 +460,7 @@ class WebhookSender:
         for entry in self.outbox.entries(name):
             if len(due) >= PER_WEBHOOK:
                 break
-            if entry.next_at <= now and entry.event.event_id not in self._in_flight[name]:
+            if entry.due <= now and entry.event.event_id not in self._in_flight[name]:
                 due.append(entry)
         return due
 
@@ -433,7 +471,7 @@ class WebhookSender:
         try:
             if not await self._lease(name, entry, hook.timeout + self.lease_margin):
                 return
-            if self.clock() - entry.first_at >= hook.max_age:
+            if self.mono() - entry.born >= hook.max_age:
                 await self._settle(name, entry)
                 return self._finish(name, entry, "failed", f"older than max_age {hook.max_age}s")
             answer = await self._send(hook, event)
@@ -460,7 +498,7 @@ class WebhookSender:
             if entry.claimed:  # ours at the last try: Redis away is no reason to stop
                 return True
             log.debug("webhook %s: cannot claim %s (%s)", name, key, type(exc).__name__)
-            entry.next_at = self.clock() + self._backoff(entry.attempts + 1)
+            entry.due = self.mono() + self._backoff(entry.attempts + 1)
             self._changed()
             return False
         if got is True:
@@ -474,7 +512,7 @@ class WebhookSender:
             return False
         # Another daemon's lease: keep the event, and ask again when that lease runs out.
         entry.claimed = False
-        entry.next_at = self.clock() + min(max(float(got), LOOK_AGAIN), LOOK_MAX)
+        entry.due = self.mono() + min(max(float(got), LOOK_AGAIN), LOOK_MAX)
         self._changed()
         return False
 
@@ -521,13 +559,13 @@ class WebhookSender:
         if not self.outbox.holds(name, entry):
             return None  # dropped from a full outbox meanwhile
         entry.attempts += 1
-        now = self.clock()
+        now = self.mono()
         # The backoff is the floor: a Retry-After of 0 or a past date must not make a tight loop.
         delay = max(answer.retry_after or 0.0, self._backoff(entry.attempts))
-        if now + delay - entry.first_at >= hook.max_age:
+        if now + delay - entry.born >= hook.max_age:
             self._finish(name, entry, "failed", f"{answer.detail}; max_age reached")
             return None
-        entry.next_at = now + delay
+        entry.due = now + delay
         self.metrics.webhook_deliveries_total.labels(name, entry.event.event, "retried").inc()
         self._trouble[name] += 1
         first = self._trouble[name] == 1
