@@ -1082,3 +1082,92 @@ def test_d6_a_restart_during_verification_books_the_job_again() -> None:
     assert later.src.verifying is not None and later.src.verifying.job_id == "1"
     fx += later(TimerFired("main", "upload"), at=T0 + 30 + 600)
     assert RecordOutcome("main", "1", False) in fx  # no_upload: booked, not lost
+
+
+# --- issue 16, D3 / N2 / D14 (verdicts): every job ends with one true verdict -------------------
+
+
+def _uploaded(h: Harness, fp: str = "B") -> None:
+    """Job 9 completed at T0 + 100 (deadline T0 + 700); its upload `fp` lands at T0 + 120."""
+    _completed_refresh(h)
+    h(QueueObserved({"main": None}, (job("9", at=T0 + 100, created=T0),)), at=T0 + 100)
+    h.file(jar(fp), at=T0 + 120)
+
+
+def test_d3_a_verification_with_only_inconclusive_validations_ends_unverified() -> None:
+    h = Harness(settings(upload_timeout=600))
+    _uploaded(h)
+    for n, reason in enumerate((Reason.RATE_LIMITED, Reason.NETWORK_ERROR)):
+        h.now = T0 + 130 + n
+        fx = h.validated(False, reason, started_at=h.now)
+        assert counted(fx, "refresh_verifications_total") == []
+    diagnosed = h.validated(
+        False, Reason.IP_FLAGGED, media_reason=Reason.BOT_DETECTION, diagnosis=Reason.IP_FLAGGED
+    )
+    assert counted(diagnosed, "refresh_verifications_total") == []
+    fx = h(TimerFired("main", "upload"), at=T0 + 700)  # the deadline: no conclusive validation
+    assert counted(fx, "refresh_verifications_total") == [("main", "unverified")]
+    assert of(fx, RecordOutcome) == [] and of(fx, Notify) == []  # blames nothing, counts nothing
+    assert h.src.verifying is None  # automatic refreshes are no longer blocked
+
+
+def test_d3_an_unverified_end_lets_the_next_automatic_refresh_through() -> None:
+    h = Harness(settings(upload_timeout=600))
+    _uploaded(h)
+    h.validated(False, Reason.RATE_LIMITED, started_at=T0 + 130)
+    h(TimerFired("main", "upload"), at=T0 + 700)
+    fx = h.validated(False, Reason.LOGGED_OUT, started_at=T0 + 800)
+    assert enqueued(fx).reason is Reason.LOGGED_OUT
+
+
+def test_d3_the_offline_missing_file_check_does_not_judge_a_refresh() -> None:
+    h = Harness(settings(upload_timeout=600))
+    _uploaded(h)
+    # a periodic validation caught the jar missing (an scp upload, a rename) after the upload
+    fx = h.validated(False, Reason.MISSING_COOKIES, offline=True, started_at=T0 + 130)
+    assert counted(fx, "refresh_verifications_total") == [] and of(fx, RecordOutcome) == []
+    fx = h.validated(True, started_at=T0 + 140)
+    assert counted(fx, "refresh_verifications_total") == [("main", "verified")]
+    assert RecordOutcome("main", "9", True) in fx
+
+
+def test_n2_an_offline_only_daemon_neither_verifies_a_refresh_nor_resets_the_backoff() -> None:
+    h = Harness(settings(upload_timeout=600, validation_urls=[]))
+    _completed_refresh(h)
+    h(core.BackoffObserved("main", 2, T0 + 600))
+    h(QueueObserved({"main": None}, (job("9", at=T0 + 100, created=T0),)), at=T0 + 100)
+    h.file(jar("B"), at=T0 + 120)
+    fx = h.validated(True, offline=True, started_at=T0 + 121)  # the jar looks logged in
+    assert counted(fx, "refresh_verifications_total") == [("main", "unverified")]
+    assert of(fx, RecordOutcome) == [] and of(fx, ResetBackoff) == []
+    assert h.src.failures == 2
+    fx = h.validated(True, offline=True, started_at=T0 + 400)  # a periodic offline pass
+    assert of(fx, ResetBackoff) == [] and h.src.failures == 2
+
+
+def test_d14_a_refresh_uploading_the_same_session_is_judged_by_its_validation() -> None:
+    h = Harness(settings(upload_timeout=600))
+    _completed_refresh(h)
+    fx = h.file(jar("A", size=2100), at=T0 + 90)  # the extractor uploads the same login
+    assert of(fx, RunValidation) == []  # a rewrite of the same session: nothing new yet
+    fx = h(QueueObserved({"main": None}, (job("9", at=T0 + 100, created=T0),)), at=T0 + 100)
+    assert RunValidation("main", "verification") in fx  # it was the job's upload
+    fx = h.validated(True, started_at=T0 + 101)
+    assert counted(fx, "refresh_verifications_total") == [("main", "verified")]
+    assert RecordOutcome("main", "9", True) in fx  # the session's first reset
+
+
+def test_d14_same_session_refreshes_reset_the_count_once_then_keep_counting() -> None:
+    h = Harness(settings(upload_timeout=600))
+    _completed_refresh(h)
+    h.file(jar("A", size=2100), at=T0 + 90)
+    h(QueueObserved({"main": None}, (job("9", at=T0 + 100, created=T0),)), at=T0 + 100)
+    h.validated(True, started_at=T0 + 101)  # verified, reset once (by session A)
+    ask = enqueued(h.validated(False, Reason.BOT_DETECTION, started_at=T0 + 200))
+    h.answer(ask, "enqueued", job_id="10")
+    h.file(jar("A", size=2200), at=T0 + 290)  # the same session again
+    h(QueueObserved({"main": None}, (job("10", at=T0 + 300, created=T0 + 200),)), at=T0 + 300)
+    fx = h.validated(True, started_at=T0 + 301)
+    assert counted(fx, "refresh_verifications_total") == [("main", "verified")]
+    assert RecordOutcome("main", "10", False) in fx  # renewed nothing: the backoff grows (P1)
+    assert of(fx, ResetBackoff) == []

@@ -30,8 +30,18 @@ TriggerState = Literal[
     "enqueued", "coalesced", "cooldown", "backoff", "deferred", "validating", "ignored"
 ]
 Origin = Literal["api", "cli", "report", "validation", "file", "rotation", "owed", "retry"]
-Verdict = Literal["verified", "still_failing", "no_upload", "superseded"]
-VERDICTS: tuple[Verdict, ...] = ("verified", "still_failing", "no_upload", "superseded")
+Verdict = Literal["verified", "still_failing", "no_upload", "superseded", "unverified"]
+VERDICTS: tuple[Verdict, ...] = (
+    "verified",
+    "still_failing",
+    "no_upload",
+    "superseded",
+    "unverified",  # uploaded, but no validation could judge it by the deadline (D3, N2)
+)
+# The file's own state while an upload may still be writing it: not a verdict on a refresh.
+_FILE_STATES = frozenset(
+    {Reason.MISSING_COOKIES, Reason.CORRUPT_COOKIES, Reason.UNREADABLE, Reason.NOT_A_FILE}
+)
 TimerKey = Literal["grace", "rotation", "retry", "upload", "validate"]
 
 HISTORY = 20  # finished jobs kept per source for the success ratio
@@ -205,6 +215,10 @@ class Verification:
     # the job's judged key: the state file leaves it out of the record while the verification is
     # open, so a restart books the job again and its verdict is not lost (D6)
     key: str = ""
+    # the upload rewrote the session already there (D14): a pass renews nothing
+    same_session: bool = False
+    asked_at: float = 0.0  # wall: when the job was asked (ours) or created
+    ended_at: float = 0.0  # wall: when this daemon saw the job end
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +290,9 @@ class Source:
     pending_reason: Reason | None = None
     pending_progress: PendingJob | None = None  # as of the last poll (or our own enqueue)
     requested: dict[str, float] = field(default_factory=dict)  # job id → when we enqueued it
+    # a peer's job id → when this daemon first saw it pending (wall, on our clock: the job's
+    # creation time is the enqueuing host's clock)
+    watched: dict[str, float] = field(default_factory=dict)
     last_validation: Validation | None = None
     validated_ok_at: float | None = None
     # Why fresh cookies cannot help (ip_flagged, po_token_required, account_restricted), found by
@@ -283,6 +300,7 @@ class Source:
     diagnosed: Reason | None = None
     shared_diagnosis: Reason | None = None  # what another daemon found, as Redis holds it
     reset_by: str | None = None  # the session whose passing validation last reset the backoff
+    rewritten_at: float | None = None  # wall time the daemon last saw the logged-in jar change
     validating: bool = False
     verifying: Verification | None = None
     history: deque[FinishedJob] = field(default_factory=lambda: deque(maxlen=HISTORY))
@@ -646,8 +664,21 @@ def _file_inspected(state: State, src: Source, report: CookieReport, now: Now) -
                 new_session=new_session,
             )
         )
-    if new_session and src.verifying is not None and src.verifying.session_at is None:
-        src.verifying.session_at = now.wall
+    if changed and report.exists:
+        src.rewritten_at = now.wall  # a write, whatever it holds: perhaps a refresh's upload
+    if new_session and src.verifying is not None:
+        # The latest session is the refresh's, also after a rewrite of the old one (D14).
+        src.verifying.session_at, src.verifying.same_session = now.wall, False
+    elif _arrived_during_job(src):
+        # A job booked again after a restart: the session it uploaded was seen before (D6).
+        assert src.verifying is not None
+        src.verifying.session_at = src.session_since
+        fx += _validate(src, "verification")
+    elif changed and _written_by_job(src, report):
+        # The extractor wrote the jar, then reported; the watcher saw the write late (D14).
+        assert src.verifying is not None
+        src.verifying.session_at, src.verifying.same_session = now.wall, True
+        fx += _validate(src, "verification")
     if logged_in and (new_session or (changed and _awaiting_verification(src))):
         # A rewrite of the same session by the backend's yt-dlp is not new evidence, and
         # validating each one would hammer YouTube.
@@ -656,6 +687,22 @@ def _file_inspected(state: State, src: Source, report: CookieReport, now: Now) -
     fx += _pursue(state, src, now, origin="file")
     track_usable(src, now)
     return fx
+
+
+def _arrived_during_job(src: Source) -> bool:
+    ver, first_seen = src.verifying, src.session_since
+    if ver is None or ver.session_at is not None or first_seen is None:
+        return False
+    return first_seen > ver.asked_at
+
+
+def _written_by_job(src: Source, report: CookieReport) -> bool:
+    """A write the daemon sees after the job ended, made while the job ran (by the jar's mtime):
+    the job's upload of the session already there, not the backend's yt-dlp saving it later."""
+    ver = src.verifying
+    if ver is None or ver.session_at is not None or not report.exists or report.mtime is None:
+        return False
+    return ver.asked_at < report.mtime <= ver.ended_at
 
 
 def _read_error(src: Source, errno: str, now: Now) -> list[Effect]:
@@ -1188,7 +1235,7 @@ def _validation_finished(state: State, src: Source, v: Validation, now: Now) -> 
             fx += session_ended(src, now.wall, v.reason)  # YouTube no longer takes it
     fx += _judge_verification(src, v)
     fx += _track_diagnosis(src, v)
-    if v.ok:
+    if v.ok and not v.offline:  # an offline pass could not look online (N2)
         fx += _reset_backoff(src, fx)
     fx += _pursue(state, src, now, origin="validation")
     return fx
@@ -1268,7 +1315,12 @@ def _judge_verification(src: Source, v: Validation) -> list[Effect]:
     # on the old jar and finished after the upload says nothing about the new cookies.
     if ver is None or ver.session_at is None or v.started_at < ver.session_at:
         return []
-    if not v.conclusive:
+    if v.offline and v.ok:
+        # Offline-only (no validation URLs): the jar looks logged in, nobody asked YouTube (N2).
+        return _end_verification(src, "unverified")
+    if not v.conclusive or (v.offline and v.reason in _FILE_STATES):
+        # Inconclusive (rate limited, a diagnosis, the network) or the file caught mid-write:
+        # the deadline ends it `unverified` if nothing conclusive comes (D3).
         return []
     verdict: Verdict = "verified" if v.ok else "still_failing"
     fx = _end_verification(src, verdict)
@@ -1283,8 +1335,11 @@ def _end_verification(src: Source, verdict: Verdict) -> list[Effect]:
     assert ver is not None
     src.verifying = None
     ok = verdict == "verified"
+    if ok and ver.same_session and src.session is not None and src.session == src.reset_by:
+        ok = False  # it renewed nothing, and this session reset the count once already (P1)
     fx: list[Effect] = [
         Cancel(src.name, "upload"),
+        Persist(),  # the job joins the saved record of judged jobs: a restart books it no more
         Count("refresh_verifications_total", (src.name, verdict)),
         _log(
             logging.INFO,  # one refresh's outcome; refreshes that keep failing warn once
@@ -1293,7 +1348,8 @@ def _end_verification(src: Source, verdict: Verdict) -> list[Effect]:
             job_id=ver.job_id,
         ),
     ]
-    if verdict != "superseded":
+    # `unverified` is neither a success nor an unsuccessful refresh: the count stays as it is.
+    if verdict not in ("superseded", "unverified"):
         fx.append(RecordOutcome(src.name, ver.job_id, ok))
         reason = v_reason if (v_reason := _verdict_reason(src, verdict)) else ver.reason
         fx.append(
@@ -1505,6 +1561,10 @@ def _queue_observed(state: State, obs: QueueObserved, now: Now) -> list[Effect]:
     for name, src in state.sources.items():
         before = src.pending_job
         src.pending_job = obs.pending.get(name)
+        if src.pending_job is not None and src.pending_job not in src.requested:
+            src.watched.setdefault(src.pending_job, now.wall)
+            while len(src.watched) > REQUESTED_KEPT:
+                del src.watched[next(iter(src.watched))]
         lost = src.pending_job is None and before in obs.vanished - finished_ids
         if before is not None and lost:
             fx += _job_lost(src, before)
@@ -1558,6 +1618,7 @@ def _pay_owed(state: State, src: Source, now: Now) -> list[Effect]:
 def _job_finished(src: Source, job: FinishedJob, now: Now, *, counted: bool) -> list[Effect]:
     src.history.append(job)
     requested = src.requested.pop(job.job_id, None)
+    watched = src.watched.pop(job.job_id, None)
     if not counted:
         return []  # history recovered at start: counters are about what this process saw
     ok = job.outcome == "completed"
@@ -1591,12 +1652,19 @@ def _job_finished(src: Source, job: FinishedJob, now: Now, *, counted: bool) -> 
         reason=job.reason,
         created_at=job.created_at,
         key=judged_key(job.job_id, job.finished_at),
+        asked_at=since if watched is None else watched,
+        ended_at=now.wall,
     )
     src.verifying = ver
     fx.append(Arm(src.name, "upload", ver.deadline))
     # The extractor uploads before it reports success: the new session may be here already.
-    if (first_seen := src.session_since) is not None and first_seen > since:
+    if (first_seen := src.session_since) is not None and first_seen > ver.asked_at:
         ver.session_at = first_seen
+        fx += _validate(src, "verification")
+    elif src.rewritten_at is not None and src.rewritten_at > ver.asked_at:
+        # The jar was rewritten with the session already there while the job ran: the
+        # extractor uploaded the same login (D14). The validation judges it, not `no_upload`.
+        ver.session_at, ver.same_session = src.rewritten_at, True
         fx += _validate(src, "verification")
     return fx
 
@@ -1632,9 +1700,12 @@ def _timer_fired(state: State, src: Source, key: TimerKey, now: Now) -> list[Eff
         return fx
     if key == "upload":
         ver = src.verifying
-        if ver is None or ver.session_at is not None or now.mono < ver.deadline:
+        if ver is None or now.mono < ver.deadline:
             return []
-        return _end_verification(src, "no_upload") + _pursue(state, src, now, origin="retry")
+        # An upload no validation could judge by the deadline is `unverified` (D3): a verdict
+        # that blames nothing, so automatic refreshes are not blocked forever.
+        verdict: Verdict = "no_upload" if ver.session_at is None else "unverified"
+        return _end_verification(src, verdict) + _pursue(state, src, now, origin="retry")
     if key == "validate":
         return _validate(src, "schedule")
     if key == "retry":

@@ -277,6 +277,45 @@ def n2() -> Scenario:
     )
 
 
+def n4() -> Scenario:
+    """New (shown once D3 no longer hid P2): an offline-only daemon answers an ambiguous report
+    ("This video is private") by validating first, and its offline pass drops the report,
+    though it could not look online while YouTube no longer honours the session (random seed
+    7000023, shrunk)."""
+    offline = DaemonConfig(validate_every=1800.0, refresh_cooldown=600.0, offline_only=True)
+    private = "ERROR: [youtube] xyz: This video is private"
+    return Scenario(
+        seed=7000023,
+        span=24000.0,
+        configs=(offline,),
+        session_age=114700.0,
+        actions=(
+            (20175.0, "session", ("rotated",)),
+            (21986.0, "reports", (0, 1, private, "report")),
+        ),
+        name="N4",
+    )
+
+
+def n5() -> Scenario:
+    """New (shown once D3 no longer hid P3): a daemon's wall clock is stepped back an hour
+    between seeing a peer's job pending and seeing its upload: the upload looks older than the
+    job and the refresh is booked no_upload (random seed 7000165, shrunk)."""
+    online = DaemonConfig(validate_every=1800.0, refresh_cooldown=60.0, refresh_backoff=1800.0)
+    offline = DaemonConfig(
+        validate_every=1800.0, refresh_cooldown=60.0, upload_timeout=120.0, offline_only=True
+    )
+    return Scenario(
+        seed=7000165,
+        span=3158.0,
+        configs=(online, offline),
+        skews=(-525.5,),
+        session_age=96022.0,
+        actions=((502.8, "corrupt", ()), (541.0, "clock", (1, -3600.0))),
+        name="N5",
+    )
+
+
 # D id -> (its scenario, the promise it breaks while the defect stands)
 def n3() -> Scenario:
     """New: a FLUSHALL erases the shared diagnosis; a peer that never diagnoses itself
@@ -298,6 +337,8 @@ REGRESSIONS: dict[str, tuple[Callable[[], Scenario], str]] = {
     "N3": (n3, "P1"),
     "N1": (n1, "P2"),
     "N2": (n2, "P6"),
+    "N4": (n4, "P2"),
+    "N5": (n5, "P3"),
     "D1": (d1, "P6"),
     "D2a": (d2a, "P1"),
     "D2b": (d2b, "P1"),
@@ -325,12 +366,8 @@ KNOWN_BROKEN: dict[str, tuple[tuple[str, ...], str]] = {
         ("P1",),
         "automatic job 1 (scheduled_rotation) while account_restricted stood diagnosed",
     ),
-    "N2": (
-        ("P6", "P1"),
-        "d0 reset the shared backoff (a verified refresh) ..., no validation passed",
-    ),
-    "D14v": (("P3",), "job 1 uploaded a jar and was booked no_upload"),
-    "D3": (("P3", "P2"), "job 1 ... finished ok ... and was never booked"),
+    "N4": (("P2",), "cookies dead and reported at 21986s, no job after ..."),
+    "N5": (("P3",), "job 2 uploaded a jar and was booked no_upload"),
 }
 # Not reproduced by the world: D13 (searched: an ambiguous report's validation in flight while
 # a peer's refresh uploads), D16 (its cost, one missing_grace after a start, is within P2's slack).
