@@ -1171,3 +1171,18 @@ def test_d14_same_session_refreshes_reset_the_count_once_then_keep_counting() ->
     assert counted(fx, "refresh_verifications_total") == [("main", "verified")]
     assert RecordOutcome("main", "10", False) in fx  # renewed nothing: the backoff grows (P1)
     assert of(fx, ResetBackoff) == []
+
+
+def test_n5_a_wall_clock_stepped_back_does_not_hide_a_peers_upload() -> None:
+    s = core.State.of([settings(upload_timeout=600)])
+    s.redis_up = True
+    core.step(s, FileInspected("main", jar("A")), core.Now(mono=100.0, wall=T0))
+    core.step(s, QueueObserved({"main": None}), core.Now(mono=101.0, wall=T0 + 1))
+    core.step(s, QueueObserved({"main": "7"}), core.Now(mono=102.0, wall=T0 + 2))  # a peer's job
+    # the wall clock is stepped back an hour; the upload lands 30 s later
+    core.step(s, FileInspected("main", jar("B")), core.Now(mono=132.0, wall=T0 - 3568))
+    done = job("7", at=T0 + 40, created=T0)
+    fx = core.step(s, QueueObserved({"main": None}, (done,)), core.Now(mono=140, wall=T0 - 3560))
+    src = s.sources["main"]
+    assert of(fx, Arm) == [Arm("main", "upload", 740.0)]
+    assert src.verifying is not None and src.verifying.session_at == T0 - 3568  # tied to job 7

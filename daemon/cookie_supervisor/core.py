@@ -219,6 +219,7 @@ class Verification:
     same_session: bool = False
     asked_at: float = 0.0  # wall: when the job was asked (ours) or created
     ended_at: float = 0.0  # wall: when this daemon saw the job end
+    asked_mono: float | None = None  # the same moment as asked_at on the monotonic clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +294,10 @@ class Source:
     # a peer's job id → when this daemon first saw it pending (wall, on our clock: the job's
     # creation time is the enqueuing host's clock)
     watched: dict[str, float] = field(default_factory=dict)
+    # Orders this run's observations on the monotonic clock, which no clock step moves (N5):
+    # job id → when asked or first seen pending; session → when first seen.
+    asked_mono: dict[str, float] = field(default_factory=dict)
+    arrived_mono: dict[str, float] = field(default_factory=dict)
     last_validation: Validation | None = None
     validated_ok_at: float | None = None
     # Why fresh cookies cannot help (ip_flagged, po_token_required, account_restricted), found by
@@ -674,8 +679,9 @@ def _file_inspected(state: State, src: Source, report: CookieReport, now: Now) -
         assert src.verifying is not None
         src.verifying.session_at = src.session_since
         fx += _validate(src, "verification")
-    elif changed and _written_by_job(src, report):
-        # The extractor wrote the jar, then reported; the watcher saw the write late (D14).
+    elif (changed or previous is None) and _written_by_job(src, report):
+        # The extractor wrote the jar, then reported; the watcher saw the write late, or the
+        # daemon was down when it happened (D14): the mtime places it in the job.
         assert src.verifying is not None
         src.verifying.session_at, src.verifying.same_session = now.wall, True
         fx += _validate(src, "verification")
@@ -690,9 +696,19 @@ def _file_inspected(state: State, src: Source, report: CookieReport, now: Now) -
 
 
 def _arrived_during_job(src: Source) -> bool:
-    ver, first_seen = src.verifying, src.session_since
-    if ver is None or ver.session_at is not None or first_seen is None:
+    ver = src.verifying
+    if ver is None or ver.session_at is not None:
         return False
+    return _session_after(src, ver)
+
+
+def _session_after(src: Source, ver: Verification) -> bool:
+    """The current session was first seen after the job was asked: on the monotonic clock when
+    this run saw both, else on the wall clock."""
+    if (first_seen := src.session_since) is None or src.session is None:
+        return False
+    if ver.asked_mono is not None and (mono := src.arrived_mono.get(src.session)) is not None:
+        return mono > ver.asked_mono
     return first_seen > ver.asked_at
 
 
@@ -736,6 +752,10 @@ def _track_session(src: Source, report: CookieReport, now: Now, fx: list[Effect]
     # With no memory of any session (first run ever), the file's mtime is the best guess of
     # when this one arrived; later sessions arrived when we saw them.
     src.sessions[fp] = min(report.mtime or now.wall, now.wall) if first_ever else now.wall
+    if not first_ever:
+        src.arrived_mono[fp] = now.mono
+        while len(src.arrived_mono) > SESSIONS_KEPT:
+            del src.arrived_mono[next(iter(src.arrived_mono))]
     if first_ever:
         src.unmeasured = fp  # a guessed arrival makes no lifetime
     while len(src.sessions) > SESSIONS_KEPT:
@@ -1497,6 +1517,7 @@ def _refresh_answered(state: State, src: Source, ans: RefreshAnswered, now: Now)
         assert ans.job_id is not None
         src.pending_progress = PendingJob(now.wall)  # until the next poll reads it from Redis
         src.requested[ans.job_id] = now.wall
+        _note_asked(src, ans.job_id, now)
         while len(src.requested) > REQUESTED_KEPT:
             del src.requested[next(iter(src.requested))]
         fx += [
@@ -1563,6 +1584,7 @@ def _queue_observed(state: State, obs: QueueObserved, now: Now) -> list[Effect]:
         src.pending_job = obs.pending.get(name)
         if src.pending_job is not None and src.pending_job not in src.requested:
             src.watched.setdefault(src.pending_job, now.wall)
+            _note_asked(src, src.pending_job, now)
             while len(src.watched) > REQUESTED_KEPT:
                 del src.watched[next(iter(src.watched))]
         lost = src.pending_job is None and before in obs.vanished - finished_ids
@@ -1577,6 +1599,12 @@ def _queue_observed(state: State, obs: QueueObserved, now: Now) -> list[Effect]:
         else:
             fx += _pursue(state, src, now, origin="retry")
     return fx
+
+
+def _note_asked(src: Source, job_id: str, now: Now) -> None:
+    src.asked_mono.setdefault(job_id, now.mono)
+    while len(src.asked_mono) > REQUESTED_KEPT:
+        del src.asked_mono[next(iter(src.asked_mono))]
 
 
 def judged_key(job_id: str, finished_at: float) -> str:
@@ -1653,13 +1681,14 @@ def _job_finished(src: Source, job: FinishedJob, now: Now, *, counted: bool) -> 
         created_at=job.created_at,
         key=judged_key(job.job_id, job.finished_at),
         asked_at=since if watched is None else watched,
+        asked_mono=src.asked_mono.pop(job.job_id, None),
         ended_at=now.wall,
     )
     src.verifying = ver
     fx.append(Arm(src.name, "upload", ver.deadline))
     # The extractor uploads before it reports success: the new session may be here already.
-    if (first_seen := src.session_since) is not None and first_seen > ver.asked_at:
-        ver.session_at = first_seen
+    if _session_after(src, ver):
+        ver.session_at = src.session_since
         fx += _validate(src, "verification")
     elif src.rewritten_at is not None and src.rewritten_at > ver.asked_at:
         # The jar was rewritten with the session already there while the job ran: the

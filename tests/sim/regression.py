@@ -316,6 +316,38 @@ def n5() -> Scenario:
     )
 
 
+def n6() -> Scenario:
+    """New: a peer's job this daemon never saw pending re-uploads the same session while the
+    enqueuing host's clock is 10 minutes behind: the job's creation time (that host's clock) and
+    the jar's mtime cannot place the write in the job, and it is booked no_upload (random seed
+    7000301, shrunk)."""
+    a = DaemonConfig(
+        validate_every=1800.0, refresh_cooldown=5.0, refresh_backoff=1800.0, upload_timeout=120.0
+    )
+    b = DaemonConfig(
+        validate_every=1800.0,
+        account_check=False,
+        refresh_cooldown=600.0,
+        refresh_backoff=1800.0,
+        upload_timeout=120.0,
+        rotate_after=DAY,
+    )
+    return Scenario(
+        seed=7000301,
+        span=47178.0,
+        configs=(a, b),
+        session_age=137595.0,
+        actions=(
+            (4286.1, "worker", ("same",)),
+            (6594.5, "rewrite", ()),
+            (9230.9, "clock", (0, -600.0)),
+            (21136.0, "rewrite", ()),
+            (21204.9, "session", ("logged_out",)),
+        ),
+        name="N6",
+    )
+
+
 # D id -> (its scenario, the promise it breaks while the defect stands)
 def n3() -> Scenario:
     """New: a FLUSHALL erases the shared diagnosis; a peer that never diagnoses itself
@@ -339,6 +371,7 @@ REGRESSIONS: dict[str, tuple[Callable[[], Scenario], str]] = {
     "N2": (n2, "P6"),
     "N4": (n4, "P2"),
     "N5": (n5, "P3"),
+    "N6": (n6, "P3"),
     "D1": (d1, "P6"),
     "D2a": (d2a, "P1"),
     "D2b": (d2b, "P1"),
@@ -367,7 +400,7 @@ KNOWN_BROKEN: dict[str, tuple[tuple[str, ...], str]] = {
         "automatic job 1 (scheduled_rotation) while account_restricted stood diagnosed",
     ),
     "N4": (("P2",), "cookies dead and reported at 21986s, no job after ..."),
-    "N5": (("P3",), "job 2 uploaded a jar and was booked no_upload"),
+    "N6": (("P3",), "job 2 uploaded a jar and was booked no_upload"),
 }
 # Not reproduced by the world: D13 (searched: an ambiguous report's validation in flight while
 # a peer's refresh uploads), D16 (its cost, one missing_grace after a start, is within P2's slack).
