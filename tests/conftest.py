@@ -1,11 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
+from cookie_supervisor.bull import BullQueue
 from tests.support import MediaServer, Receiver, RedisServer, cookie_jar, write_atomic
 
 
@@ -24,6 +26,16 @@ def redis_url(redis_server: RedisServer) -> str:
     with redis.Redis.from_url(redis_server.url) as r:
         r.flushall()
     return redis_server.url
+
+
+@pytest.fixture
+async def queue(redis_url: str) -> AsyncIterator[BullQueue]:
+    """The daemon's queue `cookie-refresh` on a clean database."""
+    client = Redis.from_url(redis_url)
+    q = BullQueue(client, "cookie-refresh")
+    yield q
+    await q.aclose()
+    await client.aclose()
 
 
 @pytest.fixture

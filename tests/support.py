@@ -198,6 +198,25 @@ def daemon_env(redis_url: str, jar: Path, **extra: str) -> dict[str, str]:
     }
 
 
+FAKE_YTDLP = ROOT / "tests" / "fakes" / "fake_ytdlp.py"
+WATCH = "https://www.youtube.com/watch?v=jNQXAC9IVRw"
+
+
+def youtube_daemon(redis_url: str, jar: Path, **fake: str) -> Daemon:
+    """A started daemon validating WATCH on demand only, through the yt-dlp stand-in; `fake`
+    sets the stand-in's FAKE_* answers."""
+    env = daemon_env(
+        redis_url,
+        jar,
+        COOKIE_SUPERVISOR_VALIDATION_URLS=WATCH,
+        COOKIE_SUPERVISOR_VALIDATE_EVERY="0",
+        COOKIE_SUPERVISOR_YT_DLP_COMMAND=f"{sys.executable},{FAKE_YTDLP},ok",
+        COOKIE_SUPERVISOR_JS_RUNTIME="node",
+        **fake,
+    )
+    return Daemon(env=env).start()
+
+
 def source_config(path: Path, jar: Path, **settings: str) -> Path:
     """Write a TOML file with one source `default` for `jar` and the given per-source settings."""
     lines = ["[[sources]]", 'name = "default"', f'cookies_file = "{jar}"', "validation_urls = []"]
@@ -285,13 +304,18 @@ class NodeProcess:
         )
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
+
+
+def terminate(proc: subprocess.Popen[Any]) -> None:
+    """SIGTERM a helper process, SIGKILL it if it has not gone within 10 s, and reap it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def node_queue(redis_url: str, queue: str, *args: str) -> Any:

@@ -36,6 +36,7 @@ from tests.support import (
     daemon_env,
     free_port,
     source_config,
+    terminate,
     wait_for,
     write_atomic,
 )
@@ -133,13 +134,7 @@ class Process:
         return True
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
 
 
 @dataclass

@@ -6,35 +6,19 @@ from the stand-in that prints yt-dlp's exact messages (tests/fakes/fake_ytdlp.py
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import redis
 
-from tests.support import ROOT, Daemon, cookie_jar, daemon_env, wait_for, write_atomic
+from tests.support import Daemon, cookie_jar, daemon_env, wait_for, write_atomic, youtube_daemon
 
 BASE = "bull:cookie-refresh:"
-FAKE = ROOT / "tests" / "fakes" / "fake_ytdlp.py"
-WATCH = "https://www.youtube.com/watch?v=jNQXAC9IVRw"
 
 
 def job_reasons(r: redis.Redis) -> list[str]:
     keys = [k for k in r.keys(BASE + "*") if k.decode().removeprefix(BASE).isdigit()]
     return [json.loads(r.hget(k, "data") or b"{}")["reason"] for k in keys]
-
-
-def youtube_daemon(redis_url: str, jar: Path, **fake: str) -> Daemon:
-    env = daemon_env(
-        redis_url,
-        jar,
-        COOKIE_SUPERVISOR_VALIDATION_URLS=WATCH,
-        COOKIE_SUPERVISOR_VALIDATE_EVERY="0",
-        COOKIE_SUPERVISOR_YT_DLP_COMMAND=f"{sys.executable},{FAKE},ok",
-        COOKIE_SUPERVISOR_JS_RUNTIME="node",
-        **fake,
-    )
-    return Daemon(env=env).start()
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import Awaitable, Iterator
 from typing import Any
 
 import pytest
@@ -48,15 +48,6 @@ DATA = {
     "host": "test",
     "note": "ünïcode ✓",
 }
-
-
-@pytest.fixture
-async def queue(redis_url: str) -> AsyncIterator[BullQueue]:
-    client = Redis.from_url(redis_url)
-    q = BullQueue(client, QUEUE)
-    yield q
-    await q.aclose()
-    await client.aclose()
 
 
 @pytest.fixture

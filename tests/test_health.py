@@ -7,7 +7,6 @@ reads only that. Core rules as tables and a property; the route through a real d
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,13 +19,18 @@ from cookie_supervisor import core
 from cookie_supervisor.classify import Reason
 from cookie_supervisor.cookiefile import CookieReport
 from cookie_supervisor.core import FileInspected, TimerFired, Usable
-from tests.support import ROOT, Daemon, cookie_jar, daemon_env, wait_for, write_atomic
+from tests.support import (
+    Daemon,
+    cookie_jar,
+    daemon_env,
+    wait_for,
+    write_atomic,
+    youtube_daemon,
+)
 from tests.test_core import CORRUPT, MISSING, T0, Harness, jar
 from tests.test_core import settings as source_settings
 
 HEALTH = "/api/cookies/health"
-FAKE = ROOT / "tests" / "fakes" / "fake_ytdlp.py"
-WATCH = "https://www.youtube.com/watch?v=jNQXAC9IVRw"
 
 
 def usable(h: Harness) -> Usable | None:
@@ -203,17 +207,7 @@ def test_an_unknown_source_is_404_with_the_reason(two_sources: tuple[Daemon, Pat
 
 
 def test_a_failed_validation_closes_the_gate(redis_url: str, jar: Path) -> None:
-    env = daemon_env(
-        redis_url,
-        jar,
-        COOKIE_SUPERVISOR_VALIDATION_URLS=WATCH,
-        COOKIE_SUPERVISOR_VALIDATE_EVERY="0",
-        COOKIE_SUPERVISOR_YT_DLP_COMMAND=f"{sys.executable},{FAKE},ok",
-        COOKIE_SUPERVISOR_JS_RUNTIME="node",
-        FAKE_WITH_COOKIES="bot",
-        FAKE_ACCOUNT="ll_rotated",
-    )
-    d = Daemon(env=env).start()
+    d = youtube_daemon(redis_url, jar, FAKE_WITH_COOKIES="bot", FAKE_ACCOUNT="ll_rotated")
     try:
         wait_for(lambda: health(d).status_code == 503, what="the first validation")
         body = health(d).json()

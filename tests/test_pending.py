@@ -8,12 +8,9 @@ promtool-tested in alerts/tests) read those gauges.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 import redis
-from redis.asyncio import Redis
 
 from cookie_supervisor import core
 from cookie_supervisor.bull import BullQueue, JobOptions
@@ -28,15 +25,6 @@ SINCE = "cookie_supervisor_refresh_pending_since_timestamp_seconds"
 ACTIVE = "cookie_supervisor_refresh_pending_active"
 ACTIVE_SINCE = "cookie_supervisor_refresh_pending_active_since_timestamp_seconds"
 TIMEOUT = "cookie_supervisor_refresh_upload_timeout_seconds"
-
-
-@pytest.fixture
-async def queue(redis_url: str) -> AsyncIterator[BullQueue]:
-    client = Redis.from_url(redis_url)
-    q = BullQueue(client, QUEUE)
-    yield q
-    await q.aclose()
-    await client.aclose()
 
 
 # --- the core ----------------------------------------------------------------------------------

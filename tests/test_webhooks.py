@@ -107,8 +107,8 @@ class Rig:
         return s
 
 
-@pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
+@pytest.fixture(name="rig")
+async def rig_fixture() -> AsyncIterator[Rig]:
     r = Rig()
     yield r
     for s in r.senders:

@@ -13,7 +13,7 @@ import json
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from email.utils import formatdate
 from pathlib import Path
 
@@ -33,14 +33,7 @@ from tests.support import (
     write_atomic,
 )
 from tests.test_webhooks import Counters, Rig, event, hook, until
-
-
-@pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
-    r = Rig()
-    yield r
-    for s in r.senders:
-        await s.aclose()
+from tests.test_webhooks import rig_fixture as rig_fixture  # the `rig` fixture, shared
 
 
 @pytest.mark.parametrize("retry_after", ["0", "past date"])

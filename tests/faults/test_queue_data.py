@@ -7,12 +7,9 @@ redis-cli. What bull.py reads back is parsed with bounds, a job nobody can read 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 import redis
-from redis.asyncio import Redis
 
 from cookie_supervisor.bull import BullQueue
 from tests.support import Daemon, NodeProcess, cookie_jar, daemon_env, wait_for, write_atomic
@@ -46,13 +43,6 @@ def plant(r: redis.Redis, n: int = 0) -> None:
         )
         r.zadd(BASE + ("failed" if i % 2 else "completed"), {job: NOW_MS - 10})
     r.zadd(BASE + "completed", {b"\xff\xfeid": NOW_MS - 10})  # an id that is not UTF-8
-
-
-@pytest.fixture
-async def queue(redis_url: str) -> AsyncIterator[BullQueue]:
-    client = Redis.from_url(redis_url)
-    yield BullQueue(client)
-    await client.aclose()
 
 
 async def test_malformed_foreign_jobs_are_skipped_or_bounded_never_raised(
