@@ -167,6 +167,21 @@ class Daemon:
     def metric(self, name: str, **labels: str) -> float | None:
         return metric(self.metrics(), name, **labels)
 
+    def wait_one_verdict(self, result: str, timeout: float = 5.0) -> None:
+        """Wait until the refresh verifications of source `default` count exactly one `result`."""
+        wait_for(
+            lambda: (
+                self.metric(
+                    "cookie_supervisor_refresh_verifications_total",
+                    source="default",
+                    result=result,
+                )
+                == 1
+            ),
+            timeout=timeout,
+            what=result,
+        )
+
     def status(self, source: str = "default") -> dict[str, Any]:
         return json.loads(self.get(f"/api/cookies/cookies-status?source={source}").text)
 
@@ -318,10 +333,11 @@ def terminate(proc: subprocess.Popen[Any]) -> None:
             proc.wait()
 
 
-def node_queue(redis_url: str, queue: str, *args: str) -> Any:
-    """Run tests/interop/queue.js (counts, pause, resume, job ID) and return its JSON answer."""
+def node_queue(redis_url: str, queue: str, *args: str, script: str = "queue.js") -> Any:
+    """Run tests/interop/queue.js (counts, pause, resume, job ID), or another one-shot `script`
+    there, and return its JSON answer."""
     proc = subprocess.run(
-        ["node", str(INTEROP / "queue.js"), *args],
+        ["node", str(INTEROP / script), *args],
         env={**os.environ, "REDIS_URL": redis_url, "QUEUE": queue},
         capture_output=True,
         text=True,

@@ -85,17 +85,7 @@ def test_failing_validation_refresh_upload_verified(
         assert job["data"]["reason"] == "forbidden" and job["data"]["origin"] == "validation"
         worker.wait("completed")
         # the upload carries a new session → revalidated → the server serves it → verified
-        wait_for(
-            lambda: (
-                d.metric(
-                    "cookie_supervisor_refresh_verifications_total",
-                    source="default",
-                    result="verified",
-                )
-                == 1
-            ),
-            timeout=30,
-        )
+        d.wait_one_verdict("verified", timeout=30)
         assert d.metric("cookie_supervisor_validation_success", source="default") == 1
         assert d.metric(
             "cookie_supervisor_validation_last_success_timestamp_seconds", source="default"
@@ -244,17 +234,7 @@ def test_expiring_soon_and_no_upload(redis_url: str, tmp_path: Path) -> None:
     try:
         [job] = worker.wait("processing")
         assert job["data"]["reason"] == "expiring_soon" and job["data"]["origin"] == "rotation"
-        wait_for(
-            lambda: (
-                d.metric(
-                    "cookie_supervisor_refresh_verifications_total",
-                    source="default",
-                    result="no_upload",
-                )
-                == 1
-            ),
-            timeout=10,
-        )
+        d.wait_one_verdict("no_upload", timeout=10)
         assert (
             d.metric(
                 "cookie_supervisor_refresh_verifications_total", source="default", result="verified"

@@ -332,17 +332,7 @@ def test_every_panel_returns_series_from_real_prometheus(
         )
         assert report.status_code == 200 and report.json()["triggered"] is False
         # start-up validation fails → refresh → upload → revalidation passes → verified
-        wait_for(
-            lambda: (
-                daemon.metric(
-                    "cookie_supervisor_refresh_verifications_total",
-                    source="default",
-                    result="verified",
-                )
-                == 1
-            ),
-            timeout=60,
-        )
+        daemon.wait_one_verdict("verified", timeout=60)
         # rates need two samples in their window: wait for three scrapes of the final state
         wait_for(
             lambda: prometheus.query(

@@ -5,9 +5,6 @@ the daemon books what they did the same way. The same test, with a real worker o
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -48,16 +45,7 @@ def start_worker(kind: str, redis_url: str, **env: str) -> NodeProcess:
 
 def bullmq_counts(redis_url: str) -> dict[str, int]:
     """bullmq's own Queue.getJobCounts() for the queue."""
-    proc = subprocess.run(
-        ["node", str(INTEROP / "bullmq.js"), "counts"],
-        env={**os.environ, "REDIS_URL": redis_url, "QUEUE": QUEUE},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=INTEROP,
-    )
-    assert proc.returncode == 0, proc.stderr
-    found: dict[str, int] = json.loads(proc.stdout)
+    found: dict[str, int] = node_queue(redis_url, QUEUE, "counts", script="bullmq.js")
     return found
 
 
@@ -94,17 +82,7 @@ def test_a_worker_of_either_library_completes_the_daemons_job(
         assert status["waiting"] == status["active"] == status["failed"] == 0
         assert status["total"] == 1
         # The upload was seen as a new session and the refresh verified (offline validation).
-        wait_for(
-            lambda: (
-                d.metric(
-                    "cookie_supervisor_refresh_verifications_total",
-                    source="default",
-                    result="verified",
-                )
-                == 1
-            ),
-            what="verified",
-        )
+        d.wait_one_verdict("verified")
     finally:
         worker.stop()
         d.stop()

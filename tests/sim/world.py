@@ -13,7 +13,7 @@ import itertools
 import json
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,6 +138,10 @@ class YouTube:
     def honoured(self, session: int | None) -> bool:
         return session is not None and self.sessions.get(session) == "honoured"
 
+    def verdict(self, session: int | None) -> str:
+        """honoured | rotated | logged_out for a jar's session; anon for a jar without one."""
+        return self.sessions.get(session, "logged_out") if session is not None else "anon"
+
     @property
     def blocked(self) -> Reason | None:
         """A cause fresh cookies cannot fix, as the diagnosis would name it."""
@@ -154,15 +158,10 @@ class YouTube:
         return self.blocked is not None or self.js_failing
 
     def media(self, session: int | None) -> Reason | None:
-        if self.rate_limited:
-            return Reason.RATE_LIMITED
-        if self.ip_flagged:
-            return Reason.BOT_DETECTION
-        if self.po_token:
-            return Reason.PO_TOKEN_REQUIRED
-        if self.js_failing:
-            return Reason.JS_CHALLENGE_FAILED
-        verdict = self.sessions.get(session, "logged_out") if session is not None else "anon"
+        wall = self.bare()  # what stops a download whatever the cookies
+        if wall is not None:
+            return wall
+        verdict = self.verdict(session)
         if verdict == "rotated":
             return Reason.COOKIES_ROTATED
         if verdict in ("logged_out", "anon"):
@@ -174,7 +173,7 @@ class YouTube:
             return Reason.RATE_LIMITED
         if self.ip_flagged and self.bot_wall_account:
             return Reason.BOT_DETECTION
-        verdict = self.sessions.get(session, "logged_out") if session is not None else "anon"
+        verdict = self.verdict(session)
         if verdict == "rotated":
             return Reason.COOKIES_ROTATED
         if verdict in ("logged_out", "anon"):
@@ -465,9 +464,9 @@ class SimDaemon:
             return False
         return self.next_threshold(last[3], last[4]) is None
 
-    def next_threshold(self, mono: float, wall: float) -> float | None:
-        """The earliest true time after the given clocks at which a core threshold is crossed,
-        if it was crossed by now (else None)."""
+    def core_times(self) -> Iterator[float]:
+        """Every time the core compares `now` with: grace end, retry, backoff, upload deadline,
+        rotation due."""
         for src in self.state.sources.values():
             rot = src.rotation()
             for t in (
@@ -477,10 +476,15 @@ class SimDaemon:
                 src.verifying.deadline if src.verifying else None,
                 rot[0] if rot else None,
             ):
-                if t is None:
-                    continue
-                if mono < t <= self.mono() or wall < t <= self.wall():
-                    return t
+                if t is not None:
+                    yield t
+
+    def next_threshold(self, mono: float, wall: float) -> float | None:
+        """The earliest true time after the given clocks at which a core threshold is crossed,
+        if it was crossed by now (else None)."""
+        for t in self.core_times():
+            if mono < t <= self.mono() or wall < t <= self.wall():
+                return t
         if self.state.redis_up is False and mono < self.redis_retry_at <= self.mono():
             return self.redis_retry_at
         return None
@@ -489,18 +493,8 @@ class SimDaemon:
         """The earliest true time ahead at which a core threshold may be crossed (either clock)."""
         found: list[float] = []
         off = self.world.offsets.get(self.idx, 0.0)
-        for src in self.state.sources.values():
-            rot = src.rotation()
-            for t in (
-                src.problem_confirm_at,
-                src.retry_at,
-                src.backoff_until,
-                src.verifying.deadline if src.verifying else None,
-                rot[0] if rot else None,
-            ):
-                if t is None:
-                    continue
-                found += [x for x in (t - off, t - self.mono0) if x > self.world.t]
+        for t in self.core_times():
+            found += [x for x in (t - off, t - self.mono0) if x > self.world.t]
         if self.state.redis_up is False and self.redis_retry_at - self.mono0 > self.world.t:
             found.append(self.redis_retry_at - self.mono0)  # the runtime's wait is monotonic
         shared = self.world.redis.extra.get("diagnosis:" + SOURCE)
