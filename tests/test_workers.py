@@ -21,6 +21,7 @@ from tests.support import (
     node_queue,
     wait_for,
     write_atomic,
+    youtube_daemon,
 )
 
 QUEUE = "cookie-refresh"
@@ -64,7 +65,7 @@ def test_a_worker_of_either_library_completes_the_daemons_job(
 ) -> None:
     fresh = tmp_path / "fresh.txt"
     write_atomic(fresh, cookie_jar(mark=SECRET_MARK + "New"))  # a new login session
-    d = Daemon(env=daemon_env(redis_url, jar)).start()
+    d = youtube_daemon(redis_url, jar)  # validates online (the stand-in), so it can verify
     worker = start_worker(kind, redis_url, JAR_FILE=str(fresh))
     try:
         answer = d.post("/api/cookies/trigger-refresh", json={"reason": "manual_trigger"}).json()
@@ -81,7 +82,8 @@ def test_a_worker_of_either_library_completes_the_daemons_job(
         status = counts_agree(d, redis_url)
         assert status["waiting"] == status["active"] == status["failed"] == 0
         assert status["total"] == 1
-        # The upload was seen as a new session and the refresh verified (offline validation).
+        # The upload was seen as a new session and a validation on it passed: verified. (An
+        # offline-only daemon could only say `unverified`: it cannot look online.)
         d.wait_one_verdict("verified")
     finally:
         worker.stop()
