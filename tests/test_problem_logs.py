@@ -32,6 +32,7 @@ from tests.support import (
     source_config,
     wait_for,
     write_atomic,
+    youtube_daemon,
 )
 
 T0 = 1_800_000_000.0
@@ -311,10 +312,10 @@ def test_refreshes_that_do_not_help_warn_once(redis_url: str, jar: Path) -> None
     """A real bull worker whose every job fails: the second failure in a row is the problem's
     WARNING (each job's own outcome is INFO); a passing validation ends it with an INFO line."""
     worker = NodeProcess("extractor.js", {"REDIS_URL": redis_url, "FAIL_ATTEMPTS": "99"})
-    env = daemon_env(
+    # Validations look online (the stand-in): an offline-only pass resets no backoff (N2).
+    d = youtube_daemon(
         redis_url, jar, COOKIE_SUPERVISOR_LOG_FORMAT="json", COOKIE_SUPERVISOR_JOB_ATTEMPTS="1"
     )
-    d = Daemon(env=env).start()
     try:
         for n in (1, 2, 3):
             body = {"reason": "manual", "force": True}
