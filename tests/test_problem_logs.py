@@ -35,6 +35,7 @@ from tests.support import (
     youtube_daemon,
 )
 
+FILE_CHANGES = "cookie_supervisor_file_changes_total"
 T0 = 1_800_000_000.0
 PATH = Path("/srv/cookies.txt")
 GOOD = CookieReport(
@@ -326,6 +327,12 @@ def test_refreshes_that_do_not_help_warn_once(redis_url: str, jar: Path) -> None
                 what=f"failure {n} seen by the daemon",
             )
         wait_for(lambda: problem_lines(d, "refresh_ineffective"), what="the warning")
+        # The operator uploads a new session by hand; a validation that passes on it ends the
+        # spell. (The jar's first session may already have reset the count once, if a validation
+        # passed on it between two failures: it does not reset it twice - D14.)
+        seen = d.metric(FILE_CHANGES, source="default") or 0.0
+        write_atomic(jar, cookie_jar(mark="OperatorUpload"))
+        wait_for(lambda: (d.metric(FILE_CHANGES, source="default") or 0.0) > seen, what="upload")
         assert d.post("/api/cookies/validate").json()["ok"] is True
         ended = ("info", "refreshes do not fix the cookies: ended")
         wait_for(lambda: ended in problem_lines(d, "refresh_ineffective"), what="the end line")
