@@ -13,10 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 from cookie_supervisor import app as app_module
 from cookie_supervisor import core
-from cookie_supervisor.config import load_settings
+from cookie_supervisor.config import Settings, load_settings
 from cookie_supervisor.metrics import Metrics
 from cookie_supervisor.schedule import Timers
 from cookie_supervisor.supervisor import Supervisor
@@ -32,6 +33,15 @@ class SteppedWall:
 
     def __call__(self) -> float:
         return time.time() + self.offset
+
+
+def stepped_supervisor(settings: Settings) -> tuple[Supervisor, SteppedWall, Redis]:
+    """A supervisor wired as the daemon wires it, on a wall clock the test steps; and its Redis
+    client, for the test to close."""
+    redis = app_module.connect_redis(settings)
+    wall = SteppedWall()
+    queue = app_module.build_supervisor(settings, redis).queue
+    return Supervisor(settings, Metrics(), queue, Timers(wall), clock=wall), wall, redis
 
 
 async def until(predicate: object, timeout: float = 10.0) -> None:
@@ -51,10 +61,7 @@ async def test_poll_validations_and_redis_checks_keep_their_rhythm(
     monkeypatch.setenv("COOKIE_SUPERVISOR_VALIDATE_EVERY", str(VALIDATE))
     monkeypatch.setenv("COOKIE_SUPERVISOR_REDIS_BACKOFF_MAX", "0.2")
     settings = load_settings()
-    redis = app_module.connect_redis(settings)
-    wall = SteppedWall()
-    queue = app_module.build_supervisor(settings, redis).queue
-    sup = Supervisor(settings, Metrics(), queue, Timers(wall), clock=wall)
+    sup, wall, redis = stepped_supervisor(settings)
     polls: list[float] = []
     real_poll = sup.poll_queue
 
@@ -111,10 +118,7 @@ async def test_webhook_retries_keep_their_rhythm(
     monkeypatch.setenv("COOKIE_SUPERVISOR_WEBHOOK_URL", rx.url())
     monkeypatch.setenv("COOKIE_SUPERVISOR_WEBHOOK_SECRET", "clock-step-secret")
     settings = load_settings()
-    redis = app_module.connect_redis(settings)
-    wall = SteppedWall()
-    queue = app_module.build_supervisor(settings, redis).queue
-    sup = Supervisor(settings, Metrics(), queue, Timers(wall), clock=wall)
+    sup, wall, redis = stepped_supervisor(settings)
     sender = app_module._webhooks(settings, sup)  # wired as the daemon wires it
     sender.backoff_base, sender.backoff_cap = 0.02, 0.1  # tries every 0.05-0.1 s
     source = next(iter(sup.state.sources))
@@ -159,10 +163,7 @@ async def test_a_validation_lasts_what_it_took_across_a_step(
     monkeypatch.setenv("REDIS_URL", own_redis.url)
     monkeypatch.setenv("COOKIE_SUPERVISOR_VALIDATION_URLS", "none")
     settings = load_settings()
-    redis = app_module.connect_redis(settings)
-    wall = SteppedWall()
-    queue = app_module.build_supervisor(settings, redis).queue
-    sup = Supervisor(settings, Metrics(), queue, Timers(wall), clock=wall)
+    sup, wall, redis = stepped_supervisor(settings)
     source = next(iter(sup.state.sources))
     real_inspect = sup.inspect
     steps: list[float] = []
