@@ -26,7 +26,6 @@ from typing import Annotated, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
-from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -451,11 +450,7 @@ class Api:
 
     async def cookie_health(self, request: Request) -> Response:
         """From the core's state only: no file, Redis or network I/O, so it is cheap to poll."""
-        name = request.query_params.get("source")
-        if not name:
-            name, u = core.worst_usable(self.supervisor.sources)
-        else:
-            u = self.supervisor.source(name).usable or core.Usable(core.NOT_INSPECTED, None)
+        name, u = self.supervisor.usable(request.query_params.get("source"))
         # The answer changes only when a source's usability does: rendered (and redacted) once.
         rendered = self._health_answers.get((name, u))
         if rendered is None:
@@ -471,9 +466,8 @@ class Api:
 
     async def queue_status(self, request: Request) -> Response:
         queue = self.supervisor.settings.queue
-        try:
-            counts = (await self.supervisor.queue.counts()).as_dict()
-        except RedisError:
+        counts = await self.supervisor.queue_counts()
+        if counts is None:
             body = {
                 "success": False,
                 "queue": queue,

@@ -2,7 +2,8 @@
 
 Every decision is in `core.py`. This module inspects files, runs probes, talks to Redis, arms
 timers, counts, logs and notifies — and feeds each result back into the core as an event. A
-`RedisError` is caught in exactly one place (`_redis`): there it becomes the `RedisDown` event.
+`RedisError` is caught in `_redis`, where it becomes the `RedisDown` event, and in `queue_counts`,
+a read the API makes on demand: its failure is answered (503), not acted on.
 """
 
 from __future__ import annotations
@@ -120,6 +121,20 @@ class Supervisor:
             return self.state.sources[name]
         except KeyError:
             raise UnknownSource(name) from None
+
+    def usable(self, name: str | None) -> tuple[str, core.Usable]:
+        """The health gate's answer: the named source's usability, or without a name the one
+        that decides for all (the worst). From the core's state only: no I/O."""
+        if not name:
+            return core.worst_usable(self.sources)
+        return name, self.source(name).usable or core.Usable(core.NOT_INSPECTED, None)
+
+    async def queue_counts(self) -> dict[str, int] | None:
+        """Bull's job counts by state, or None when Redis does not answer."""
+        try:
+            return (await self.queue.counts()).as_dict()
+        except RedisError:
+            return None
 
     # --- lifecycle -----------------------------------------------------------------------------
 
