@@ -225,7 +225,7 @@ def _webhooks(settings: Settings, supervisor: Supervisor) -> WebhookSender:
     )
     stored = supervisor.stored.get("outbox")
     sender.outbox.from_state(stored if isinstance(stored, list) else [])
-    supervisor.state_parts["outbox"] = sender.outbox.to_state
+    supervisor.saver.part("outbox", sender.outbox.to_state)
     supervisor.metrics.outboxes = sender.outbox_sizes
     for name, hook in sender.webhooks.items():
         supervisor.metrics.init_webhook(name, hook.events)
@@ -233,7 +233,7 @@ def _webhooks(settings: Settings, supervisor: Supervisor) -> WebhookSender:
         supervisor.sources, queue.open_incident, queue.close_incident, supervisor.save_soon
     )
     incidents.from_state(supervisor.stored.get("incidents"))
-    supervisor.state_parts["incidents"] = incidents.to_state
+    supervisor.saver.part("incidents", incidents.to_state)
 
     def submit(n: core.Notify, event_id: str, at: float) -> bool:
         sender.submit(
@@ -273,7 +273,7 @@ def _report_inputs(settings: Settings, supervisor: Supervisor) -> ReportInputs:
     stored = supervisor.stored.get("cursors")
     cursors = {str(k): str(v) for k, v in stored.items()} if isinstance(stored, dict) else {}
     inputs = ReportInputs(settings.all_sources(), on_report, supervisor.metrics, cursors=cursors)
-    supervisor.state_parts["cursors"] = inputs.cursors
+    supervisor.saver.part("cursors", inputs.cursors)
     return inputs
 
 

@@ -16,6 +16,7 @@ each entry whose values are not of the right type and range is dropped with one 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import heapq
@@ -25,15 +26,19 @@ import math
 import os
 import secrets
 import stat
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cookie_supervisor import core
-from cookie_supervisor.classify import Reason
+from cookie_supervisor.background import Background
+from cookie_supervisor.classify import Reason, scrub_tree
 from cookie_supervisor.metrics import DIAGNOSES
 
 log = logging.getLogger(__name__)
 SCHEMA = 1
+SAVE_DELAY = 1.0  # writes are coalesced: a burst of changes is one write
 FILENAME = "state.json"
 # Far above what the daemon writes (32 sessions a source, bounded outboxes and cursors), far
 # below what would hurt to read: a larger file is not ours to trust.
@@ -321,3 +326,72 @@ def _why(exc: BaseException) -> str:
     if isinstance(exc, RecursionError):
         return "nested too deeply"
     return "not valid JSON"
+
+
+class Saver:
+    """Writes the state file off the event loop. A burst of changes is one write (`soon`, after
+    SAVE_DELAY); what must be on disk before the daemon goes on waits for its write (`now`).
+    Writes run one at a time, in order; callers waiting together share one. Every part other
+    owners keep in the file (the outbox, the incidents, the cursors) is registered by name."""
+
+    def __init__(
+        self, store: StateFile, state: core.State, key: bytes, delay: float = SAVE_DELAY
+    ) -> None:
+        self.store = store
+        self.state = state
+        self.key = key
+        self.delay = delay
+        self._parts: dict[str, Callable[[], Any]] = {}
+        self._background = Background()
+        self._armed = False
+        self._lock = asyncio.Lock()
+        self._write_lock = threading.Lock()
+        self._wanted = self._done = 0
+
+    def part(self, name: str, take: Callable[[], Any]) -> None:
+        """Keep what `take()` returns under `name` in every write from now on."""
+        self._parts[name] = take
+
+    def soon(self) -> None:
+        if self._armed or self.store.path is None:
+            return
+        self._armed = True
+        asyncio.get_running_loop().call_later(self.delay, self._later)
+
+    def _later(self) -> None:
+        self._armed = False
+        self._background.spawn(self.now())
+
+    async def now(self) -> None:
+        """Return once all that memory held at the call is on disk."""
+        if self.store.path is None:
+            return
+        self._wanted += 1
+        wanted = self._wanted
+        async with self._lock:
+            if self._done >= wanted:
+                return  # a write that started after our call covered it
+            taken = self._wanted
+            data = self._snapshot()
+            await asyncio.to_thread(self._write, data)
+            self._done = taken
+
+    async def aclose(self) -> None:
+        """The last write, in place: what a stopping daemon knows is on disk when it ends."""
+        await self._background.aclose()
+        if self.store.path is not None:
+            self._write(self._snapshot())
+
+    def _snapshot(self) -> dict[str, Any]:
+        extra = {name: take() for name, take in self._parts.items()}
+        # the one redaction, like every other way out: nothing saved can carry a cookie value
+        return scrub_tree(snapshot(self.state, self.key, **extra))  # type: ignore[no-any-return]
+
+    def _write(self, data: dict[str, Any]) -> None:
+        try:
+            with self._write_lock:  # one writer of the temporary file at a time
+                self.store.save(data)
+        except OSError as exc:
+            log.error(
+                "cannot write state file: %s", exc.strerror, extra={"path": str(self.store.path)}
+            )

@@ -14,7 +14,6 @@ import datetime as dt
 import logging
 import secrets
 import socket
-import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -24,6 +23,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
 
 from cookie_supervisor import bull, cookiefile, core
+from cookie_supervisor.background import Background
 from cookie_supervisor.bull import BullQueue, JobOptions
 from cookie_supervisor.classify import Reason, redact, scrub_tree
 from cookie_supervisor.config import Settings, SourceSettings
@@ -32,13 +32,12 @@ from cookie_supervisor.core import Answer, Validation
 from cookie_supervisor.metrics import Metrics
 from cookie_supervisor.probe import ProbeResult, detect_js_runtime, run_account_check, run_probe
 from cookie_supervisor.schedule import Timers
-from cookie_supervisor.state import StateFile, fingerprint_key, restore, snapshot
+from cookie_supervisor.state import Saver, StateFile, fingerprint_key, restore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ERROR_LIMIT = 500
-SAVE_DELAY = 1.0  # state-file writes are coalesced: a burst of changes is one write
 TriggerOutcome = Answer  # what the API and the CLI get back from a request
 
 
@@ -70,7 +69,7 @@ class Supervisor:
         self.key = fingerprint_key(stored)
         restore(self.state, stored)
         self.stored = stored  # the outbox and cursors, for the parts that own them
-        self.state_parts: dict[str, Callable[[], Any]] = {}
+        self.saver = Saver(self.store, self.state, self.key)
         self.host = socket.gethostname()
         # What event ids are derived in (webhooks.event_id_for): the queue's epoch in Redis once
         # read, until then words of this process alone (docs/bull.md §9).
@@ -89,13 +88,9 @@ class Supervisor:
         self._redis_retry_at = 0.0
         self._backoff = ExponentialWithJitterBackoff(cap=settings.redis_backoff_max, base=0.5)
         self._poll_failing = False
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.background = Background()
         self._probe_locks = {name: asyncio.Lock() for name in self.state.sources}
         self._inspect_locks = {name: asyncio.Lock() for name in self.state.sources}
-        self._save_armed = False
-        self._save_lock = asyncio.Lock()
-        self._write_lock = threading.Lock()
-        self._save_wanted = self._save_done = 0
         self.started = False  # every file inspected once, every timer armed
         metrics.state = lambda: self.state
         metrics.clock = clock
@@ -154,21 +149,12 @@ class Supervisor:
         self.started = True
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._save_now()
+        await self.background.aclose()
+        await self.saver.aclose()
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run `coro` in the background; its failure is logged, never lost."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._reap)
-
-    def _reap(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("background task failed", exc_info=exc)
+        self.background.spawn(coro)
 
     # --- events in, effects out ----------------------------------------------------------------
 
@@ -479,47 +465,10 @@ class Supervisor:
     # --- the state file ------------------------------------------------------------------------
 
     def save_soon(self) -> None:
-        if self._save_armed or self.store.path is None:
-            return
-        self._save_armed = True
-        asyncio.get_running_loop().call_later(SAVE_DELAY, self._save_later)
-
-    def _save_later(self) -> None:
-        self._save_armed = False
-        self.spawn(self.save_now())
+        self.saver.soon()
 
     async def save_now(self) -> None:
-        """Write the state file off the loop; return once all that memory held at the call is
-        on disk. Writes run one at a time, in order; callers waiting together share one."""
-        if self.store.path is None:
-            return
-        self._save_wanted += 1
-        wanted = self._save_wanted
-        async with self._save_lock:
-            if self._save_done >= wanted:
-                return  # a write that started after our call covered it
-            taken = self._save_wanted
-            data = self._snapshot()
-            await asyncio.to_thread(self._write, data)
-            self._save_done = taken
-
-    def _save_now(self) -> None:
-        if self.store.path is not None:
-            self._write(self._snapshot())
-
-    def _snapshot(self) -> dict[str, Any]:
-        extra = {name: part() for name, part in self.state_parts.items()}
-        # the one redaction, like every other way out: nothing saved can carry a cookie value
-        return scrub_tree(snapshot(self.state, self.key, **extra))  # type: ignore[no-any-return]
-
-    def _write(self, data: dict[str, Any]) -> None:
-        try:
-            with self._write_lock:  # one writer of the temporary file at a time
-                self.store.save(data)
-        except OSError as exc:
-            log.error(
-                "cannot write state file: %s", exc.strerror, extra={"path": str(self.store.path)}
-            )
+        await self.saver.now()
 
     # --- status --------------------------------------------------------------------------------
 

@@ -48,6 +48,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from cookie_supervisor import __version__
+from cookie_supervisor.background import Background
 from cookie_supervisor.classify import scrub_tree
 from cookie_supervisor.config import WebhookSettings
 from cookie_supervisor.core import backoff_delay
@@ -396,7 +397,7 @@ class WebhookSender:
         )
         self._wake = {name: asyncio.Event() for name in self.webhooks}
         self._in_flight: dict[str, set[str]] = {name: set() for name in self.webhooks}
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background()  # the sender's one loop (see `start`)
         limits = {name: h.outbox_limit for name, h in self.webhooks.items()}
         self.outbox = Outbox(
             limits,
@@ -423,16 +424,12 @@ class WebhookSender:
         return self.outbox.sizes()
 
     def start(self) -> None:
-        if self._task is None and self.webhooks:
-            self._task = asyncio.create_task(self._run(), name="webhooks")
+        if not self._background and self.webhooks:
+            self._background.spawn(self._run(), name="webhooks")
 
     async def aclose(self) -> None:
         """Stop sending; what is still owed stays in the outbox (and the state file)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._background.aclose()
         if self._own_client:
             await self.client.aclose()
 
