@@ -18,13 +18,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from cookie_supervisor.bull import (
-    BackoffState,
-    BullQueue,
-    JobOptions,
-    RefreshResult,
-    describe_redis_error,
-)
+from cookie_supervisor.bull import BackoffState, BullQueue, JobOptions, RefreshResult
+from cookie_supervisor.redisconn import connect, describe_redis_error, masked_url
 from tests.bullkit import Producer
 from tests.support import (
     ROOT,
@@ -575,12 +570,12 @@ async def test_finished_since_reads_the_newest_jobs(
 
 
 def daemon_client(url: str, **kw: Any) -> Redis:
-    """A client set up like the daemon's (app.connect_redis): no retries inside redis-py."""
+    """A client set up like the daemon's (redisconn.connect): no retries inside redis-py."""
     return Redis.from_url(url, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0), **kw)
 
 
 async def test_a_redis_restart_costs_no_error(own_redis: RedisServer) -> None:
-    client = daemon_client(own_redis.url)
+    client = connect(own_redis.url)  # the daemon's own client: a bounded pool, no retries inside
     queue = BullQueue(client, QUEUE)
     try:
         first = await queue.request_refresh("default", DATA, JobOptions(), cooldown_s=600)
@@ -653,6 +648,17 @@ async def test_redis_errors_name_the_condition(
     wrong = own_redis.url.replace("redis://", f"redis://:{secret}@")
     assert await failure(wrong) == "authentication failed (wrong or missing password)"
     assert await failure(own_redis.url) == "authentication failed (wrong or missing password)"
+
+
+def test_a_configured_url_is_logged_without_its_password() -> None:
+    secret = "hunter2-not-for-logs"
+    for url, shown in [
+        (f"redis://:{secret}@10.0.0.5:6379/2", "redis://:***@10.0.0.5:6379/2"),
+        (f"rediss://cache:{secret}@redis.internal/0", "rediss://cache:***@redis.internal/0"),
+        ("redis://10.0.0.5:6379", "redis://10.0.0.5:6379"),
+        ("unix:///run/redis.sock?db=1", "unix:///run/redis.sock?db=1"),
+    ]:
+        assert masked_url(url) == shown
 
 
 async def wait_async(make: Any, timeout: float = 10) -> Any:

@@ -18,11 +18,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import uvicorn
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from redis.asyncio import Redis
 
-from cookie_supervisor import __version__, api, connections, core
+from cookie_supervisor import __version__, api, connections, core, redisconn
 from cookie_supervisor.bull import BullQueue
 from cookie_supervisor.children import die_with_parent
 from cookie_supervisor.classify import register_secret
@@ -76,19 +74,7 @@ class _Server(uvicorn.Server):
 
 
 def connect_redis(settings: Settings) -> Redis:
-    # No retries inside redis-py: bull.py retries once on a fresh connection, and an outage is
-    # a state the supervisor handles, fast. A bounded pool that waits: redis-py's default pool
-    # raises at once past its cap, which would read as Redis down under a trigger storm.
-    pool = BlockingConnectionPool.from_url(
-        settings.redis_url,
-        max_connections=64,
-        timeout=3,
-        socket_connect_timeout=1.0,
-        socket_timeout=3.0,
-        retry=Retry(NoBackoff(), 0),
-        client_name="cookie-supervisor",
-    )
-    return Redis(connection_pool=pool)
+    return redisconn.connect(settings.redis_url)
 
 
 def build_supervisor(

@@ -5,17 +5,17 @@ backoff), the backoff bookkeeping shared by every daemon on one Redis, a job's s
 finished jobs, read the way bull's own Queue reads them. Every decision that several daemons must
 agree on runs inside one Lua script, so it is atomic in Redis. The wire facts relied on are in
 docs/bull.md; our own keys live outside bull's `<prefix>:<queue>:` namespace (docs/bull.md §7).
+Redis as a connection (dialling, the retry after a restart, error descriptions) and the
+notification leases are redisconn.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import json
 import logging
 import math
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -23,21 +23,9 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from redis.asyncio import Redis
-from redis.exceptions import (
-    AuthenticationError,
-    AuthorizationError,
-    BusyLoadingError,
-    ConnectionError,
-    MaxConnectionsError,
-    NoScriptError,
-    OutOfMemoryError,
-    ReadOnlyError,
-    RedisError,
-    ResponseError,
-    TimeoutError,
-)
 
 from cookie_supervisor.core import PendingJob, TriggerState, judged_key
+from cookie_supervisor.redisconn import Notices, retrying
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -314,10 +302,6 @@ class FinishedJob:
     created_at: float
 
 
-# Connection errors that a dead pooled connection does not cause: retrying cannot help.
-_NOT_STALE = (AuthenticationError, AuthorizationError, BusyLoadingError, MaxConnectionsError)
-
-
 class BullQueue:
     """One Bull queue, as the refresh producer sees it: requests, backoff, job states, counts."""
 
@@ -343,6 +327,14 @@ class BullQueue:
         self._job_state = redis.register_script(_JOB_STATE)
         self._outcome = redis.register_script(_OUTCOME)
         self._inflight: dict[tuple[Any, ...], asyncio.Task[RefreshResult]] = {}
+        # Notification leases, the epoch and incidents (docs/bull.md §9) live beside the queue's
+        # own keys; the queue hands them out so the runtime holds one Redis-facing object.
+        self.notices = Notices(redis, self.own)
+        self.claim = self.notices.claim
+        self.settle = self.notices.settle
+        self.epoch = self.notices.epoch
+        self.open_incident = self.notices.open_incident
+        self.close_incident = self.notices.close_incident
 
     def _marker(self, source: str) -> str:
         return self.own + "pending:" + source  # docs/bull.md §7: job, created, ended, backoff
@@ -573,154 +565,11 @@ class BullQueue:
         kept = sorted((j for j in jobs if j is not None), key=lambda j: j.finished_at)
         return kept, frozenset(window)
 
-    async def claim(self, key: str, owner: str, ttl_s: float) -> bool | float:
-        """A lease on sending one notification (docs/bull.md §9): True when `owner` holds it now
-        (taken or renewed for `ttl_s`), False when some daemon already settled it (sent or given
-        up), else the seconds another owner's lease still runs — when that daemon dies, its
-        lease runs out and the next daemon that asks takes it."""
-        found = await self._retrying(
-            lambda: self.redis.eval(
-                _LEASE,
-                2,
-                self.own + "lease:" + key,
-                self.own + "settled:" + key,
-                owner,
-                max(1, int(ttl_s * 1000)),
-            )
-        )
-        code = int(found)
-        return True if code == -2 else False if code == -1 else max(code, 0) / 1000
-
-    async def settle(self, key: str, owner: str, ttl_s: float) -> None:
-        """The notification is done with (delivered or given up): no daemon takes it again for
-        `ttl_s`; the lease goes."""
-        await self._retrying(
-            lambda: self.redis.eval(
-                _SETTLE,
-                2,
-                self.own + "lease:" + key,
-                self.own + "settled:" + key,
-                owner,
-                max(1, int(ttl_s * 1000)),
-            )
-        )
-
-    async def epoch(self, candidate: str) -> str:
-        """This queue's epoch: a random word kept in Redis, made anew when the queue's keys are
-        gone (a FLUSHALL, a new Redis). Event ids carry it, so job ids that start again at 1
-        after a reset, or on another Redis, never make an id seen before."""
-        found = await self._retrying(
-            lambda: self.redis.eval(_EPOCH, 1, self.own + "epoch", candidate)
-        )
-        return _text(found)[:64]
-
-    async def open_incident(self, source: str, candidate: str, ttl_s: float) -> str:
-        """The failing-validation incident of `source` every daemon on this Redis shares: the
-        open one if there is one, else `candidate`, now open (for `ttl_s` unless joined again)."""
-        found = await self._retrying(
-            lambda: self.redis.eval(
-                _INCIDENT_OPEN,
-                1,
-                self.own + "incident:" + source,
-                candidate,
-                max(1, int(ttl_s * 1000)),
-            )
-        )
-        return _text(found)[:128]
-
-    async def close_incident(self, source: str, incident: str, ttl_s: float) -> None:
-        """`incident` is over (validation passes again): the next failure opens a new one."""
-        await self._retrying(
-            lambda: self.redis.eval(
-                _INCIDENT_CLOSE,
-                1,
-                self.own + "incident:" + source,
-                incident,
-                max(1, int(ttl_s * 1000)),
-            )
-        )
-
     async def aclose(self) -> None:
         """Nothing of its own to close: the client's pool is the caller's."""
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
-        """Run `call`, once more on a fresh connection if the first one was dead: after a Redis
-        restart every pooled connection fails once, which is no outage. Timeouts and errors
-        Redis answered are not retried."""
-        try:
-            return await call()
-        except ConnectionError as exc:
-            if isinstance(exc, _NOT_STALE):
-                raise
-            # the pool's idle connections died with the same server: drop them, dial afresh
-            await self.redis.connection_pool.disconnect(inuse_connections=False)
-            return await call()
-
-
-def describe_redis_error(exc: BaseException) -> str:
-    """The condition behind a Redis error, for logs and status: never the URL or its password."""
-    if isinstance(exc, AuthenticationError) or _code(exc) in ("WRONGPASS", "NOAUTH"):
-        return "authentication failed (wrong or missing password)"
-    if isinstance(exc, AuthorizationError) or _code(exc) == "NOPERM":
-        return "not permitted by the Redis user's ACL (NOPERM)"
-    if isinstance(exc, OutOfMemoryError) or _code(exc) == "OOM":
-        return "out of memory: Redis reached maxmemory and refuses writes (OOM)"
-    if isinstance(exc, ReadOnlyError) or _code(exc) == "READONLY":
-        return "read-only replica: writes need the primary (READONLY)"
-    if isinstance(exc, BusyLoadingError):
-        return "Redis is loading its dataset (LOADING)"
-    if isinstance(exc, NoScriptError):
-        return "script not loaded (NOSCRIPT)"
-    if _code(exc) == "MISCONF":
-        return "Redis cannot persist and refuses writes (MISCONF)"
-    if _code(exc) == "BUSY":
-        return "Redis is busy running a script (BUSY)"
-    if isinstance(exc, TimeoutError):
-        return "timed out waiting for Redis"
-    if isinstance(exc, ConnectionError):
-        return _connection_failure(exc)
-    if isinstance(exc, ResponseError):
-        return f"Redis refused the command ({_code(exc) or 'error'})"
-    if isinstance(exc, RedisError):
-        return f"Redis client error ({type(exc).__name__})"
-    return type(exc).__name__
-
-
-def _code(exc: BaseException) -> str:
-    """The error code of a Redis error reply: its first word, when that is in capitals."""
-    if not isinstance(exc, ResponseError | ConnectionError) or not exc.args:
-        return ""
-    first = str(exc.args[0]).split(" ", 1)[0]
-    return first if first.isupper() and first.isalpha() else ""
-
-
-def _connection_failure(exc: ConnectionError) -> str:
-    number = None
-    cause: BaseException | None = exc
-    while cause is not None and number is None:  # the OSError underneath, when redis-py kept it
-        number = cause.errno if isinstance(cause, OSError) else None
-        cause = cause.__cause__ or cause.__context__
-    if number is None:  # "Error 111 connecting to host:port. Connection refused."
-        found = re.match(r"Error (-?\d+) ", str(exc))
-        number = int(found.group(1)) if found else None
-    phrases = {
-        errno.ECONNREFUSED: "connection refused",
-        errno.ECONNRESET: "connection reset",
-        errno.ETIMEDOUT: "connection timed out",
-        errno.EHOSTUNREACH: "host unreachable",
-        errno.ENETUNREACH: "network unreachable",
-        errno.EPIPE: "connection closed",
-    }
-    if number is not None and number in errno.errorcode:
-        phrase = phrases.get(number, "cannot connect")
-        return f"{phrase} ({errno.errorcode[number]})"
-    if "timeout" in str(exc).lower():
-        return "connection timed out"
-    if "closed" in str(exc).lower():
-        return "connection closed by Redis"
-    if number is not None:  # a resolver error (negative numbers): the name does not resolve
-        return f"cannot resolve the Redis host (error {number})"
-    return "unreachable"
+        return await retrying(self.redis, call)
 
 
 def _backoff(failures: Any, until: Any) -> BackoffState:
@@ -812,55 +661,4 @@ __all__ = [
     "JobState",
     "RefreshResult",
     "RefreshState",
-    "ResponseError",
-    "describe_redis_error",
 ]
-
-
-# --- notifications (docs/bull.md §9) ---------------------------------------------------------
-
-# KEYS: lease, settled; ARGV: owner, ttl ms. -1 settled, -2 held by owner (now), else the PTTL of
-# another owner's lease.
-_LEASE = """
-if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
-local cur = redis.call('GET', KEYS[1])
-if (not cur) or cur == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return -2
-end
-return redis.call('PTTL', KEYS[1])
-"""
-
-# KEYS: lease, settled; ARGV: owner, ttl ms
-_SETTLE = """
-redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return 1
-"""
-
-# KEYS: epoch; ARGV: candidate
-_EPOCH = """
-local cur = redis.call('GET', KEYS[1])
-if cur then return cur end
-redis.call('SET', KEYS[1], ARGV[1])
-return ARGV[1]
-"""
-
-# KEYS: incident; ARGV: candidate, ttl ms. A closed incident is stored as "-<id>".
-_INCIDENT_OPEN = """
-local cur = redis.call('GET', KEYS[1])
-if cur and string.sub(cur, 1, 1) ~= '-' then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return cur
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return ARGV[1]
-"""
-
-# KEYS: incident; ARGV: id, ttl ms
-_INCIDENT_CLOSE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[1], '-' .. ARGV[1], 'PX', ARGV[2])
-end
-return 1
-"""

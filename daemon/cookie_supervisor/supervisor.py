@@ -17,12 +17,11 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
 
-from cookie_supervisor import bull, cookiefile, core
+from cookie_supervisor import cookiefile, core
 from cookie_supervisor.background import Background
 from cookie_supervisor.bull import BullQueue, JobOptions
 from cookie_supervisor.classify import Reason, redact, scrub_tree
@@ -31,6 +30,7 @@ from cookie_supervisor.cookiefile import CookieReport
 from cookie_supervisor.core import Answer, Validation
 from cookie_supervisor.metrics import Metrics
 from cookie_supervisor.probe import ProbeResult, detect_js_runtime, run_account_check, run_probe
+from cookie_supervisor.redisconn import describe_redis_error, masked_url
 from cookie_supervisor.schedule import Timers
 from cookie_supervisor.state import Saver, StateFile, fingerprint_key, restore
 
@@ -216,7 +216,7 @@ class Supervisor:
         except RedisError as exc:
             self._redis_failures += 1
             self._redis_retry_at = self.mono() + self._backoff.compute(self._redis_failures)
-            why = f"{bull.describe_redis_error(exc)} at {masked_url(self.settings.redis_url)}"
+            why = f"{describe_redis_error(exc)} at {masked_url(self.settings.redis_url)}"
             await self.handle(core.RedisDown(why))
             return None
 
@@ -526,15 +526,6 @@ def _reason(value: str | None) -> Reason | None:
         return Reason(value) if value else None
     except ValueError:
         return None
-
-
-def masked_url(url: str) -> str:
-    """The Redis URL fit for a log line: any password replaced."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _file_message(r: CookieReport, read_error: str | None) -> str:
