@@ -29,12 +29,9 @@ import time
 from array import array
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from cookie_supervisor import safefile
 from cookie_supervisor.classify import Reason
-
-if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
 
 MAX_BYTES = 16 * 1024 * 1024
 # Longer lines are read in pieces; no browser writes a cookie anywhere near this (they cap one at
@@ -206,39 +203,25 @@ def _inspect(path: Path, now: float, key: bytes) -> CookieReport:
 
 
 def _inspect_opened(path: Path, base: CookieReport, now: float, key: bytes) -> CookieReport:
-    """Open and read what is at `path` now; the stat'ed `base` may be stale by then."""
+    """Open and read what is at `path` now; the stat'ed `base` may be stale by then.
+
+    A path that *is* a symlink (a Kubernetes secret's `..data/` chain, an operator's link) is
+    followed on purpose; one swapped in for a file since the stat is not (ELOOP: look again).
+    """
     try:
-        fd = _open(path)
+        with safefile.open_regular(path, follow=os.path.islink(path)) as (fd, st):
+            base = _stat_report(path, st)
+            if st.st_size > MAX_BYTES:
+                return replace(base, error=str(safefile.TooLarge(MAX_BYTES, st.st_size)))
+            return _report(base, _parse(fd), now, key)
+    except safefile.NotRegular as exc:
+        return _not_a_file(path, exc.stat)
+    except (_Invalid, safefile.TooLarge) as exc:
+        return replace(base, error=str(exc))
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise _Swapped from None
         return _failed(path, exc, base)
-    try:
-        st = os.fstat(fd)  # what was opened, which need not be what was stat'ed
-        if not stat.S_ISREG(st.st_mode):
-            return _not_a_file(path, st)
-        base = _stat_report(path, st)
-        if st.st_size > MAX_BYTES:
-            return replace(base, error=f"too large ({st.st_size} bytes, limit {MAX_BYTES})")
-        return _report(base, _parse(fd), now, key)
-    except _Invalid as exc:
-        return replace(base, error=str(exc))
-    except OSError as exc:
-        return _failed(path, exc, base)
-    finally:
-        os.close(fd)
-
-
-def _open(path: Path) -> int:
-    """Open for reading without ever blocking or following a symlink swapped in for a file.
-
-    A path that *is* a symlink (a Kubernetes secret's `..data/` chain, an operator's link) is
-    followed on purpose; the type check on the opened descriptor guards what it points to.
-    """
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
-    if not os.path.islink(path):
-        flags |= os.O_NOFOLLOW
-    return os.open(path, flags)
 
 
 def _stat_report(path: Path, st: os.stat_result) -> CookieReport:
@@ -278,31 +261,15 @@ def _clamp(t: float) -> float:
 # --- reading -------------------------------------------------------------------------------
 
 
-class _Bounded(io.RawIOBase):
-    """The descriptor as a stream that refuses to go past MAX_BYTES (a jar growing while read)."""
-
-    def __init__(self, fd: int) -> None:
-        super().__init__()
-        self._fd = fd
-        self._total = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: WriteableBuffer) -> int:
-        n = os.readv(self._fd, [buffer])
-        self._total += n
-        if self._total > MAX_BYTES:
-            raise _Invalid(f"too large (over {MAX_BYTES} bytes)")
-        return n
-
-
 def _parse(fd: int) -> _Scan:
     """Stream the file through the scanner. Precedence: too large, NUL bytes, UTF-8, syntax."""
     scan = _Scan()
     # Universal newlines and strict UTF-8, exactly as the text-mode file yt-dlp opens.
     text = io.TextIOWrapper(
-        io.BufferedReader(_Bounded(fd), _CHUNK), encoding="utf-8", errors="strict", newline=None
+        io.BufferedReader(safefile.Bounded(fd, MAX_BYTES), _CHUNK),
+        encoding="utf-8",
+        errors="strict",
+        newline=None,
     )
     pending: _LongLine | None = None
     try:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from cookie_supervisor import safefile
 from cookie_supervisor.children import die_with_parent
 from cookie_supervisor.classify import Reason, classify, normalize, redact
 from cookie_supervisor.cookiefile import MAX_BYTES
@@ -397,42 +398,30 @@ _KINDS = (
 def _copy_jar(source: Path, target: Path) -> Problem | None:
     """Bounded copy into a 0600 file that did not exist before; the problem if there is one.
 
-    O_NONBLOCK: opening a FIFO must not wait for a writer. The type check is on the opened
-    descriptor, so a swap between a check and the open cannot slip a FIFO in.
+    The jar is opened the safe way (safefile: non-blocking, the type checked on the opened
+    descriptor); a symlinked jar is followed, as yt-dlp would.
     """
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     try:
-        fd = os.open(source, flags)
+        with safefile.open_regular(source, follow=True) as (fd, _):
+            data = safefile.read_at_most(fd, MAX_BYTES)  # an OSError: the daemon's (run_probe)
     except (FileNotFoundError, NotADirectoryError):
         return Reason.MISSING_COOKIES, "cookie file missing"
     except PermissionError:
         return Reason.UNREADABLE, "cookie file not readable by the daemon (permissions)"
+    except safefile.NotRegular as exc:
+        mode = exc.stat.st_mode
+        kind = next((name for test, name in _KINDS if test(mode)), "special file")
+        return Reason.NOT_A_FILE, f"the cookie file's path holds a {kind}, not a regular file"
     except OSError as exc:
         if exc.errno == errno.ENXIO:  # a socket (or a device with nothing behind it)
             return Reason.NOT_A_FILE, "the cookie file's path holds a socket, not a regular file"
         raise  # EMFILE, EIO, ...: the daemon's trouble, no verdict (run_probe)
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = next((name for test, name in _KINDS if test(mode)), "special file")
-            return Reason.NOT_A_FILE, f"the cookie file's path holds a {kind}, not a regular file"
-        data = _read(fd, MAX_BYTES + 1)  # an OSError here is the daemon's trouble (run_probe)
-    finally:
-        os.close(fd)
     out = os.open(
         target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
     )
     with os.fdopen(out, "wb") as dst:
-        dst.write(data[:MAX_BYTES])
+        dst.write(data)
     return None
-
-
-def _read(fd: int, limit: int) -> bytes:
-    chunks = []
-    while limit > 0 and (chunk := os.read(fd, min(limit, 1 << 20))):
-        chunks.append(chunk)
-        limit -= len(chunk)
-    return b"".join(chunks)
 
 
 # Why a command cannot start that is a setting's fault, not the machine's: a validation verdict
