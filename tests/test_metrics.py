@@ -9,7 +9,7 @@ from cookie_supervisor import core
 from cookie_supervisor.classify import Reason
 from cookie_supervisor.config import SourceSettings
 from cookie_supervisor.cookiefile import CookieReport
-from cookie_supervisor.metrics import Metrics
+from cookie_supervisor.metrics import Metrics, outbox_gauges, state_gauges
 from tests.support import parse_metrics
 
 T0 = 1_800_000_000.0
@@ -22,7 +22,7 @@ def exposed(
     m = Metrics()
     for name in state.sources:
         m.init_source(name)
-    m.state, m.clock = (lambda: state), (lambda: now)
+    m.register(state_gauges(state, lambda: now, "cookie-refresh"))
     return parse_metrics(m.exposition().decode())
 
 
@@ -152,8 +152,8 @@ def test_every_exported_family_is_declared() -> None:
     m = Metrics()
     m.init_source("main")
     m.init_webhook("ops", ["refresh_failed"])
-    m.state, m.clock = (lambda: state), (lambda: T0)
-    m.outboxes = lambda: {"ops": 2}
+    m.register(state_gauges(state, lambda: T0, "cookie-refresh"))
+    m.register(outbox_gauges(lambda: {"ops": 2}))
     names = {name for name, _ in parse_metrics(m.exposition().decode())}
     declared = m.names() | {
         h.name + s

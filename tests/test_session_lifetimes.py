@@ -14,7 +14,7 @@ import pytest
 from cookie_supervisor import core, state
 from cookie_supervisor.classify import Reason
 from cookie_supervisor.core import Arm, Enqueue, Observe, Persist, TimerFired
-from cookie_supervisor.metrics import Metrics
+from cookie_supervisor.metrics import Metrics, state_gauges
 from tests.test_core import DAY, T0, Harness, jar, of, settings
 
 MIN = 60.0
@@ -230,8 +230,7 @@ def test_metrics_show_the_histogram_and_the_median() -> None:
     h = Harness()
     m = Metrics()
     m.init_source("main")
-    m.state = lambda: h.state
-    m.clock = lambda: h.now
+    m.register(state_gauges(h.state, lambda: h.now, "cookie-refresh"))
     with_sessions(h, "B", "C", "D")
     assert "cookie_supervisor_login_session_lifetime_median_seconds{" not in m.exposition().decode()
     for fp, born in (("B", T0 + HOUR), ("C", T0 + 2 * HOUR), ("D", T0 + 3 * HOUR)):

@@ -25,7 +25,7 @@ from cookie_supervisor.bull import BullQueue
 from cookie_supervisor.children import die_with_parent
 from cookie_supervisor.classify import register_secret
 from cookie_supervisor.config import Settings, is_loopback
-from cookie_supervisor.metrics import Metrics
+from cookie_supervisor.metrics import Metrics, outbox_gauges, task_gauge
 from cookie_supervisor.probe import (
     runtime_name,
     stop_quick_runs,
@@ -134,7 +134,7 @@ async def serve(settings: Settings) -> int:
     swept = await asyncio.to_thread(sweep_stale_copies)
     if swept:
         log.info("removed %d cookie copies left by a killed probe", swept)
-    supervisor.metrics.tasks = lambda: len(asyncio.all_tasks(loop))
+    supervisor.metrics.register(task_gauge(lambda: len(asyncio.all_tasks(loop))))
     sender = _webhooks(settings, supervisor)
     inputs = _report_inputs(settings, supervisor)
     files = {name: st.settings.cookies_file for name, st in supervisor.sources.items()}
@@ -212,7 +212,7 @@ def _webhooks(settings: Settings, supervisor: Supervisor) -> WebhookSender:
     stored = supervisor.stored.get("outbox")
     sender.outbox.from_state(stored if isinstance(stored, list) else [])
     supervisor.saver.part("outbox", sender.outbox.to_state)
-    supervisor.metrics.outboxes = sender.outbox_sizes
+    supervisor.metrics.register(outbox_gauges(sender.outbox_sizes))
     for name, hook in sender.webhooks.items():
         supervisor.metrics.init_webhook(name, hook.events)
     incidents = Incidents(

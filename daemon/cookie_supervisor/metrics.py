@@ -7,17 +7,15 @@ is an absent sample, never a stale value or a zero. Timestamps are the primary t
 derived at scrape time.
 
 prometheus-client provides the process, platform and GC collectors and defines the format. The
-daemon's own families are rendered here with label strings built once per series: with 100
-sources and every counter present from the start, `generate_latest` took ~120 ms a scrape on the
-reference machine against ~2.5 ms for this renderer (README, "Performance").
+daemon's own families are rendered by `exposition.py` (measured ~120 ms → ~2.5 ms a scrape with
+100 sources, README "Performance"). What is read at scrape time is a collector registered with
+`Metrics.register` by whoever owns the data (the core's state, the webhook outboxes, the loop's
+tasks): nothing is assigned into a `Metrics` from outside.
 """
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 
 from prometheus_client import (
     CollectorRegistry,
@@ -30,6 +28,7 @@ from prometheus_client import (
 
 from cookie_supervisor import __version__, core
 from cookie_supervisor.classify import Reason
+from cookie_supervisor.exposition import Family, Gauges, Histogram, escape, labels_text
 
 NS = "cookie_supervisor"
 FINISH_OUTCOMES = ("completed", "failed")
@@ -48,121 +47,8 @@ SESSION_LIFETIME_BUCKETS = (
 # `*_created` series double the exposition and nothing here reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
-
-def _escape(value: str) -> str:
-    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
-
-
-def _labels(names: tuple[str, ...], values: tuple[str, ...]) -> str:
-    if not names:
-        return ""
-    return "{" + ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True)) + "}"
-
-
-def _number(value: float) -> str:
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))
-
-
-@dataclass(slots=True)
-class _Child:
-    family: _Family
-    key: tuple[str, ...]
-
-    def inc(self, amount: float = 1.0) -> None:
-        self.family.inc(self.key, amount)
-
-    def set(self, value: float) -> None:
-        self.family.values[self.key] = float(value)
-        self.family.text = None
-
-
-@dataclass(slots=True)
-class _Family:
-    """One counter or gauge family whose series are written by the daemon (not views)."""
-
-    name: str
-    help: str
-    kind: str
-    labelnames: tuple[str, ...]
-    values: dict[tuple[str, ...], float] = field(default_factory=dict)
-    text: str | None = None  # the rendered family, until a value changes
-    _heads: dict[tuple[str, ...], str] = field(default_factory=dict)
-
-    def labels(self, *values: str) -> _Child:
-        if len(values) != len(self.labelnames):
-            raise ValueError(f"{self.name}: expected labels {self.labelnames}, got {values}")
-        return _Child(self, tuple(str(v) for v in values))
-
-    def inc(self, key: tuple[str, ...], amount: float = 1.0) -> None:
-        self.values[key] = self.values.get(key, 0.0) + amount
-        self.text = None
-
-    def touch(self, *values: str) -> None:
-        """Create a series at 0, so `increase()` sees its first event after a restart."""
-        self.values.setdefault(tuple(values), 0.0)
-        self.text = None
-
-    def remove(self, *values: str) -> None:
-        self.values.pop(tuple(values), None)
-        self.text = None
-
-    def value(self, *values: str) -> float | None:
-        return self.values.get(tuple(values))
-
-    def render(self, out: list[str]) -> None:
-        # Most families change far less often than they are scraped: render on change only.
-        if self.text is None:
-            heads, sample = self._heads, self.name + ("_total" if self.kind == "counter" else "")
-            lines = [f"# HELP {sample} {self.help}\n# TYPE {sample} {self.kind}\n"]
-            for key, value in self.values.items():
-                head = heads.get(key)
-                if head is None:
-                    head = heads[key] = sample + _labels(self.labelnames, key)
-                lines.append(f"{head} {_number(value)}\n")
-            self.text = "".join(lines)
-        out.append(self.text)
-
-
-@dataclass(slots=True)
-class _Histogram:
-    name: str
-    help: str
-    buckets: tuple[float, ...]
-    series: dict[str, list[float]] = field(default_factory=dict)  # source → counts…, sum, count
-    text: str | None = None
-
-    def observe(self, source: str, value: float) -> None:
-        self.text = None
-        row = self.series.setdefault(source, [0.0] * (len(self.buckets) + 2))
-        for i, bound in enumerate(self.buckets):
-            if value <= bound:
-                row[i] += 1
-        row[-2] += value
-        row[-1] += 1
-
-    def touch(self, source: str) -> None:
-        self.series.setdefault(source, [0.0] * (len(self.buckets) + 2))
-        self.text = None
-
-    def render(self, out: list[str]) -> None:
-        if self.text is None:
-            lines: list[str] = []
-            self._render(lines)
-            self.text = "".join(lines)
-        out.append(self.text)
-
-    def _render(self, out: list[str]) -> None:
-        out.append(f"# HELP {self.name} {self.help}\n# TYPE {self.name} histogram\n")
-        les = [_number(b) for b in self.buckets]
-        for source, row in self.series.items():
-            s = _escape(source)
-            for le, n in zip(les, row, strict=False):
-                out.append(f'{self.name}_bucket{{source="{s}",le="{le}"}} {_number(n)}\n')
-            out.append(f'{self.name}_bucket{{source="{s}",le="+Inf"}} {_number(row[-1])}\n')
-            out.append(f'{self.name}_count{{source="{s}"}} {_number(row[-1])}\n')
-            out.append(f'{self.name}_sum{{source="{s}"}} {_number(row[-2])}\n')
+# What is read at scrape time: appends its part of the exposition to `out`.
+Collector = Callable[[list[str]], None]
 
 
 class Metrics:
@@ -173,7 +59,7 @@ class Metrics:
         process_collector.ProcessCollector(registry=self.registry)
         platform_collector.PlatformCollector(registry=self.registry)
         gc_collector.GCCollector(registry=self.registry)
-        self._families: list[_Family] = []
+        self._families: list[Family] = []
         self.build_labels: dict[str, str] = {
             "version": __version__,
             "revision": "unknown",
@@ -182,14 +68,10 @@ class Metrics:
             "js_runtime_version": "none",
             "js_solver_version": "none",
         }
-        self.state: Callable[[], core.State] | None = None
-        self.outboxes: Callable[[], Mapping[str, int]] = dict
-        self.tasks: Callable[[], int] | None = None  # the event loop's task count (leak watch)
-        self.clock: Callable[[], float] = time.time
-        self.queue = "cookie-refresh"
+        self._collectors: list[Collector] = []
 
-        def counter(name: str, doc: str, *labels: str) -> _Family:
-            return self._add(_Family(f"{NS}_{name.removesuffix('_total')}", doc, "counter", labels))
+        def counter(name: str, doc: str, *labels: str) -> Family:
+            return self._add(Family(f"{NS}_{name.removesuffix('_total')}", doc, "counter", labels))
 
         # The cookie file
         self.file_changes_total = counter(
@@ -260,12 +142,12 @@ class Metrics:
             "source",
             "diagnosis",
         )
-        self.validation_duration_seconds = _Histogram(
+        self.validation_duration_seconds = Histogram(
             f"{NS}_validation_duration_seconds",
             "Wall time of one validation run.",
             VALIDATION_BUCKETS,
         )
-        self.login_session_lifetime_seconds = _Histogram(
+        self.login_session_lifetime_seconds = Histogram(
             f"{NS}_login_session_lifetime_seconds",
             "How long login sessions lived: from first seen to seen dead (YouTube cleared it, "
             "the file logged out or expired). Sessions replaced while alive are not counted.",
@@ -296,7 +178,7 @@ class Metrics:
             "reason",
         )
         self.report_input_up = self._add(
-            _Family(
+            Family(
                 f"{NS}_report_input_up",
                 "1 while a journal unit or log file of the backend is being followed.",
                 "gauge",
@@ -304,12 +186,16 @@ class Metrics:
             )
         )
 
-    def _add(self, family: _Family) -> _Family:
+    def register(self, collector: Collector) -> None:
+        """Render `collector` in every scrape from now on, after the daemon's own families."""
+        self._collectors.append(collector)
+
+    def _add(self, family: Family) -> Family:
         self._families.append(family)
         return family
 
     def count(self, metric: str, labels: tuple[str, ...]) -> None:
-        family: _Family = getattr(self, metric)
+        family: Family = getattr(self, metric)
         family.inc(labels)
 
     def init_source(self, source: str) -> None:
@@ -335,7 +221,7 @@ class Metrics:
         self.login_session_lifetime_seconds.touch(source)
 
     def observe(self, metric: str, source: str, value: float) -> None:
-        histogram: _Histogram = getattr(self, metric)
+        histogram: Histogram = getattr(self, metric)
         histogram.observe(source, value)
 
     def init_webhook(self, webhook: str, events: Iterable[str]) -> None:
@@ -362,31 +248,52 @@ class Metrics:
             family.render(out)
         self.validation_duration_seconds.render(out)
         self.login_session_lifetime_seconds.render(out)
-        if self.state is not None:
-            render_state(self.state(), self.clock(), self.queue, out)
-        self._render_outboxes(out)
-        if self.tasks is not None:
-            g = _Gauges(out)
-            g.head("asyncio_tasks", "Tasks on the daemon's event loop (flat when nothing leaks).")
-            g.sample("asyncio_tasks", "", self.tasks())
+        for collector in self._collectors:
+            collector(out)
         return "".join(out).encode() + generate_latest(self.registry)
 
     def _render_info(self, out: list[str]) -> None:
         names = tuple(self.build_labels)
-        labels = _labels(names, tuple(self.build_labels[n] for n in names))
+        labels = labels_text(names, tuple(self.build_labels[n] for n in names))
         out.append(
             f"# HELP {NS}_build_info Version of cookie-supervisor and of the yt-dlp it validates "
             f"with.\n# TYPE {NS}_build_info gauge\n{NS}_build_info{labels} 1.0\n"
         )
 
-    def _render_outboxes(self, out: list[str]) -> None:
-        sizes = self.outboxes()
-        if not sizes:
+
+def _gauges(out: list[str]) -> Gauges:
+    return Gauges(out, NS)
+
+
+def state_gauges(state: core.State, clock: Callable[[], float], queue: str) -> Collector:
+    """The gauges of the core's state (below), read at scrape time."""
+    return lambda out: render_state(state, clock(), queue, out)
+
+
+def outbox_gauges(sizes: Callable[[], Mapping[str, int]]) -> Collector:
+    """Webhook events waiting per webhook; no family while nothing is configured to wait."""
+
+    def render(out: list[str]) -> None:
+        found = sizes()
+        if not found:
             return
-        g = _Gauges(out)
+        g = _gauges(out)
         g.head("webhook_outbox", "Webhook events waiting to be delivered.")
-        for webhook, size in sizes.items():
-            g.sample("webhook_outbox", f'{{webhook="{_escape(webhook)}"}}', size)
+        for webhook, size in found.items():
+            g.sample("webhook_outbox", f'{{webhook="{escape(webhook)}"}}', size)
+
+    return render
+
+
+def task_gauge(count: Callable[[], int]) -> Collector:
+    """The event loop's task count (leak watch)."""
+
+    def render(out: list[str]) -> None:
+        g = _gauges(out)
+        g.head("asyncio_tasks", "Tasks on the daemon's event loop (flat when nothing leaks).")
+        g.sample("asyncio_tasks", "", count())
+
+    return render
 
 
 # --- gauges: views of the decision core's state ------------------------------------------------
@@ -470,23 +377,12 @@ _GAUGES: tuple[tuple[str, str], ...] = (
 )
 
 
-class _Gauges:
-    def __init__(self, out: list[str]) -> None:
-        self.out = out
-
-    def head(self, name: str, doc: str) -> None:
-        self.out.append(f"# HELP {NS}_{name} {doc}\n# TYPE {NS}_{name} gauge\n")
-
-    def sample(self, name: str, labels: str, value: float) -> None:
-        self.out.append(f"{NS}_{name}{labels} {_number(value)}\n")
-
-
 def render_state(state: core.State, now: float, queue: str, out: list[str]) -> None:
     """Every gauge, from the core's state. A source with nothing known has no sample."""
     rows: dict[str, list[tuple[str, float]]] = {name: [] for name, _ in _GAUGES}
     for src in state.sources.values():
         _source_rows(src, state.redis_up is True, now, rows)
-    g = _Gauges(out)
+    g = _gauges(out)
     for name, doc in _GAUGES:
         g.head(name, doc)
         for labels, value in rows[name]:
@@ -496,7 +392,7 @@ def render_state(state: core.State, now: float, queue: str, out: list[str]) -> N
         g.sample("redis_up", "", 1.0 if state.redis_up else 0.0)
     g.head("queue_jobs", "Jobs in the Bull queue by state, as getJobCounts(); none without Redis.")
     if state.redis_up and state.counts is not None:
-        q = _escape(queue)
+        q = escape(queue)
         for job_state in QUEUE_STATES:
             count = state.counts.get(job_state, 0)
             g.sample("queue_jobs", f'{{queue="{q}",state="{job_state}"}}', count)
@@ -505,7 +401,7 @@ def render_state(state: core.State, now: float, queue: str, out: list[str]) -> N
 def _source_rows(
     src: core.Source, redis_up: bool, now: float, rows: dict[str, list[tuple[str, float]]]
 ) -> None:
-    lbl = f'{{source="{_escape(src.name)}"}}'
+    lbl = f'{{source="{escape(src.name)}"}}'
 
     def put(name: str, value: float | None, labels: str = lbl) -> None:
         if value is not None:
@@ -513,8 +409,8 @@ def _source_rows(
 
     r = src.report
     if r is not None or src.read_error is not None:
-        path = _escape(str(src.settings.cookies_file))
-        put("source_info", 1, f'{{source="{_escape(src.name)}",cookies_file="{path}"}}')
+        path = escape(str(src.settings.cookies_file))
+        put("source_info", 1, f'{{source="{escape(src.name)}",cookies_file="{path}"}}')
         _refresh_job_row(src, put)
     if r is not None:
         put("file_present", 1 if r.exists else 0)
@@ -530,7 +426,7 @@ def _source_rows(
         put("file_secure_permissions", None if secure is None else int(secure))
         put("login_expiry_timestamp_seconds", r.login_expires_at)
     if src.problem is not None:
-        put("file_problem", 1, f'{{source="{_escape(src.name)}",reason="{src.problem.value}"}}')
+        put("file_problem", 1, f'{{source="{escape(src.name)}",reason="{src.problem.value}"}}')
     put("login_session_changed_timestamp_seconds", src.session_since)
     put("rotation_due_timestamp_seconds", _scheduled_rotation(src))
     put("login_session_lifetime_median_seconds", core.lifetime_median(src))
@@ -556,11 +452,11 @@ def _source_rows(
         put("validation_last_run_timestamp_seconds", v.at)
         if not v.ok:
             why = (v.reason or Reason.OTHER).value
-            put("validation_failure", 1, f'{{source="{_escape(src.name)}",reason="{why}"}}')
+            put("validation_failure", 1, f'{{source="{escape(src.name)}",reason="{why}"}}')
     put("validation_last_success_timestamp_seconds", src.validated_ok_at)
     if src.diagnosis is not None:
         diag = src.diagnosis.value
-        put("diagnosis", 1, f'{{source="{_escape(src.name)}",diagnosis="{diag}"}}')
+        put("diagnosis", 1, f'{{source="{escape(src.name)}",diagnosis="{diag}"}}')
 
 
 def _scheduled_rotation(src: core.Source) -> float | None:
@@ -589,7 +485,7 @@ def _refresh_job_row(src: core.Source, put: Callable[[str, float | None, str], N
     else:
         return
     labels = (
-        f'{{source="{_escape(src.name)}",job_id="{_escape(job_id[:64])}",'
-        f'reason="{_escape(reason[:64])}",state="{state}"}}'
+        f'{{source="{escape(src.name)}",job_id="{escape(job_id[:64])}",'
+        f'reason="{escape(reason[:64])}",state="{state}"}}'
     )
     put("refresh_job_info", 1, labels)

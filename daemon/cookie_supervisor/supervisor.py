@@ -28,7 +28,7 @@ from cookie_supervisor.classify import Reason, redact, scrub_tree
 from cookie_supervisor.config import Settings, SourceSettings
 from cookie_supervisor.cookiefile import CookieReport
 from cookie_supervisor.core import Answer, Validation
-from cookie_supervisor.metrics import Metrics
+from cookie_supervisor.metrics import Metrics, state_gauges
 from cookie_supervisor.probe import ProbeResult, detect_js_runtime, run_account_check, run_probe
 from cookie_supervisor.redisconn import describe_redis_error, masked_url
 from cookie_supervisor.schedule import Timers
@@ -92,9 +92,7 @@ class Supervisor:
         self._probe_locks = {name: asyncio.Lock() for name in self.state.sources}
         self._inspect_locks = {name: asyncio.Lock() for name in self.state.sources}
         self.started = False  # every file inspected once, every timer armed
-        metrics.state = lambda: self.state
-        metrics.clock = clock
-        metrics.queue = settings.queue
+        metrics.register(state_gauges(self.state, clock, settings.queue))
         for name in self.state.sources:
             metrics.init_source(name)
 
