@@ -22,7 +22,7 @@ import pytest
 import redis
 from pydantic import ValidationError
 
-from cookie_supervisor import api, connections
+from cookie_supervisor.web import connections, limits, openapi, routes
 from tests.support import Daemon, daemon_env
 
 TOKEN = "api-test-token-0123456789"
@@ -43,7 +43,7 @@ class Clock:
 
 def test_rate_limiter_refills_and_evicts_least_recently_used() -> None:
     clock = Clock()
-    limiter = api.RateLimiter(60, clock=clock, max_clients=3)  # one a second, burst 60
+    limiter = limits.RateLimiter(60, clock=clock, max_clients=3)  # one a second, burst 60
     assert all(limiter.take("a") == 0 for _ in range(60))
     assert limiter.take("a") == pytest.approx(1.0)
     clock.now += 2
@@ -58,7 +58,7 @@ def test_rate_limiter_refills_and_evicts_least_recently_used() -> None:
 
 def test_a_throttled_client_stays_throttled_while_others_come_and_go() -> None:
     clock = Clock()
-    limiter = api.RateLimiter(2, clock=clock, max_clients=100)
+    limiter = limits.RateLimiter(2, clock=clock, max_clients=100)
     limiter.take("guesser")
     limiter.take("guesser")
     for i in range(99):  # fill the table to its bound: nothing is wiped
@@ -69,7 +69,7 @@ def test_a_throttled_client_stays_throttled_while_others_come_and_go() -> None:
 
 
 def test_rate_limit_zero_is_off() -> None:
-    limiter = api.RateLimiter(0)
+    limiter = limits.RateLimiter(0)
     assert all(limiter.take("x") == 0 for _ in range(1000)) and len(limiter) == 0
 
 
@@ -86,33 +86,33 @@ def test_rate_limit_zero_is_off() -> None:
 )
 def test_trigger_body_is_strict(body: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
-        api.TriggerRequest.model_validate(body)
+        openapi.TriggerRequest.model_validate(body)
 
 
 def test_trigger_body_accepts_the_backends_shape_and_ignores_unknown_keys() -> None:
-    body = api.TriggerRequest.model_validate(
+    body = openapi.TriggerRequest.model_validate(
         {"reason": " bot_detection ", "force": True, "whatever": [1]}
     )
     assert body.reason == "bot_detection" and body.force is True and body.source is None
 
 
-def _endpoints(token: str | None = None) -> list[api.Endpoint]:
+def _endpoints(token: str | None = None) -> list[openapi.Endpoint]:
     fake = cast(Any, SimpleNamespace())  # building the table never touches the supervisor
-    return api.Api(fake, fake, lambda: True, token, api.RateLimiter(0)).endpoints
+    return routes.Api(fake, fake, lambda: True, token, limits.RateLimiter(0)).endpoints
 
 
 def test_openapi_describes_every_route_with_resolvable_schemas() -> None:
     endpoints = _endpoints(TOKEN)
-    doc = api.openapi(endpoints, token=True)
+    doc = openapi.openapi(endpoints, token=True)
     assert doc["openapi"] == "3.1.0"
     described = {(p, m) for p, ops in doc["paths"].items() for m in ops}
     assert described == {(e.path, e.method.lower()) for e in endpoints}
-    routes = {
+    served = {
         (r.path, m.lower())
-        for r in api.build(cast(Any, SimpleNamespace()), cast(Any, None), bool, None, 0).routes
+        for r in routes.build(cast(Any, SimpleNamespace()), cast(Any, None), bool, None, 0).routes
         for m in cast(Any, r).methods - {"HEAD"}
     }
-    assert routes == described  # nothing is served that is not described
+    assert served == described  # nothing is served that is not described
     schemas = doc["components"]["schemas"]
     text = repr(doc)
     for name in schemas:
@@ -123,7 +123,7 @@ def test_openapi_describes_every_route_with_resolvable_schemas() -> None:
     assert trigger["security"] == [{"bearer": []}]
     assert set(trigger["responses"]) == {"200", "401", "404", "413", "422", "429"}
     assert schemas["TriggerRequest"]["properties"]["force"]["type"] == "boolean"
-    assert "security" not in api.openapi(_endpoints(), token=False)["paths"]["/healthz"]["get"]
+    assert "security" not in openapi.openapi(_endpoints(), token=False)["paths"]["/healthz"]["get"]
 
 
 def _refs(node: Any) -> Iterator[str]:
@@ -410,7 +410,7 @@ def off_loopback(jar: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     supervisor = app_module.build_supervisor(settings, client)
 
     def make(rate_limit: int = 0, guard_reads: bool = True, peer: str = "10.0.0.5") -> Any:
-        app = api.build(
+        app = routes.build(
             supervisor, supervisor.metrics, lambda: True, TOKEN, rate_limit, guard_reads
         )
         transport = httpx.ASGITransport(app=app, client=(peer, 40000))
@@ -447,14 +447,14 @@ async def test_cookie_reads_need_the_token_off_loopback(off_loopback: Any) -> No
 
 def test_every_get_under_the_cookie_prefix_is_guarded_whoever_adds_it() -> None:
     fake = cast(Any, SimpleNamespace())
-    table = api.Api(fake, fake, lambda: True, TOKEN, api.RateLimiter(0), guard_reads=True)
+    table = routes.Api(fake, fake, lambda: True, TOKEN, limits.RateLimiter(0), guard_reads=True)
     for e in table.endpoints:
         is_read = e.method == "GET" and e.path.startswith("/api/cookies/")
         assert e.read_guarded is is_read, e.path
         if is_read:
             assert {401, 429} <= set(e.responses), e.path
     assert {e.path for e in table.endpoints if e.read_guarded} >= set(COOKIE_READS)
-    doc = api.openapi(table.endpoints, token=True)
+    doc = openapi.openapi(table.endpoints, token=True)
     assert doc["paths"]["/api/cookies/sources"]["get"]["security"] == [{"bearer": []}]
     assert "security" not in doc["paths"]["/metrics"]["get"]
 
@@ -488,7 +488,7 @@ def test_refused_tokens_are_counted_and_logged_once_a_minute(
 
     clock = Clock()
     metrics = Metrics()
-    failures = api.AuthFailures(metrics, clock=clock)
+    failures = limits.AuthFailures(metrics, clock=clock)
     with caplog.at_level(logging.WARNING, logger="cookie_supervisor.api"):
         failures.refused("/api/cookies/sources", "10.0.0.5", sent=True)
         for _ in range(50):

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import uvicorn
 from redis.asyncio import Redis
 
-from cookie_supervisor import __version__, api, connections, core, redisconn
+from cookie_supervisor import __version__, core, redisconn
 from cookie_supervisor.bull import BullQueue
 from cookie_supervisor.children import die_with_parent
 from cookie_supervisor.classify import register_secret
@@ -38,6 +38,7 @@ from cookie_supervisor.schedule import Timers
 from cookie_supervisor.supervisor import Supervisor
 from cookie_supervisor.systemd import Notifier
 from cookie_supervisor.watcher import FileWatcher
+from cookie_supervisor.web import connections, routes
 from cookie_supervisor.webhooks import (
     INCIDENT_EVENTS,
     Event,
@@ -141,7 +142,7 @@ async def serve(settings: Settings) -> int:
     watcher = FileWatcher(loop, files, supervisor.file_event, settings.debounce)
     notifier = Notifier.from_env()
     token = settings.api_token.get_secret_value() if settings.api_token else None
-    app = api.build(
+    app = routes.build(
         supervisor,
         supervisor.metrics,
         # Ready once every file has been looked at: a client that writes a jar right after

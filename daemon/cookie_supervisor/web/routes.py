@@ -16,35 +16,43 @@ from __future__ import annotations
 import hmac
 import html
 import json
-import logging
 import math
-import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Annotated, Any
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.responses import JSONResponse as _StarletteJSON
 from starlette.routing import Route
 
 from cookie_supervisor import __version__, core, runbook
-from cookie_supervisor.classify import clean_text, scrub_tree
+from cookie_supervisor.classify import scrub_tree
 from cookie_supervisor.metrics import Metrics
 from cookie_supervisor.supervisor import Supervisor, TriggerOutcome, UnknownSource
+from cookie_supervisor.web.limits import AuthFailures, BodyError, RateLimiter, json_body
+from cookie_supervisor.web.openapi import (
+    CookieHealth,
+    CookiesStatus,
+    Endpoint,
+    Error,
+    Handler,
+    Health,
+    QueueStatus,
+    Ready,
+    Sources,
+    TriggerAnswer,
+    TriggerRequest,
+    ValidateAnswer,
+    openapi,
+)
 
-log = logging.getLogger(__name__)
-MAX_BODY = 16 * 1024
-AUTH_LOG_EVERY = 60.0  # seconds between two log lines about refused tokens; the metric counts all
 READS = "/api/cookies/"  # the GET routes under this prefix need the token off loopback
 MAX_HEALTH_ANSWERS = 1024  # rendered health answers kept (per source and usability)
-MAX_CLIENTS = 10_000  # rate-limit buckets kept; the least recently seen client is forgotten first
-Handler = Callable[[Request], Awaitable[Response]]
 
 
 class JSONResponse(_StarletteJSON):
@@ -56,208 +64,7 @@ class JSONResponse(_StarletteJSON):
         return super().render(scrub_tree(content))
 
 
-# --- bodies and answers (the OpenAPI description is built from these) -------------------------
-
-
 _HOT = frozenset({"/api/cookies/trigger-refresh", "/api/cookies/health", "/metrics"})
-
-
-class TriggerRequest(BaseModel):
-    """The backend's body, plus optional extras. Unknown keys are ignored for old clients; known
-    ones are strict (`"force": "yes"` is refused, not read as true)."""
-
-    model_config = ConfigDict(extra="ignore", strict=True)
-
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-    source: str | None = None
-    error: Annotated[str, StringConstraints(max_length=8000)] | None = None
-    video_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
-    force: bool = False
-
-
-class _Answer(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
-class Error(_Answer):
-    """Every error, whatever the route or the input."""
-
-    success: bool
-    error: str
-
-
-class Health(_Answer):
-    status: str
-
-
-class Ready(_Answer):
-    ready: bool
-    redis_up: bool
-    sources: list[str]
-
-
-class CookiesStatus(_Answer):
-    """The backend's keys; the daemon adds more (login cookies, validation, refresh state)."""
-
-    success: bool
-    source: str
-    exists: bool
-    configured: bool
-    path: str
-    size_bytes: int | None
-    last_modified: float | None
-    message: str
-
-
-class CookieHealth(_Answer):
-    """The health gate: 200 when the cookies are usable, else 503, both with this body.
-
-    `reason` is null when healthy, else the file's problem (`missing_cookies`, `logged_out`…),
-    the reason the last conclusive validation failed, or `not_inspected`; `since` is when this
-    answer began (epoch seconds, as this process saw it; null before the first inspection)."""
-
-    healthy: bool
-    source: str
-    reason: str | None
-    since: float | None
-
-
-class Sources(_Answer):
-    success: bool
-    sources: list[dict[str, Any]]
-
-
-class QueueStatus(_Answer):
-    """Bull's job counts (`status`), or `error` with `redis_up: false`."""
-
-    success: bool
-    queue: str
-    redis_up: bool
-    status: dict[str, int] | None = None
-    error: str | None = None
-
-
-class TriggerAnswer(_Answer):
-    """`reason` echoes the request's; `classified_as` is what the daemon made of it (the
-    `reason` of metrics, job data and webhooks). `triggered`: a job was made, is pending or is
-    owed (Redis down) — not when a cooldown or backoff holds the request (`retry_after`)."""
-
-    success: bool
-    message: str
-    reason: str
-    classified_as: str
-    triggered: bool
-    state: str
-    source: str
-    job_id: str | None
-    coalesced: bool
-    forced: bool
-    retry_after: float | None = None
-
-
-class ValidateAnswer(_Answer):
-    success: bool
-    source: str
-    ok: bool
-    reason: str | None
-
-
-# --- the rate limiter ---------------------------------------------------------------------------
-
-
-class RateLimiter:
-    """A token bucket per client: `per_minute` requests, refilled continuously.
-
-    At most `max_clients` buckets are kept, least recently used first out: clearing them all
-    would free every throttled client at once.
-    """
-
-    def __init__(
-        self,
-        per_minute: int,
-        clock: Callable[[], float] = time.monotonic,
-        max_clients: int = MAX_CLIENTS,
-    ) -> None:
-        self.capacity = float(per_minute)
-        self.rate = per_minute / 60.0
-        self.clock = clock
-        self.max_clients = max_clients
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-
-    def take(self, client: str) -> float:
-        """0 when allowed, else seconds until a request would be."""
-        if self.capacity <= 0:
-            return 0.0
-        now = self.clock()
-        tokens, last = self._buckets.pop(client, (self.capacity, now))
-        tokens = min(self.capacity, tokens + (now - last) * self.rate)
-        allowed = tokens >= 1
-        self._buckets[client] = (tokens - 1 if allowed else tokens, now)
-        if len(self._buckets) > self.max_clients:
-            self._buckets.popitem(last=False)
-        return 0.0 if allowed else (1 - tokens) / self.rate
-
-    def waiting(self, client: str) -> float:
-        """Like `take`, but takes nothing: seconds until `client` may be refused less."""
-        if self.capacity <= 0 or client not in self._buckets:
-            return 0.0
-        tokens, last = self._buckets[client]
-        tokens = min(self.capacity, tokens + (self.clock() - last) * self.rate)
-        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
-
-    def __len__(self) -> int:
-        return len(self._buckets)
-
-
-@dataclass
-class AuthFailures:
-    """Requests refused for their bearer token: each counted in the metric; logged as one WARNING
-    line when the first comes and then at most once every `every` seconds with how many came
-    since, so a guessing client cannot flood the journal. The token is never logged, nor its
-    length: only whether one was sent, the client and the route."""
-
-    metrics: Metrics
-    clock: Callable[[], float] = time.monotonic
-    every: float = AUTH_LOG_EVERY
-    unlogged: int = 0
-    last_line: float | None = None
-
-    def refused(self, route: str, client: str, sent: bool) -> None:
-        why = "wrong" if sent else "missing"
-        self.metrics.http_auth_failures_total.labels(route, why).inc()
-        self.unlogged += 1
-        now = self.clock()
-        if self.last_line is not None and now - self.last_line < self.every:
-            return
-        log.warning(
-            "refused %d request(s) for a missing or wrong bearer token since the last such line;"
-            " the latest: %s token from %s on %s",
-            self.unlogged,
-            why,
-            client,
-            route,
-            extra={"client": client, "route": route},
-        )
-        self.unlogged, self.last_line = 0, now
-
-
-# --- routes -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """One route and its description: every status it can answer, and with what."""
-
-    path: str
-    method: str
-    handler: Handler
-    summary: str
-    responses: dict[int, type[BaseModel] | str]  # a model, or a media type for non-JSON
-    guarded: bool = False
-    source_query: bool = False
-    body: type[BaseModel] | None = None
-    read_guarded: bool = False  # a GET that needs the token (off loopback)
-
 
 _GUARD = {401: Error, 429: Error}
 _SOURCE = {404: Error}
@@ -479,7 +286,7 @@ class Api:
         return JSONResponse({"success": True, "queue": queue, "status": status, "redis_up": True})
 
     async def trigger_refresh(self, request: Request) -> Response:
-        raw = await _json_body(request)
+        raw = await json_body(request)
         body = TriggerRequest.model_validate(raw)
         outcome = await self.supervisor.request(
             self.source_of(body.source),
@@ -516,142 +323,13 @@ def build(
         HTTPException: _http_error,
         ValidationError: _invalid_body,
         UnknownSource: _unknown_source,
-        _BodyError: _body_error,
+        BodyError: _body_error,
         Exception: _server_error,
     }
     app = Starlette(routes=api.routes(), exception_handlers=handlers)
     # Starlette's trailing-slash redirect builds its Location from the client's Host header.
     app.router.redirect_slashes = False
     return app
-
-
-# --- the OpenAPI description ----------------------------------------------------------------
-
-
-def openapi(endpoints: list[Endpoint], token: bool) -> dict[str, Any]:
-    """OpenAPI 3.1 for `endpoints`: bodies and answers from the pydantic models above."""
-    schemas: dict[str, Any] = {}
-
-    def ref(model: type[BaseModel]) -> dict[str, Any]:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        schemas.update(schema.pop("$defs", {}))
-        schemas[model.__name__] = schema
-        return {"$ref": f"#/components/schemas/{model.__name__}"}
-
-    paths: dict[str, Any] = {}
-    for e in endpoints:
-        op: dict[str, Any] = {"summary": e.summary, "responses": {}}
-        for status, answer in sorted(e.responses.items()):
-            op["responses"][str(status)] = {
-                "description": _STATUS_TEXT[status],
-                "content": _content(answer, ref),
-            }
-        if e.source_query:
-            op["parameters"] = [
-                {
-                    "name": "source",
-                    "in": "query",
-                    "required": False,
-                    "description": "a configured source's name; default: the first",
-                    "schema": {"type": "string"},
-                }
-            ]
-        if e.body is not None:
-            op["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": ref(e.body)}},
-            }
-        if (e.guarded or e.read_guarded) and token:
-            op["security"] = [{"bearer": []}]
-        paths.setdefault(e.path, {})[e.method.lower()] = op
-    doc: dict[str, Any] = {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "cookie-supervisor",
-            "version": __version__,
-            "description": (
-                "Every error is JSON (`Error`). Any other path answers 404, any other method"
-                " 405 (with `Allow`), a request HTTP cannot parse 400."
-            ),
-        },
-        "paths": paths,
-        "components": {"schemas": dict(sorted(schemas.items()))},
-    }
-    if token:
-        doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
-    return doc
-
-
-def _content(answer: type[BaseModel] | str, ref: Callable[..., dict[str, Any]]) -> dict[str, Any]:
-    if isinstance(answer, str):
-        media = {"json": "application/json", "text/plain": "text/plain"}.get(answer, answer)
-        schema: dict[str, Any] = {"type": "object"} if answer == "json" else {"type": "string"}
-        return {media: {"schema": schema}}
-    return {"application/json": {"schema": ref(answer)}}
-
-
-_STATUS_TEXT = {
-    200: "OK",
-    401: "missing or wrong bearer token",
-    404: "unknown source",
-    413: f"body larger than {MAX_BODY} bytes",
-    422: "body is not the expected JSON object",
-    429: "rate limit exceeded (see Retry-After)",
-    503: "not ready / Redis unavailable / cookies not usable",
-}
-
-
-# --- request bodies and answers --------------------------------------------------------------
-
-
-class _BodyError(Exception):
-    def __init__(self, status: int, detail: str) -> None:
-        self.status, self.detail = status, detail
-
-
-async def _json_body(request: Request) -> Any:
-    """The body as JSON, whatever the content type says (backends send what they send); every
-    way it can be wrong is a 4xx with a reason."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        raise _BodyError(413, f"body larger than {MAX_BODY} bytes")
-    # Read in chunks and stop at the limit: a chunked body has no Content-Length to refuse early.
-    chunks, size = [], 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_BODY:
-                raise _BodyError(413, f"body larger than {MAX_BODY} bytes")
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise _BodyError(400, "client disconnected") from None
-    try:
-        text = b"".join(chunks).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _BodyError(422, f"body is not UTF-8 (byte {exc.start})") from None
-    try:
-        body = json.loads(text or "null")
-    except json.JSONDecodeError as exc:
-        raise _BodyError(422, f"malformed JSON: {exc.msg} at position {exc.pos}") from None
-    except RecursionError:
-        raise _BodyError(422, "malformed JSON: nested too deeply") from None
-    except ValueError:  # an integer longer than Python's int-from-text limit
-        raise _BodyError(422, "malformed JSON: a number too long") from None
-    if not isinstance(body, dict):
-        raise _BodyError(422, "body must be a JSON object")
-    return _clean(body)
-
-
-def _clean(value: Any) -> Any:
-    """JSON's `\\ud800` escapes decode to lone surrogates, which no UTF-8 encoder (nor pydantic)
-    takes: such a report is sanitised (U+FFFD), not refused — the rest of its text is evidence."""
-    if isinstance(value, str):
-        return clean_text(value)
-    if isinstance(value, dict):
-        return {clean_text(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
 
 
 def _trigger_answer(o: TriggerOutcome, sent: str) -> dict[str, Any]:
@@ -706,7 +384,7 @@ async def _unknown_source(request: Request, exc: Exception) -> Response:
 
 
 async def _body_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, _BodyError)
+    assert isinstance(exc, BodyError)
     return _error(exc.status, exc.detail)
 
 
