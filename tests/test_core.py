@@ -16,7 +16,6 @@ import pytest
 from cookie_supervisor import core, state
 from cookie_supervisor.classify import Reason
 from cookie_supervisor.config import SourceSettings
-from cookie_supervisor.cookiefile import CookieReport
 from cookie_supervisor.core import (
     Answer,
     Arm,
@@ -38,6 +37,7 @@ from cookie_supervisor.core import (
     Validation,
     ValidationFinished,
 )
+from cookie_supervisor.model import CookieReport
 
 E = TypeVar("E")
 T0 = 1_800_000_000.0
@@ -477,29 +477,6 @@ def test_redis_down_is_logged_once() -> None:
 
 
 # --- backoff and diagnosis (issue "Refreshes with brakes") -------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("failures", "base", "cap", "expected"),
-    [
-        (0, 1800, 86400, 0),
-        (1, 1800, 86400, 1800),
-        (2, 1800, 86400, 3600),
-        (3, 1800, 86400, 7200),
-        (6, 1800, 86400, 57600),
-        (7, 1800, 86400, 86400),
-        (30, 1800, 86400, 86400),
-        (5000, 1800, 86400, 86400),  # no overflow, however long a source keeps failing
-        # the journal follower's restarts: 1 s doubling to a minute
-        (1, 1.0, 60.0, 1.0),
-        (3, 1.0, 60.0, 4.0),
-        (6, 1.0, 60.0, 32.0),
-        (7, 1.0, 60.0, 60.0),
-        (501, 1.0, 60.0, 60.0),
-    ],
-)
-def test_backoff_delay(failures: int, base: float, cap: float, expected: float) -> None:
-    assert core.backoff_delay(failures, base, cap) == expected
 
 
 def test_backoff_answer_arms_a_retry_and_only_a_passing_validation_resets() -> None:

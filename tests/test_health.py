@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from cookie_supervisor import core
 from cookie_supervisor.classify import Reason
-from cookie_supervisor.cookiefile import CookieReport
 from cookie_supervisor.core import FileInspected, TimerFired, Usable
+from cookie_supervisor.model import CookieReport
 from tests.support import (
     Daemon,
     cookie_jar,

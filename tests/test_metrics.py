@@ -8,8 +8,8 @@ from pathlib import Path
 from cookie_supervisor import core
 from cookie_supervisor.classify import Reason
 from cookie_supervisor.config import SourceSettings
-from cookie_supervisor.cookiefile import CookieReport
 from cookie_supervisor.metrics import Metrics, outbox_gauges, state_gauges
+from cookie_supervisor.model import CookieReport
 from tests.support import parse_metrics
 
 T0 = 1_800_000_000.0

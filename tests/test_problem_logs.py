@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from cookie_supervisor import core
 from cookie_supervisor.classify import Reason
 from cookie_supervisor.config import SourceSettings
-from cookie_supervisor.cookiefile import CookieReport
+from cookie_supervisor.model import CookieReport
 from tests.support import (
     ROOT,
     Daemon,

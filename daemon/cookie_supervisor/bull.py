@@ -24,7 +24,7 @@ from typing import Any, Literal, TypeVar
 
 from redis.asyncio import Redis
 
-from cookie_supervisor.core import PendingJob, TriggerState, judged_key
+from cookie_supervisor.model import PendingJob, TriggerState, judged_key
 from cookie_supervisor.redisconn import Notices, retrying
 
 log = logging.getLogger(__name__)
@@ -534,7 +534,7 @@ class BullQueue:
     ) -> tuple[list[FinishedJob], frozenset[str]]:
         """The newest `limit` completed and failed jobs by rank, whatever their finishedOn says
         (a worker's clock may be minutes behind): (the jobs not in `judged`, the judged keys of
-        every job read). Jobs are known by `core.judged_key`, never by a finishedOn cursor."""
+        every job read). Jobs are known by `model.judged_key`, never by a finishedOn cursor."""
         return await self._retrying(lambda: self._recent_finished(judged, limit))
 
     async def _recent_finished(

@@ -39,7 +39,7 @@ from cookie_supervisor.config import (
 )
 
 if TYPE_CHECKING:
-    from cookie_supervisor.core import Validation
+    from cookie_supervisor.model import Validation
     from cookie_supervisor.supervisor import Supervisor
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2

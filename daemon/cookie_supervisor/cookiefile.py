@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cookie_supervisor import safefile
-from cookie_supervisor.classify import Reason
+from cookie_supervisor.model import CookieReport
 
 MAX_BYTES = 16 * 1024 * 1024
 # Longer lines are read in pieces; no browser writes a cookie anywhere near this (they cap one at
@@ -88,81 +88,6 @@ _FILE_TYPES = {
     stat.S_IFCHR: "character device",
     stat.S_IFBLK: "block device",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class CookieReport:
-    """One inspection of a cookie file. `error` says why it is unusable, if it is.
-
-    `os_error` (an errno name) means the read failed for a reason that is not the file's: such a
-    report is not `conclusive` and its `problem()` is None, whatever the other fields say.
-    """
-
-    path: Path
-    exists: bool
-    error: str | None = None
-    size: int | None = None
-    mtime: float | None = None
-    mode: int | None = None
-    cookies: int = 0
-    malformed_lines: int = 0
-    login_cookies: tuple[str, ...] = ()
-    login_expires_at: float | None = None
-    logged_in: bool = False
-    login_expired: bool = False
-    fingerprint: str | None = field(default=None, repr=False)
-    inspected_at: float = field(default_factory=time.time)
-    os_error: str | None = None
-    file_type: str | None = None  # "file", "directory", "fifo", ... None when unknown
-    denied: bool = False  # EACCES/EPERM: the daemon may not read it
-    # yt-dlp's login pair (LOGIN_INFO and a SAPISID) is present with values, and holds until then
-    # (None: session cookies, no expiry). `logged_in` is that rule judged at inspection; the core
-    # judges it again on its own clock (`logged_in_at`), never this module's.
-    login_pair: bool = False
-    login_until: float | None = None
-
-    @property
-    def valid(self) -> bool:
-        return self.exists and self.error is None
-
-    @property
-    def conclusive(self) -> bool:
-        """False when an OS error hid the file: the report says nothing about the cookies."""
-        return self.os_error is None
-
-    @property
-    def secure_permissions(self) -> bool | None:
-        return None if self.mode is None else not self.mode & 0o077
-
-    def logged_in_at(self, now: float) -> bool:
-        """yt-dlp's "logged in" rule at `now`: the login pair present and not yet expired. (A
-        report without the pair fields, made by hand, keeps its own verdict.)"""
-        if not self.login_pair:
-            return self.logged_in
-        return self.login_until is None or now < self.login_until
-
-    def problem_at(self, now: float) -> Reason | None:
-        """`problem()` with the login judged at `now` (the core's clock)."""
-        found = self.problem()
-        if found in (None, Reason.LOGGED_OUT, Reason.EXPIRED) and self.login_pair:
-            return None if self.logged_in_at(now) else Reason.EXPIRED
-        return found
-
-    def problem(self) -> Reason | None:
-        """What is wrong with the jar before any network check (yt-dlp itself stays silent)."""
-        if self.os_error is not None:
-            return None
-        if not self.exists:
-            return Reason.MISSING_COOKIES
-        if self.denied:
-            return Reason.UNREADABLE
-        if self.file_type not in (None, "file"):
-            return Reason.NOT_A_FILE
-        if self.error is not None:
-            return Reason.CORRUPT_COOKIES
-        if self.logged_in:
-            return None
-        return Reason.EXPIRED if self.login_expired else Reason.LOGGED_OUT
 
 
 class _Invalid(Exception):

@@ -17,36 +17,68 @@ import logging
 import statistics
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
+from cookie_supervisor.backoff import backoff_delay
 from cookie_supervisor.classify import Reason, classify, diagnose, normalize, redact, strongest
 from cookie_supervisor.config import SourceSettings
-from cookie_supervisor.cookiefile import CookieReport
+from cookie_supervisor.model import (
+    LIFETIMES_KEPT,
+    NOT_INSPECTED,
+    SESSIONS_KEPT,
+    VERDICTS,
+    WALL_TIMERS,
+    CookieReport,
+    CounterName,
+    FinishedJob,
+    HistogramName,
+    Lifetime,
+    NotifyEvent,
+    Now,
+    Origin,
+    Owed,
+    PendingJob,
+    TimerKey,
+    TriggerState,
+    Usable,
+    Validation,
+    Verdict,
+    as_now,
+    judged_key,
+)
 from cookie_supervisor.probe import default_account_check_url
+
+# The shared vocabulary, re-exported while the runtime and the tests still name it `core.X`.
+__all__ = [
+    "LIFETIMES_KEPT",
+    "NOT_INSPECTED",
+    "SESSIONS_KEPT",
+    "VERDICTS",
+    "WALL_TIMERS",
+    "CookieReport",
+    "FinishedJob",
+    "Lifetime",
+    "Now",
+    "Origin",
+    "Owed",
+    "PendingJob",
+    "TimerKey",
+    "TriggerState",
+    "Usable",
+    "Validation",
+    "Verdict",
+    "as_now",
+    "backoff_delay",
+    "judged_key",
+]
 
 # --- vocabulary ---------------------------------------------------------------------------------
 
-TriggerState = Literal[
-    "enqueued", "coalesced", "cooldown", "backoff", "deferred", "validating", "ignored"
-]
-Origin = Literal["api", "cli", "report", "validation", "file", "rotation", "owed", "retry"]
-Verdict = Literal["verified", "still_failing", "no_upload", "superseded", "unverified"]
-VERDICTS: tuple[Verdict, ...] = (
-    "verified",
-    "still_failing",
-    "no_upload",
-    "superseded",
-    "unverified",  # uploaded, but no validation could judge it by the deadline (D3, N2)
-)
 # The file's own state while an upload may still be writing it: not a verdict on a refresh.
 _FILE_STATES = frozenset(
     {Reason.MISSING_COOKIES, Reason.CORRUPT_COOKIES, Reason.UNREADABLE, Reason.NOT_A_FILE}
 )
-TimerKey = Literal["grace", "rotation", "retry", "upload", "validate"]
-
 HISTORY = 20  # finished jobs kept per source for the success ratio
-SESSIONS_KEPT = 32  # login sessions remembered per source (fingerprint → first seen)
-LIFETIMES_KEPT = 32  # lifetimes of sessions seen to die, per source (fingerprint → seconds)
 LEARN_FROM = 3  # the latest lifetimes the learned renewal and the lifetime median look at
 LEARN_WINDOW = 7 * 86400.0  # ... among deaths this recent, when rotation is off (else rotate_after)
 LEARNED_SHARE = 2 / 3  # renew at this share of their median (cert-manager renews at 2/3)
@@ -81,128 +113,7 @@ _ROTATIONS = frozenset({Reason.SCHEDULED_ROTATION, Reason.EXPIRING_SOON})
 _MEDIA_DIAGNOSED = frozenset({Reason.BOT_DETECTION, Reason.FORBIDDEN, Reason.PO_TOKEN_REQUIRED})
 
 
-# --- time ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Now:
-    """The two clocks, read once per event by the runtime. Intervals (grace periods, confirm
-    windows, retry waits, verification deadlines, how long a problem lasted) are measured on
-    `mono`, which a stepped wall clock cannot stretch; dates (session first seen, rotation due,
-    login expiry, owed since, validation times) are `wall`. Nothing on `mono` is persisted: it
-    starts again at every boot."""
-
-    mono: float
-    wall: float
-
-
-def as_now(now: Now | float) -> Now:
-    return now if isinstance(now, Now) else Now(float(now), float(now))
-
-
-# Timers whose `Arm.at` is a date on the wall clock; every other timer is on the monotonic clock.
-WALL_TIMERS: frozenset[str] = frozenset({"rotation"})
-
-
 # --- data ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Validation:
-    """One validation's outcome; `reason` is the verdict after the account check and diagnosis."""
-
-    ok: bool
-    reason: Reason | None
-    started_at: float
-    at: float
-    trigger: str
-    url: str | None = None
-    message: str = ""
-    account_cookies: bool = False
-    offline: bool = False
-    media_reason: Reason | None = None  # the media probe's own failure, before any diagnosis
-    account_ok: bool | None = None  # the account check: None when it did not run
-    diagnosis: Reason | None = None  # ip_flagged, po_token_required, account_restricted
-    read_error: str | None = None  # the daemon could not read the jar (errno): no verdict at all
-    # How long it took on the monotonic clock (the runtime's measure): a wall clock stepped
-    # meanwhile must neither stretch the duration by the step nor squash it to nothing.
-    took: float | None = None
-
-    @property
-    def duration(self) -> float:
-        if self.took is not None:
-            return max(0.0, self.took)
-        return max(0.0, self.at - self.started_at)
-
-    @property
-    def conclusive(self) -> bool:
-        """Says something about the cookies: a pass, or a failure fresh cookies would fix."""
-        return self.ok or (self.reason is not None and self.reason.fixable)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "reason": self.reason.value if self.reason else None,
-            "fixable": bool(self.reason and self.reason.fixable),
-            "at": self.at,
-            "started_at": self.started_at,
-            "duration_seconds": round(self.duration, 3),
-            "trigger": self.trigger,
-            "url": self.url,
-            "offline": self.offline,
-            "account_cookies": self.account_cookies,
-            "media": self.media_reason.value if self.media_reason else ("ok" if self.ok else None),
-            "account_check": None if self.account_ok is None else self.account_ok,
-            "diagnosis": self.diagnosis.value if self.diagnosis else None,
-            "read_error": self.read_error,
-            "message": self.message,
-        }
-
-
-class FinishedJob(Protocol):
-    """A refresh job that reached a final state, as read from Bull (bull.FinishedJob)."""
-
-    @property
-    def job_id(self) -> str: ...
-    @property
-    def source(self) -> str | None: ...
-    @property
-    def outcome(self) -> Literal["completed", "failed"]: ...
-    @property
-    def finished_at(self) -> float: ...
-    @property
-    def created_at(self) -> float: ...
-    @property
-    def attempts_made(self) -> int: ...
-    @property
-    def reason(self) -> str | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class PendingJob:
-    """How far the source's pending job got: created (epoch s), and taken by a worker (the
-    time it went `active`) or None while it waits (or is delayed between attempts)."""
-
-    created_at: float
-    taken_at: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Owed:
-    """A refresh that could not be asked for (Redis down), kept until it can be or is moot."""
-
-    reason: Reason
-    at: float
-    origin: str
-    force: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "reason": self.reason.value,
-            "at": self.at,
-            "origin": self.origin,
-            "force": self.force,
-        }
 
 
 @dataclass(slots=True)
@@ -222,34 +133,6 @@ class Verification:
     asked_mono: float | None = None  # the same moment as asked_at on the monotonic clock
 
 
-@dataclass(frozen=True, slots=True)
-class Usable:
-    """Whether a source's cookies are usable (`GET /api/cookies/health`), and since when.
-
-    `reason` is None when usable, else why not: the file's problem, the reason the last
-    conclusive validation failed, or `not_inspected` before the file was first looked at."""
-
-    reason: str | None
-    since: float | None  # None: not known yet (before the first inspection)
-
-    @property
-    def ok(self) -> bool:
-        return self.reason is None
-
-    @property
-    def rank(self) -> int:
-        """Higher is worse: any unusable source outranks every usable one."""
-        if self.reason is None:
-            return -1
-        try:
-            return Reason(self.reason).rank
-        except ValueError:
-            return 0
-
-
-NOT_INSPECTED = "not_inspected"
-
-
 @dataclass(slots=True)
 class Spell:
     """A standing problem that was logged at WARNING: since when, and how often it was seen
@@ -257,14 +140,6 @@ class Spell:
 
     since: float
     repeats: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Lifetime:
-    """How long one login session lived, and when it was seen to end."""
-
-    seconds: float
-    ended_at: float
 
 
 @dataclass(slots=True)
@@ -530,13 +405,13 @@ class ShareDiagnosis:
 
 @dataclass(frozen=True, slots=True)
 class Count:
-    metric: str
+    metric: CounterName
     labels: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Observe:
-    metric: str
+    metric: HistogramName
     source: str
     value: float
 
@@ -550,7 +425,7 @@ class Log:
 
 @dataclass(frozen=True, slots=True)
 class Notify:
-    event: str
+    event: NotifyEvent
     source: str
     key: str  # what happened, so two daemons seeing the same thing make the same event id
     summary: str
@@ -798,7 +673,7 @@ def _track_problem(
 
 
 # The file problems that have a webhook event of their own, once past their grace.
-_PROBLEM_EVENTS = {
+_PROBLEM_EVENTS: dict[Reason, tuple[NotifyEvent, str]] = {
     Reason.MISSING_COOKIES: ("file_missing", "cookie file missing past its grace"),
     Reason.LOGGED_OUT: ("logged_out", "the cookie file holds no login yt-dlp accepts"),
     Reason.EXPIRED: ("cookies_expired", "the login cookies have expired"),
@@ -1374,7 +1249,7 @@ def _end_verification(src: Source, verdict: Verdict) -> list[Effect]:
         reason = v_reason if (v_reason := _verdict_reason(src, verdict)) else ver.reason
         fx.append(
             _notify(
-                f"refresh_{verdict}",
+                _VERDICT_EVENT[verdict],
                 src,
                 _job_key(ver.job_id, ver.created_at),
                 f"refresh job {ver.job_id}: {_VERDICT_TEXT[verdict]}",
@@ -1398,6 +1273,11 @@ def _job_key(job_id: str, created_at: float) -> str:
     return f"{job_id}@{round(created_at * 1000)}" if created_at else job_id
 
 
+_VERDICT_EVENT: dict[Verdict, NotifyEvent] = {
+    "verified": "refresh_verified",
+    "still_failing": "refresh_still_failing",
+    "no_upload": "refresh_no_upload",
+}
 _VERDICT_TEXT = {
     "verified": "new cookies uploaded and validated",
     "still_failing": "new cookies uploaded, validation still fails",
@@ -1607,12 +1487,6 @@ def _note_asked(src: Source, job_id: str, now: Now) -> None:
         del src.asked_mono[next(iter(src.asked_mono))]
 
 
-def judged_key(job_id: str, finished_at: float) -> str:
-    """A finished job's name in the record of judged jobs: its id and its end (ms). The end
-    tells a job apart from a later one that reuses its id after a flush or an obliterate."""
-    return f"{job_id}@{round(finished_at * 1000)}"
-
-
 def _job_lost(src: Source, job_id: str) -> list[Effect]:
     src.requested.pop(job_id, None)
     reason = src.pending_reason
@@ -1773,7 +1647,7 @@ def _log(level: int, message: str, src: Source, **fields: Any) -> Log:
 
 
 def _notify(
-    event: str,
+    event: NotifyEvent,
     src: Source,
     key: str,
     summary: str,
@@ -1781,16 +1655,6 @@ def _notify(
     job_id: str | None = None,
 ) -> Notify:
     return Notify(event, src.name, key, f"{src.name}: {summary}", reason, job_id)
-
-
-def backoff_delay(failures: int, base: float, cap: float) -> float:
-    """The wait after `failures` consecutive failures: base × 2^(n−1), capped.
-
-    The one formula of the daemon's backoffs: refreshes (Redis applies it atomically in bull.py,
-    so several daemons share one), webhook retries and journal follower restarts."""
-    if failures <= 0:
-        return 0.0
-    return float(min(cap, base * 2.0 ** min(failures - 1, 64)))  # 2.0 ** 1024 overflows
 
 
 def unusable_reason(src: Source) -> str | None:

@@ -26,7 +26,7 @@ from prometheus_client import (
     process_collector,
 )
 
-from cookie_supervisor import __version__, core
+from cookie_supervisor import __version__, core, model
 from cookie_supervisor.classify import Reason
 from cookie_supervisor.exposition import Family, Gauges, Histogram, escape, labels_text
 
@@ -204,7 +204,7 @@ class Metrics:
         self.pending_jobs_lost_total.touch(source)
         for outcome in FINISH_OUTCOMES:
             self.refresh_jobs_finished_total.touch(source, outcome)
-        for verdict in core.VERDICTS:
+        for verdict in model.VERDICTS:
             self.refresh_verifications_total.touch(source, verdict)
         self.validation_runs_total.touch(source, VALIDATION_OK)
         for reason in Reason:

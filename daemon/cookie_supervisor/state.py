@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cookie_supervisor import core
+from cookie_supervisor import core, model
 from cookie_supervisor.background import Background
 from cookie_supervisor.classify import Reason, scrub_tree
 from cookie_supervisor.metrics import DIAGNOSES
@@ -222,20 +222,20 @@ def restore(state: core.State, data: dict[str, Any]) -> None:
             src.unmeasured = unmeasured
 
 
-def _lifetimes(source: str, raw: Any) -> dict[str, core.Lifetime]:
+def _lifetimes(source: str, raw: Any) -> dict[str, model.Lifetime]:
     """The last LIFETIMES_KEPT well-formed lifetimes, in the file's order (oldest first)."""
     if not isinstance(raw, dict):
         if raw is not None:
             _dropped(source, "session lifetimes", "not an object")
         return {}
-    good: dict[str, core.Lifetime] = {}
-    latest = list(raw.items())[-core.LIFETIMES_KEPT :]
+    good: dict[str, model.Lifetime] = {}
+    latest = list(raw.items())[-model.LIFETIMES_KEPT :]
     for fp, value in latest:
         if not 0 < len(fp) <= _FINGERPRINT or not isinstance(value, list) or len(value) != 2:
             continue
         seconds, ended = time_of(value[0]), time_of(value[1])
         if seconds is not None and ended is not None:
-            good[fp] = core.Lifetime(seconds, ended)
+            good[fp] = model.Lifetime(seconds, ended)
     if bad := len(latest) - len(good):
         _dropped(source, f"{bad} session lifetime(s)", "not a fingerprint and a duration")
     return good
@@ -261,7 +261,7 @@ def _sessions(source: str, raw: Any) -> dict[str, float]:
         good.append((when, fp))
     if bad:
         _dropped(source, f"{bad} session(s)", "not a fingerprint and a time since 1970")
-    kept = heapq.nlargest(core.SESSIONS_KEPT, good)
+    kept = heapq.nlargest(model.SESSIONS_KEPT, good)
     return {fp: when for when, fp in reversed(kept)}
 
 
@@ -279,7 +279,7 @@ def _judged(raw: Any) -> set[str] | None:
     return keys
 
 
-def _owed(source: str, raw: Any) -> core.Owed | None:
+def _owed(source: str, raw: Any) -> model.Owed | None:
     if raw is None:
         return None
     why = _owed_problem(raw)
@@ -287,7 +287,7 @@ def _owed(source: str, raw: Any) -> core.Owed | None:
         _dropped(source, "the owed refresh", why)
         return None
     at = float(raw["at"])
-    return core.Owed(Reason(raw["reason"]), at, raw["origin"], raw.get("force", False))
+    return model.Owed(Reason(raw["reason"]), at, raw["origin"], raw.get("force", False))
 
 
 def _owed_problem(raw: Any) -> str | None:

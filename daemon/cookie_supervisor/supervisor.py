@@ -26,9 +26,9 @@ from cookie_supervisor.background import Background
 from cookie_supervisor.bull import BullQueue, JobOptions
 from cookie_supervisor.classify import Reason, redact, scrub_tree
 from cookie_supervisor.config import Settings, SourceSettings
-from cookie_supervisor.cookiefile import CookieReport
-from cookie_supervisor.core import Answer, Validation
+from cookie_supervisor.core import Answer
 from cookie_supervisor.metrics import Metrics, state_gauges
+from cookie_supervisor.model import CookieReport, Validation
 from cookie_supervisor.probe import ProbeResult, detect_js_runtime, run_account_check, run_probe
 from cookie_supervisor.redisconn import describe_redis_error, masked_url
 from cookie_supervisor.schedule import Timers

@@ -49,9 +49,9 @@ import httpx
 
 from cookie_supervisor import __version__
 from cookie_supervisor.background import Background
+from cookie_supervisor.backoff import backoff_delay
 from cookie_supervisor.classify import scrub_tree
 from cookie_supervisor.config import WebhookSettings
-from cookie_supervisor.core import backoff_delay
 
 log = logging.getLogger(__name__)
 

@@ -287,7 +287,7 @@ class RedisModel:
     ) -> tuple[list[Job], frozenset[str]]:
         """BullQueue.recent_finished: the newest `limit` of each set by rank, whatever their
         finishedOn; (jobs not judged, the judged keys of every job read)."""
-        from cookie_supervisor.core import judged_key
+        from cookie_supervisor.model import judged_key
 
         self.check()
         window: set[str] = set()

@@ -19,8 +19,8 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from cookie_supervisor.backoff import backoff_delay
 from cookie_supervisor.children import die_with_parent
-from cookie_supervisor.core import backoff_delay
 from cookie_supervisor.reports.lines import CHUNK, LineSplitter, journal_message, relevant_text
 from cookie_supervisor.reports.sink import OnReport, ReportMetrics, deliver
 

@@ -30,7 +30,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.responses import JSONResponse as _StarletteJSON
 from starlette.routing import Route
 
-from cookie_supervisor import __version__, core, runbook
+from cookie_supervisor import __version__, model, runbook
 from cookie_supervisor.classify import scrub_tree
 from cookie_supervisor.metrics import Metrics
 from cookie_supervisor.supervisor import Supervisor, TriggerOutcome, UnknownSource
@@ -81,7 +81,7 @@ class Api:
     guard_reads: bool = False
     endpoints: list[Endpoint] = field(init=False)
     auth_failures: AuthFailures = field(init=False)
-    _health_answers: dict[tuple[str, core.Usable], bytes] = field(init=False, default_factory=dict)
+    _health_answers: dict[tuple[str, model.Usable], bytes] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         E = Endpoint
