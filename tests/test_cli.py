@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import re
@@ -18,7 +19,15 @@ import pytest
 import redis
 
 from cookie_supervisor import __version__, cli
-from cookie_supervisor.config import ENV_PREFIX, Settings
+from cookie_supervisor.config import (
+    ENV_PREFIX,
+    ConfigError,
+    Settings,
+    base_url,
+    daemon_settings,
+    find_daemon,
+    read_env_file,
+)
 from tests.support import (
     SECRET_MARK,
     Daemon,
@@ -320,21 +329,49 @@ def test_times_and_addresses() -> None:
     assert cli.relative_time(600) == "in 10 min"
     assert cli.when(0, now).startswith("1970-01-01T00:00:00Z (")
     assert cli.when(None, now) == "-"
-    assert cli.base_url("0.0.0.0:9479") == "http://127.0.0.1:9479"
-    assert cli.base_url("[::]:9479") == "http://[::1]:9479"
-    assert cli.base_url("10.0.0.5:80") == "http://10.0.0.5:80"
+    assert base_url("0.0.0.0:9479") == "http://127.0.0.1:9479"
+    assert base_url("[::]:9479") == "http://[::1]:9479"
+    assert base_url("10.0.0.5:80") == "http://10.0.0.5:80"
+
+
+def test_the_cli_has_no_http_code_of_its_own() -> None:
+    # Issue 15: one client of the daemon's API. The CLI speaks HTTP only through client.py's
+    # DaemonClient, so a bound or a defence added there holds for every command.
+    tree = ast.parse(Path(cli.__file__).read_text())
+    imported = {
+        alias.name for n in ast.walk(tree) if isinstance(n, ast.Import) for alias in n.names
+    }
+    imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    http = {"socket", "ssl", "http", "urllib", "httpx", "requests", "aiohttp", "h11", "uvicorn"}
+    assert not {m for m in imported if m.split(".")[0] in http}, imported
+    assert "cookie_supervisor.client" in imported
+    names = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    assert not names & {"open_connection", "create_connection", "urlopen", "getresponse"}
+
+
+def test_the_daemon_is_found_where_the_service_reads_its_settings(tmp_path: Path) -> None:
+    path = env_file(tmp_path / "e", 7001, token="from-file")
+    assert find_daemon(None, path, {}) == ("http://127.0.0.1:7001", "from-file")
+    environ = {f"{ENV_PREFIX}LISTEN": "[::]:7002", f"{ENV_PREFIX}API_TOKEN": "from-env"}
+    assert find_daemon(None, path, environ) == ("http://[::1]:7002", "from-env")
+    assert find_daemon("https://d.example/cs/", path, environ) == (
+        "https://d.example/cs",
+        "from-env",
+    )
+    with pytest.raises(ConfigError, match="--url"):
+        find_daemon("ftp://d.example", path, {})
 
 
 def test_env_file_syntax(tmp_path: Path) -> None:
     path = tmp_path / "e"
     path.write_text("# comment\n; also\n\nA=1\nB = 'two words'\nC=\"x=y\"\nnonsense\n")
-    assert cli.read_env_file(path) == {"A": "1", "B": "two words", "C": "x=y"}
+    assert read_env_file(path) == {"A": "1", "B": "two words", "C": "x=y"}
     toml = tmp_path / "c.toml"
     toml.write_text('listen = "127.0.0.1:7000"\napi_token = "t"\n')
-    values = cli.daemon_settings(path, {f"{ENV_PREFIX}CONFIG": str(toml)})
+    values = daemon_settings(path, {f"{ENV_PREFIX}CONFIG": str(toml)})
     assert values[f"{ENV_PREFIX}LISTEN"] == "127.0.0.1:7000"
     env = {f"{ENV_PREFIX}CONFIG": str(toml), f"{ENV_PREFIX}LISTEN": "127.0.0.1:8000"}
-    assert cli.daemon_settings(path, env)[f"{ENV_PREFIX}LISTEN"] == "127.0.0.1:8000"
+    assert daemon_settings(path, env)[f"{ENV_PREFIX}LISTEN"] == "127.0.0.1:8000"
 
 
 def test_daemon_status_renders_missing_keys() -> None:

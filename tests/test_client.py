@@ -16,7 +16,14 @@ from typing import Any
 
 import pytest
 
-from cookie_supervisor.client import report_failure, report_failure_async
+from cookie_supervisor.client import (
+    ROUTE,
+    DaemonClient,
+    DaemonRefused,
+    DaemonUnreachable,
+    report_failure,
+    report_failure_async,
+)
 from tests.support import ROOT, Daemon, RedisServer, cookie_jar, daemon_env, free_port, write_atomic
 
 TOKEN = "client-test-token-0123456789"
@@ -306,3 +313,110 @@ def test_a_name_resolves_and_reaches_the_daemon(daemon: Daemon) -> None:
     url = daemon.base_url.replace("127.0.0.1", "localhost")
     answer = report_failure(NETWORK, url=url, token=TOKEN)
     assert answer is not None and answer["state"] == "ignored", answer
+
+
+# --- DaemonClient: the one client of the daemon's API (the CLI's, and report_failure's) ---------
+
+
+def canned_answer(status: str, body: bytes, *headers: str) -> bytes:
+    head = [f"HTTP/1.1 {status}", f"Content-Length: {len(body)}", *headers]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def test_the_daemon_client_reads_the_daemons_answers(daemon: Daemon) -> None:
+    client = DaemonClient(daemon.base_url + "/", TOKEN, timeout=5)
+    status = client.get("/api/cookies/cookies-status", source="default")
+    assert status["source"] == "default"
+    with pytest.raises(DaemonRefused) as unknown:
+        client.get("/api/cookies/cookies-status", source="nope")
+    assert 400 <= unknown.value.status < 500 and unknown.value.answer is not None
+    assert str(unknown.value).startswith(f"{daemon.base_url}/api/cookies/cookies-status answered")
+    anonymous = DaemonClient(daemon.base_url, None, auth_hint="set the token")
+    with pytest.raises(DaemonRefused) as refused:
+        anonymous.post(ROUTE, {"reason": "manual"})
+    assert refused.value.status == 401 and str(refused.value).endswith("(set the token)")
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        (canned_answer("200 OK", b'{"a": "' + b"x" * 2000 + b'"}'), "with more than 1000 bytes"),
+        (canned_answer("200 OK", b"<html>a proxy's page</html>"), "200 without JSON"),
+        (canned_answer("502 Bad Gateway", b"<html>down</html>"), "502 without JSON"),
+        (canned_answer("200 OK", b'"a string"'), "with unexpected JSON"),
+        (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "not an HTTP answer"),
+        (b"HTTP/1.1 200 OK\r\nX-A: " + b"b" * 20000, "answer head too large"),
+    ],
+    ids=["too-large", "html", "html-error", "not-an-object", "not-http", "huge-head"],
+)
+def test_a_daemon_client_answer_that_is_not_the_daemons_is_a_clear_error(
+    raw_server: Callable[[bytes, bytes, float], str], answer: bytes, said: str
+) -> None:
+    url = raw_server(answer, b"", 30)
+    with pytest.raises(DaemonUnreachable, match=said) as caught:
+        DaemonClient(url, timeout=2, max_answer=1000).get("/api/cookies/sources")
+    assert len(str(caught.value).splitlines()) == 1
+
+
+def test_json_nested_past_the_recursion_limit_is_no_crash(
+    raw_server: Callable[[bytes, bytes, float], str],
+) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000  # json.loads raises RecursionError, not ValueError
+    url = raw_server(canned_answer("200 OK", deep), b"", 30)
+    with pytest.raises(DaemonUnreachable, match="without JSON"):
+        DaemonClient(url, timeout=2).get("/api/cookies/sources")
+
+
+def test_a_daemon_client_refusal_is_one_printable_line(
+    raw_server: Callable[[bytes, bytes, float], str],
+) -> None:
+    body = json.dumps({"error": "\x1b]0;owned\x07bad\r\nsource\x9b2J"}).encode()
+    url = raw_server(canned_answer("400 Bad Request", body), b"", 30)
+    with pytest.raises(DaemonRefused) as caught:
+        DaemonClient(url, timeout=2).get("/api/cookies/cookies-status", source="x y")
+    said = str(caught.value)
+    assert caught.value.status == 400 and "bad??source" in said
+    assert said.isprintable(), said  # no terminal escapes, no second line
+
+
+def test_a_daemon_client_takes_listed_statuses_and_follows_no_redirect(
+    raw_server: Callable[[bytes, bytes, float], str],
+) -> None:
+    busy = raw_server(canned_answer("503 Service Unavailable", b'{"redis_up": false}'), b"", 30)
+    client = DaemonClient(busy, timeout=2)
+    assert client.get("/api/cookies/queue-status", ok_statuses=(503,)) == {"redis_up": False}
+    with pytest.raises(DaemonRefused):
+        client.get("/api/cookies/queue-status")
+    moved = canned_answer("302 Found", b"{}", "Location: http://elsewhere.example/")
+    with pytest.raises(DaemonRefused) as caught:  # a token is never carried elsewhere
+        DaemonClient(raw_server(moved, b"", 30), "tok", timeout=2).get("/api/cookies/sources")
+    assert caught.value.status == 302
+
+
+@pytest.mark.parametrize(
+    ("first", "repeat"),
+    [
+        (b"HTTP/1.1 200 OK\r\nX-Drip: ", b"a"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", b" "),
+    ],
+    ids=["drip-header", "drip-body"],
+)
+def test_every_daemon_client_call_has_one_deadline(
+    raw_server: Callable[[bytes, bytes, float], str], first: bytes, repeat: bytes
+) -> None:
+    url = raw_server(first, repeat, 0.05)
+    client = DaemonClient(url, timeout=10)
+    started = time.monotonic()
+    with pytest.raises(DaemonUnreachable, match=r"no daemon answers at .*: no answer within 0.3 s"):
+        client.post("/api/cookies/validate", None, timeout=0.3)  # the call's own deadline
+    assert time.monotonic() - started < 0.6
+
+
+def test_a_daemon_client_never_shows_credentials_of_its_url() -> None:
+    url = f"http://user:pw-{TOKEN}@127.0.0.1:{free_port()}/cs"
+    with pytest.raises(DaemonUnreachable) as caught:
+        DaemonClient(url, timeout=1).get("/api/cookies/sources")
+    assert str(caught.value).startswith("no daemon answers at http://127.0.0.1:")
+    assert TOKEN not in str(caught.value) and caught.value.status is None
+    with pytest.raises(ValueError, match="http"):
+        DaemonClient("127.0.0.1:9479")

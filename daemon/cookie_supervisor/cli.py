@@ -1,9 +1,10 @@
 """The command line: `run` the daemon, and ask the running daemon how its cookies are.
 
-`status`, `check`, `validate` and `trigger` are clients of the daemon's HTTP API (standard library
-only): the address and token come from the same environment file the service reads, so what they
-show is the daemon's own state. `run` and `check --local` are the only commands that build the
-daemon's runtime. `inspect`, `classify` and `version` need no daemon at all.
+`status`, `check`, `validate` and `trigger` are clients of the daemon's HTTP API, spoken only
+through client.py's DaemonClient: the address and token come from the same environment file the
+service reads (config.find_daemon), so what they show is the daemon's own state. `run` and
+`check --local` are the only commands that build the daemon's runtime. `inspect`, `classify` and
+`version` need no daemon at all.
 """
 
 from __future__ import annotations
@@ -15,9 +16,6 @@ import os
 import sys
 import textwrap
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -28,14 +26,20 @@ from pydantic_core import PydanticUndefined
 
 from cookie_supervisor import __version__, cookiefile
 from cookie_supervisor.classify import Reason, classify, describe
+from cookie_supervisor.client import DaemonClient, DaemonError, DaemonRefused, DaemonUnreachable
 from cookie_supervisor.config import (
+    DEFAULT_ENV_FILE,
     ENV_PREFIX,
+    LISTEN_VAR,
+    TOKEN_VAR,
     ConfigError,
     Settings,
     SourceSettings,
+    env_file_values,
+    find_daemon,
     load_settings,
     preflight,
-    read_toml,
+    token_hint,
 )
 
 if TYPE_CHECKING:
@@ -48,8 +52,6 @@ EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 EXIT_UNKNOWN = 3
 # Several sources: the worst wins, in Icinga's order of severity.
 _SEVERITY = {EXIT_OK: 0, EXIT_PROBLEM: 1, EXIT_UNKNOWN: 2, EXIT_USAGE: 3}
-DEFAULT_ENV_FILE = Path("/etc/cookie-supervisor/cookie-supervisor.env")
-LISTEN_VAR, TOKEN_VAR = ENV_PREFIX + "LISTEN", ENV_PREFIX + "API_TOKEN"
 # What a person may ask a refresh for; the API itself stays lenient for backends.
 TRIGGER_REASONS = sorted({r.value for r in Reason if r.fixable} | {Reason.MANUAL.value})
 QUICK_TIMEOUT = 10.0
@@ -63,18 +65,6 @@ a refresh not enqueued now); 2 bad usage, bad configuration, or a failure fresh 
 `check` follows the monitoring-plugin convention: 0 OK, 1 fresh cookies fix it, 2 they cannot,
 3 UNKNOWN (no daemon answers, rate limited, refused, bad answer or bad usage).
 """
-
-
-class DaemonUnreachable(Exception):
-    """No cookie-supervisor answered at the URL; the message is one line."""
-
-
-class DaemonRefused(Exception):
-    """The daemon answered with an error the user must act on (bad token, unknown source)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class _Parser(argparse.ArgumentParser):
@@ -362,7 +352,7 @@ def _check(args: argparse.Namespace) -> int:
     stdout (what a monitoring system shows) and stderr."""
     try:
         return _check_verdicts(args) if not args.local else _check_local(args)
-    except (ConfigError, DaemonUnreachable, DaemonRefused) as exc:
+    except (ConfigError, DaemonError) as exc:
         why = f"configuration error: {exc}" if isinstance(exc, ConfigError) else str(exc)
         if args.json:
             print(json.dumps({"state": "unknown", "error": why}))
@@ -373,14 +363,14 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _check_verdicts(args: argparse.Namespace) -> int:
-    daemon = Daemon.from_args(args)
+    daemon = _daemon(args)
     states: Any
     if args.source:
         states = [daemon.get("/api/cookies/cookies-status", source=args.source)]
     else:
         states = daemon.get("/api/cookies/sources").get("sources")
     if not isinstance(states, list) or not all(isinstance(s, dict) for s in states):
-        raise DaemonUnreachable(f"{daemon.url} answered without a list of sources")
+        raise DaemonUnreachable(f"{daemon.shown} answered without a list of sources")
     verdicts = [verdict(s) for s in states]
     if args.json:
         print(json.dumps([v.as_dict() for v in verdicts], indent=2))
@@ -459,7 +449,7 @@ def _local_source(sup: Supervisor, name: str | None) -> str:
 
 
 def _status(args: argparse.Namespace) -> int:
-    daemon = Daemon.from_args(args)
+    daemon = _daemon(args)
     if args.source:
         sources = [daemon.get("/api/cookies/cookies-status", source=args.source)]
     else:
@@ -467,18 +457,18 @@ def _status(args: argparse.Namespace) -> int:
     queue = daemon.get("/api/cookies/queue-status", ok_statuses=(503,))
     redis_up = bool(queue.get("redis_up"))
     if args.json:
-        view = {"daemon": daemon.url, "queue": queue, "redis_up": redis_up, "sources": sources}
+        view = {"daemon": daemon.shown, "queue": queue, "redis_up": redis_up, "sources": sources}
         print(json.dumps(view, indent=2))
     else:
         now = time.time()
-        print(_queue_line(daemon.url, queue))
+        print(_queue_line(daemon.shown, queue))
         for s in sources:
             print("\n".join(source_lines(s, now)))
     return EXIT_OK if redis_up else EXIT_PROBLEM
 
 
 def _validate(args: argparse.Namespace) -> int:
-    daemon = Daemon.from_args(args)
+    daemon = _daemon(args)
     answer = daemon.post(
         "/api/cookies/validate", None, timeout=VALIDATE_TIMEOUT, source=args.source
     )
@@ -492,7 +482,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _trigger(args: argparse.Namespace) -> int:
-    daemon = Daemon.from_args(args)
+    daemon = _daemon(args)
     # `origin` tells the daemon a person asked (the API ignores keys it does not know).
     body: dict[str, Any] = {"reason": args.reason, "force": args.force, "origin": "cli"}
     if args.source:
@@ -518,152 +508,20 @@ def _trigger(args: argparse.Namespace) -> int:
     return EXIT_USAGE if state == "ignored" else EXIT_PROBLEM
 
 
-# --- the daemon's address and its HTTP API ------------------------------------------------------
+# --- the daemon's address ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Daemon:
-    """The running daemon's API, spoken with urllib: a client command needs nothing more."""
-
-    url: str
-    token: str | None = None
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> Daemon:
-        values = daemon_settings(args.env_file, os.environ, getattr(args, "config", None))
-        url = args.url or base_url(values.get(LISTEN_VAR) or "127.0.0.1:9479")
-        if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-            raise ConfigError(f"--url: expected an http:// or https:// URL, got {url!r}")
-        return cls(url.rstrip("/"), values.get(TOKEN_VAR) or None)
-
-    def get(
-        self, path: str, *, ok_statuses: tuple[int, ...] = (), **query: str | None
-    ) -> dict[str, Any]:
-        return self._call("GET", path, None, QUICK_TIMEOUT, ok_statuses, query)
-
-    def post(
-        self,
-        path: str,
-        body: dict[str, Any] | None,
-        *,
-        timeout: float = QUICK_TIMEOUT,
-        **query: str | None,
-    ) -> dict[str, Any]:
-        return self._call("POST", path, body, timeout, (), query)
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None,
-        timeout: float,
-        ok_statuses: tuple[int, ...],
-        query: Mapping[str, str | None],
-    ) -> dict[str, Any]:
-        params = {k: v for k, v in query.items() if v is not None}
-        url = self.url + path + (f"?{urllib.parse.urlencode(params)}" if params else "")
-        headers = {"Accept": "application/json", "User-Agent": f"cookie-supervisor/{__version__}"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        # The scheme was checked in `from_args`: only http(s) reaches this point.
-        request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
-        try:
-            with _OPENER.open(request, timeout=timeout) as response:
-                status, raw = response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            status, raw = exc.code, exc.read()
-        except (urllib.error.URLError, OSError) as exc:
-            why = getattr(exc, "reason", exc)
-            raise DaemonUnreachable(f"no daemon answers at {self.url}: {why}") from None
-        try:
-            answer = json.loads(raw)
-        except ValueError:
-            raise DaemonUnreachable(
-                f"{self.url} answered {status} without JSON: not a cookie-supervisor daemon?"
-            ) from None
-        if not isinstance(answer, dict):
-            raise DaemonUnreachable(f"{self.url} answered {status} with unexpected JSON")
-        if status >= 400 and status not in ok_statuses:
-            detail = str(answer.get("error") or answer.get("message") or "")[:300]
-            hint = f" ({self._token_hint()})" if status == 401 else ""
-            raise DaemonRefused(status, f"{self.url}{path} answered {status}: {detail}{hint}")
-        return answer
-
-    def _token_hint(self) -> str:
-        if (
-            self.token is None
-            and DEFAULT_ENV_FILE.exists()
-            and not os.access(DEFAULT_ENV_FILE, os.R_OK)
-        ):
-            return f"no token: {DEFAULT_ENV_FILE} is not readable by this user"
-        return f"set {TOKEN_VAR} in the environment or the environment file"
-
-
-# The daemon is local or on a private network: a proxy from the environment (set for a host's
-# outbound traffic) must not swallow requests to it.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def daemon_settings(
-    env_file: Path | None, environ: Mapping[str, str], config: Path | None = None
-) -> dict[str, str]:
-    """Where the daemon listens and its token, found where the service finds them.
-
-    Strongest first: the environment, the environment file, the TOML file it names.
-    """
-    values = env_file_values(env_file)
-    # An empty variable is not set: it does not hide the file's value.
-    values.update({k: v for k, v in environ.items() if k.startswith(ENV_PREFIX) and v})
-    toml_path = config or values.get(ENV_PREFIX + "CONFIG")
-    if toml_path:
-        table = read_toml(Path(toml_path))
-        for key, var in (("listen", LISTEN_VAR), ("api_token", TOKEN_VAR)):
-            if var not in values and isinstance(table.get(key), str):
-                values[var] = table[key]
-    return values
-
-
-def env_file_values(env_file: Path | None) -> dict[str, str]:
-    """The service's environment file: the one given, else the installed one when readable."""
-    if env_file is not None:
-        return read_env_file(env_file)
-    if os.access(DEFAULT_ENV_FILE, os.R_OK):
-        return read_env_file(DEFAULT_ENV_FILE)
-    return {}
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """`KEY=value` lines as systemd's EnvironmentFile= reads them (comments, optional quotes)."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"--env-file {path}: {exc.strerror}") from None
-    values = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line[0] in "#;" or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
-
-
-def base_url(listen: str) -> str:
-    """The URL a client on this host reaches a `host:port` listener at."""
-    host, _, port = listen.rpartition(":")
-    host = host.strip("[]")
-    if host in ("", "0.0.0.0"):  # a wildcard listener is reached on loopback
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+def _daemon(args: argparse.Namespace) -> DaemonClient:
+    """The running daemon's API, found where the service's own settings say it listens."""
+    config = getattr(args, "config", None)
+    url, token = find_daemon(args.url, args.env_file, os.environ, config)
+    return DaemonClient(
+        url,
+        token,
+        timeout=QUICK_TIMEOUT,
+        user_agent=f"cookie-supervisor/{__version__}",
+        auth_hint=token_hint(token),
+    )
 
 
 # --- what the daemon said, for people ------------------------------------------------------------
