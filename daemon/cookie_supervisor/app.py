@@ -268,12 +268,12 @@ async def _build_info(settings: Settings, supervisor: Supervisor) -> None:
     """Which yt-dlp, challenge solver and JS runtime the daemon validates with: a `--version` run
     and a `-v` header run of the probe's own command, off the start-up path."""
     labels = supervisor.metrics.build_labels
-    labels["js_runtime"] = runtime_name(supervisor.js_runtime)  # a name, never a path
+    labels["js_runtime"] = runtime_name(supervisor.validator.js_runtime)  # a name, never a path
     labels["revision"] = await asyncio.to_thread(_revision)
     version: str | None = await asyncio.to_thread(ytdlp_version, settings.yt_dlp_command)
     labels["yt_dlp_version"] = version or "unknown"
     found = await asyncio.to_thread(
-        ytdlp_components, settings.yt_dlp_command, supervisor.js_runtime
+        ytdlp_components, settings.yt_dlp_command, supervisor.validator.js_runtime
     )
     labels["js_solver_version"] = found.solver or "none"
     labels["js_runtime_version"] = found.runtime or "none"

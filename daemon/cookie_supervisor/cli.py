@@ -2,9 +2,9 @@
 
 `status`, `check`, `validate` and `trigger` are clients of the daemon's HTTP API, spoken only
 through client.py's DaemonClient: the address and token come from the same environment file the
-service reads (config.find_daemon), so what they show is the daemon's own state. `run` and
-`check --local` are the only commands that build the daemon's runtime. `inspect`, `classify` and
-`version` need no daemon at all.
+service reads (config.find_daemon), so what they show is the daemon's own state. `run` is the
+only command that builds the daemon's runtime; `check --local` builds only its validator.
+`inspect`, `classify` and `version` need no daemon at all.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import os
 import sys
 import textwrap
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from pydantic_core import PydanticUndefined
 
@@ -41,10 +41,6 @@ from cookie_supervisor.config import (
     preflight,
     token_hint,
 )
-
-if TYPE_CHECKING:
-    from cookie_supervisor.model import Validation
-    from cookie_supervisor.supervisor import Supervisor
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 # `check` speaks the monitoring-plugin convention (Nagios, Icinga, Sensu): 0 OK, 1 WARNING (fresh
@@ -386,63 +382,34 @@ def worst(codes: Iterable[int]) -> int:
 
 
 def _check_local(args: argparse.Namespace) -> int:
-    async def check(sup: Supervisor, settings: Settings) -> int:
-        source = _local_source(sup, args.source)
-        result = await local_validation(sup, source)
-        answer = {"source": source, **result.as_dict()}
-        if args.json:
-            print(json.dumps(answer, indent=2))
-        else:
-            print(_validation_line(answer))
-        if result.ok:
-            return EXIT_OK
-        if result.read_error:  # this process could not read the jar: no verdict
-            return EXIT_UNKNOWN
-        return EXIT_PROBLEM if result.reason and result.reason.fixable else EXIT_USAGE
-
-    return _with_supervisor(args, check)
-
-
-async def local_validation(sup: Supervisor, source: str) -> Validation:
-    """One validation with no daemon: the offline check, then yt-dlp. Records and decides nothing.
-
-    The one place `check --local` touches the supervisor's API, so a rename lands here only.
-    """
-
-    # act=False: what it sees is not handed to the decision core, so a mere check never
-    # enqueues a refresh job or writes the daemon's state file.
-    return await sup.run_validation(source, "cli", act=False)
-
-
-def _with_supervisor(
-    args: argparse.Namespace,
-    body: Callable[[Supervisor, Settings], Awaitable[int]],
-) -> int:
-    """Run `body` with a supervisor that has no watcher, no timers running and no HTTP server."""
-    from cookie_supervisor import app, logs
+    from cookie_supervisor import logs
+    from cookie_supervisor.validator import Validator
 
     settings = load_settings(args.config, env_file_values(getattr(args, "env_file", None)))
     logs.setup(settings.log_format, "warning")
+    source = _local_source(settings, args.source)
+    # The validator alone: no Redis client, no decision core, no state file. What it sees is
+    # handed to nobody, so a mere check never enqueues a refresh job or writes the daemon's state.
+    result = asyncio.run(Validator(settings).validate(source, "cli"))
+    answer = {"source": source.name, **result.as_dict()}
+    if args.json:
+        print(json.dumps(answer, indent=2))
+    else:
+        print(_validation_line(answer))
+    if result.ok:
+        return EXIT_OK
+    if result.read_error:  # this process could not read the jar: no verdict
+        return EXIT_UNKNOWN
+    return EXIT_PROBLEM if result.reason and result.reason.fixable else EXIT_USAGE
 
-    async def go() -> int:
-        client = app.connect_redis(settings)
-        supervisor = app.build_supervisor(settings, client)
-        try:
-            return await body(supervisor, settings)
-        finally:
-            await supervisor.queue.aclose()
-            await client.aclose()
 
-    # redis-py connects lazily: a validation never touches Redis, so it needs none.
-    return asyncio.run(go())
-
-
-def _local_source(sup: Supervisor, name: str | None) -> str:
+def _local_source(settings: Settings, name: str | None) -> SourceSettings:
+    sources = {cfg.name: cfg for cfg in settings.all_sources()}
     if name is None:
-        return next(iter(sup.sources))
-    if name not in sup.sources:
-        raise ConfigError(f"--source: unknown source {name!r} (known: {', '.join(sup.sources)})")
-    return name
+        return next(iter(sources.values()))
+    if name not in sources:
+        raise ConfigError(f"--source: unknown source {name!r} (known: {', '.join(sources)})")
+    return sources[name]
 
 
 # --- commands that ask the daemon ---------------------------------------------------------------

@@ -9,7 +9,6 @@ a read the API makes on demand: its failure is answered (503), not acted on.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import logging
 import secrets
@@ -25,19 +24,18 @@ from cookie_supervisor import cookiefile, core
 from cookie_supervisor.background import Background
 from cookie_supervisor.bull import BullQueue, JobOptions
 from cookie_supervisor.classify import Reason, redact, scrub_tree
-from cookie_supervisor.config import Settings, SourceSettings
+from cookie_supervisor.config import Settings
 from cookie_supervisor.core import Answer
 from cookie_supervisor.metrics import Metrics, state_gauges
 from cookie_supervisor.model import CookieReport, Validation
-from cookie_supervisor.probe import ProbeResult, detect_js_runtime, run_account_check, run_probe
 from cookie_supervisor.redisconn import describe_redis_error, masked_url
 from cookie_supervisor.schedule import Timers
 from cookie_supervisor.state import Saver, StateFile, fingerprint_key, restore
+from cookie_supervisor.validator import ERROR_LIMIT, Validator
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-ERROR_LIMIT = 500
 TriggerOutcome = Answer  # what the API and the CLI get back from a request
 
 
@@ -75,7 +73,9 @@ class Supervisor:
         # read, until then words of this process alone (docs/bull.md §9).
         self.scope = f"local:{self.host}:{secrets.token_hex(8)}"
         self._epoch_candidate = secrets.token_hex(16)
-        self.js_runtime = detect_js_runtime(settings.js_runtime)
+        self.validator = Validator(
+            settings, key=self.key, clock=clock, mono=mono, count=metrics.count
+        )
         self.job_options = JobOptions(
             attempts=settings.job_attempts,
             backoff_ms=int(settings.job_backoff * 1000),
@@ -89,7 +89,6 @@ class Supervisor:
         self._backoff = ExponentialWithJitterBackoff(cap=settings.redis_backoff_max, base=0.5)
         self._poll_failing = False
         self.background = Background()
-        self._probe_locks = {name: asyncio.Lock() for name in self.state.sources}
         self._inspect_locks = {name: asyncio.Lock() for name in self.state.sources}
         self.started = False  # every file inspected once, every timer armed
         metrics.register(state_gauges(self.state, clock, settings.queue))
@@ -250,73 +249,16 @@ class Supervisor:
     async def run_validation(
         self, source: str, trigger: str, *, diagnose: bool = False, act: bool = True
     ) -> Validation:
-        """Offline check, then the runs `core.next_probe` asks for (media probe, account check, a
-        cookie-less probe) until it wants none; `core.validation_of` reads the parts. Nothing is
-        decided here. Without `act` (the CLI's standalone check) the file's report is not handed
-        to the core either."""
+        """A whole validation (the validator's); the file's report reaches the core on the way.
+        Without `act` the report is not handed to the core either."""
         src = self.source(source)
-        async with self._probe_locks[source]:
-            began = self.mono()
-            started = self.clock()
-            report = await self.inspect(source, act=act)
-            offline = core.offline_validation(report, src.settings, started, self.clock(), trigger)
-            if offline is not None:
-                return self._timed(offline, began)
-            plan = core.plan_validation(src, diagnose)
-            said: tuple[core.ProbeSaid, ...] = ()
-            while (run := core.next_probe(plan, said)) is not None:
-                found = await self._run_probe(src.settings, run)
-                if found.os_error is not None:  # the daemon's own trouble: no verdict at all
-                    return self._timed(
-                        self._no_verdict(source, started, trigger, found.os_error), began
-                    )
-                said += (
-                    core.ProbeSaid(
-                        run.kind, run.url, found.reason, found.message, found.account_cookies
-                    ),
-                )
-            return self._timed(
-                core.validation_of(said, started, self.clock(), trigger, ERROR_LIMIT), began
-            )
-
-    def _timed(self, v: Validation, began: float) -> Validation:
-        """With the time it took on the monotonic clock: the duration is an interval
-        (`validation_duration_seconds`, the answers); its start and end stay dates."""
-        return dataclasses.replace(v, took=max(0.0, self.mono() - began))
-
-    def _no_verdict(self, source: str, started: float, trigger: str, errno: str) -> Validation:
-        """The daemon's own OS trouble (disk full, file size limit, descriptors, I/O) kept a probe
-        from running: no verdict about the cookies, so no failed validation, alert or webhook
-        (the core books none for a `read_error`); counted as a probe error instead."""
-        self.metrics.count("probe_errors_total", (source, errno))
-        log.warning(
-            "validation of source %s could not run: %s (the daemon's own trouble, no verdict)",
-            source,
-            errno,
+        return await self.validator.validate(
+            src.settings,
+            trigger,
+            look=lambda: self.inspect(source, act=act),
+            # read once the file was looked at: a diagnosis may have come or gone meanwhile
+            diagnose=lambda: diagnose or src.diagnosis is not None,
         )
-        message = f"the daemon could not run the probe: {errno}"
-        return Validation(
-            False, Reason.OTHER, started, self.clock(), trigger, message=message, read_error=errno
-        )
-
-    async def _run_probe(self, cfg: SourceSettings, run: core.ProbeRun) -> ProbeResult:
-        common: dict[str, Any] = {
-            "timeout": cfg.probe_timeout,
-            "command": self.settings.yt_dlp_command,
-            "js_runtime": self.js_runtime,
-            "extra": cfg.ytdlp_args,  # the backend's proxy, PO-token provider, ... (allow-listed)
-        }
-        if run.kind == "account":
-            found = await run_account_check(cfg.cookies_file, run.url, **common)
-        else:
-            found = await run_probe(
-                cfg.cookies_file,
-                run.url,
-                mode=cfg.probe_mode,
-                cookies=run.kind == "media",
-                **common,
-            )
-        return found
 
     # --- refresh requests ----------------------------------------------------------------------
 
