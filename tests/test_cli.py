@@ -19,15 +19,8 @@ import pytest
 import redis
 
 from cookie_supervisor import __version__, cli
-from cookie_supervisor.config import (
-    ENV_PREFIX,
-    ConfigError,
-    Settings,
-    base_url,
-    daemon_settings,
-    find_daemon,
-    read_env_file,
-)
+from cookie_supervisor.config import ENV_PREFIX, ConfigError, Settings
+from cookie_supervisor.discovery import base_url, daemon_settings, find_daemon, read_env_file
 from tests.support import (
     SECRET_MARK,
     Daemon,

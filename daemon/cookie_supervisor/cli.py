@@ -2,7 +2,7 @@
 
 `status`, `check`, `validate` and `trigger` are clients of the daemon's HTTP API, spoken only
 through client.py's DaemonClient: the address and token come from the same environment file the
-service reads (config.find_daemon), so what they show is the daemon's own state. `run` is the
+service reads (discovery.py), so what they show is the daemon's own state. `run` is the
 only command that builds the daemon's runtime; `check --local` builds only its validator.
 `inspect`, `classify` and `version` need no daemon at all.
 """
@@ -28,17 +28,19 @@ from cookie_supervisor import __version__, cookiefile
 from cookie_supervisor.classify import Reason, classify, describe
 from cookie_supervisor.client import DaemonClient, DaemonError, DaemonRefused, DaemonUnreachable
 from cookie_supervisor.config import (
-    DEFAULT_ENV_FILE,
     ENV_PREFIX,
-    LISTEN_VAR,
-    TOKEN_VAR,
     ConfigError,
     Settings,
     SourceSettings,
-    env_file_values,
-    find_daemon,
     load_settings,
     preflight,
+)
+from cookie_supervisor.discovery import (
+    DEFAULT_ENV_FILE,
+    LISTEN_VAR,
+    TOKEN_VAR,
+    env_file_values,
+    find_daemon,
     token_hint,
 )
 
