@@ -75,7 +75,7 @@ class Harness:
     """A core state and a clock; every call returns the effects of one event."""
 
     def __init__(self, *sources: SourceSettings, redis_up: bool | None = True) -> None:
-        self.state = core.State.of(list(sources) or [settings()])
+        self.state = core.State.of([s.policy() for s in list(sources) or [settings()]])
         self.state.redis_up = redis_up
         self.now = T0
 
@@ -975,7 +975,7 @@ def test_d7_the_record_survives_a_restart_and_books_what_ended_meanwhile() -> No
 
 
 def test_a_wall_clock_stepped_back_an_hour_does_not_stretch_a_grace_period() -> None:
-    s = core.State.of([settings()])
+    s = core.State.of([settings().policy()])
     s.redis_up = True
     core.step(s, FileInspected("main", jar()), core.Now(mono=100.0, wall=T0))
     fx = core.step(s, FileInspected("main", MISSING), core.Now(mono=101.0, wall=T0 + 1))
@@ -988,7 +988,7 @@ def test_a_wall_clock_stepped_back_an_hour_does_not_stretch_a_grace_period() -> 
 
 def test_retry_and_verification_waits_are_monotonic_and_rotation_dates_are_wall() -> None:
     assert {"rotation"} == core.WALL_TIMERS
-    s = core.State.of([settings(rotate_after=7 * DAY, upload_timeout=600)])
+    s = core.State.of([settings(rotate_after=7 * DAY, upload_timeout=600).policy()])
     s.redis_up = True
     at = core.Now(mono=50.0, wall=T0)
     fx = core.step(s, FileInspected("main", jar(mtime=T0)), at)
@@ -1151,7 +1151,7 @@ def test_d14_same_session_refreshes_reset_the_count_once_then_keep_counting() ->
 
 
 def test_n5_a_wall_clock_stepped_back_does_not_hide_a_peers_upload() -> None:
-    s = core.State.of([settings(upload_timeout=600)])
+    s = core.State.of([settings(upload_timeout=600).policy()])
     s.redis_up = True
     core.step(s, FileInspected("main", jar("A")), core.Now(mono=100.0, wall=T0))
     core.step(s, QueueObserved({"main": None}), core.Now(mono=101.0, wall=T0 + 1))

@@ -226,7 +226,7 @@ async def test_the_probe_reports_the_challenge(jar: Path) -> None:
 
 @pytest.mark.parametrize("origin", ["api", "report", "validation"])
 def test_a_challenge_failure_makes_no_job(origin: str, jar: Path) -> None:
-    state = core.State.of([SourceSettings(name="main", cookies_file=jar)])
+    state = core.State.of([SourceSettings(name="main", cookies_file=jar).policy()])
     state.redis_up = True
     src = state.sources["main"]
     if origin == "validation":

@@ -33,7 +33,7 @@ def sample(
 
 
 def state_with(report: CookieReport | None) -> core.State:
-    state = core.State.of([SourceSettings(name="main", cookies_file=PATH)])
+    state = core.State.of([SourceSettings(name="main", cookies_file=PATH).policy()])
     if report is not None:
         core.step(state, core.FileInspected("main", report), T0)
     return state
@@ -235,7 +235,7 @@ def test_rotation_due_is_the_sessions_own_not_the_expiry_renewal() -> None:
     first seen + rotate_after, not "overdue since" expiry − renew_before (that is the expiring
     alert's business, from login_expiry_timestamp_seconds)."""
     settings = SourceSettings(name="main", cookies_file=PATH, rotate_after=7 * 86400)
-    state = core.State.of([settings])
+    state = core.State.of([settings.policy()])
     core.step(state, core.FileInspected("main", GOOD), T0 - 7200)  # an older session, remembered
     newer = replace(GOOD, login_expires_at=T0 + 12 * 3600, fingerprint="B", mtime=T0 - 1800)
     core.step(state, core.FileInspected("main", newer), T0 - 1800)

@@ -103,7 +103,7 @@ def test_each_problem_warns_once_when_it_starts_and_informs_once_when_it_ends(
     steps: list[tuple[tuple[str, Any], float]],
 ) -> None:
     cfg = SourceSettings(name="main", cookies_file=PATH, missing_grace=30, corrupt_grace=30)
-    state = core.State.of([cfg])
+    state = core.State.of([cfg.policy()])
     state.redis_up = True
     now = T0
     open_: dict[str, bool] = {}
@@ -139,7 +139,7 @@ def test_each_problem_warns_once_when_it_starts_and_informs_once_when_it_ends(
 
 def test_repeats_are_counted_in_the_end_line() -> None:
     cfg = SourceSettings(name="main", cookies_file=PATH, missing_grace=0)
-    state = core.State.of([cfg])
+    state = core.State.of([cfg.policy()])
     state.redis_up = True
     lines: list[core.Log] = []
     for i, report in enumerate(["missing", "missing", "missing", "missing", "good"]):

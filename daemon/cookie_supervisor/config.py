@@ -33,7 +33,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from cookie_supervisor.classify import DEFAULT_TRIGGERS, Reason
-from cookie_supervisor.probe import JS_RUNTIMES, detect_js_runtime
+from cookie_supervisor.model import Policy
+from cookie_supervisor.probe import JS_RUNTIMES, default_account_check_url, detect_js_runtime
 from cookie_supervisor.probe_args import check_args, split_args
 
 DEFAULT_VALIDATION_URL = "https://www.youtube.com/watch?v=jNQXAC9IVRw"
@@ -184,6 +185,27 @@ class SourceSettings(BaseModel):
         if value <= 0:
             raise ValueError("must be greater than 0")
         return value
+
+    def policy(self) -> Policy:
+        """What the decision core applies to this source, as plain data (it never sees pydantic):
+        the account check URL resolved (None: off; the default when the source sets none)."""
+        account = self.account_check_url
+        if account is None:
+            account = default_account_check_url(self.validation_urls)
+        return Policy(
+            name=self.name,
+            cookies_file=self.cookies_file,
+            validation_urls=tuple(self.validation_urls),
+            account_check_url=account or None,
+            trigger_on=frozenset(self.trigger_on),
+            validate_every=self.validate_every,
+            missing_grace=self.missing_grace,
+            corrupt_grace=self.corrupt_grace,
+            logged_out_confirm=self.logged_out_confirm,
+            rotate_after=self.rotate_after,
+            renew_before=self.renew_before,
+            upload_timeout=self.upload_timeout,
+        )
 
 
 # What a webhook can be told about (the `events` of a `[[webhooks]]` table).

@@ -21,7 +21,6 @@ from typing import Any, Literal
 
 from cookie_supervisor.backoff import backoff_delay
 from cookie_supervisor.classify import Reason, classify, diagnose, normalize, redact, strongest
-from cookie_supervisor.config import SourceSettings
 from cookie_supervisor.model import (
     LIFETIMES_KEPT,
     NOT_INSPECTED,
@@ -38,6 +37,7 @@ from cookie_supervisor.model import (
     Origin,
     Owed,
     PendingJob,
+    Policy,
     TimerKey,
     TriggerState,
     Usable,
@@ -46,7 +46,6 @@ from cookie_supervisor.model import (
     as_now,
     judged_key,
 )
-from cookie_supervisor.probe import default_account_check_url
 
 # The shared vocabulary, re-exported while the runtime and the tests still name it `core.X`.
 __all__ = [
@@ -144,7 +143,7 @@ class Spell:
 
 @dataclass(slots=True)
 class Source:
-    settings: SourceSettings
+    settings: Policy  # what the core applies to this source (config.SourceSettings.policy)
     report: CookieReport | None = None  # the last report that said something about the file
     last_good: CookieReport | None = None  # the last report of a logged-in jar
     read_error: str | None = None  # errno name while the daemon itself cannot read the file
@@ -248,8 +247,8 @@ class State:
     judged: set[str] | None = None
 
     @classmethod
-    def of(cls, settings: list[SourceSettings]) -> State:
-        return cls({s.name: Source(s) for s in settings})
+    def of(cls, policies: list[Policy]) -> State:
+        return cls({p.name: Source(p) for p in policies})
 
     @property
     def default_source(self) -> str:
@@ -704,7 +703,7 @@ def _announce_problem(src: Source, now: Now) -> list[Effect]:
 
 
 def _grace(
-    cfg: SourceSettings, problem: Reason, previous: CookieReport | None, report: CookieReport
+    cfg: Policy, problem: Reason, previous: CookieReport | None, report: CookieReport
 ) -> float:
     """How long an offline problem must last before it is evidence: uploads delete, rename,
     truncate and write in chunks, and each of those looks like a problem for a moment."""
@@ -1005,11 +1004,8 @@ def plan_validation(src: Source, asked: bool = False) -> ValidationPlan:
     """What a validation of `src` may run. A standing diagnosis makes every run probe without
     cookies too: when the bot wall also blocks the account check, only that keeps it standing."""
     cfg = src.settings
-    account = cfg.account_check_url
-    if account is None:
-        account = default_account_check_url(cfg.validation_urls)
     return ValidationPlan(
-        tuple(cfg.validation_urls), account or None, asked or src.diagnosis is not None
+        cfg.validation_urls, cfg.account_check_url, asked or src.diagnosis is not None
     )
 
 
@@ -1061,7 +1057,7 @@ def validation_of(
 
 
 def offline_validation(
-    report: CookieReport, cfg: SourceSettings, started: float, at: float, trigger: str
+    report: CookieReport, cfg: Policy, started: float, at: float, trigger: str
 ) -> Validation | None:
     """The verdict before any probe: the daemon cannot read the jar (no verdict at all), the
     jar's own problem, or — with no validation URLs — the offline check is all. None: probe."""
@@ -1172,7 +1168,7 @@ def _track_diagnosis(src: Source, v: Validation) -> list[Effect]:
     ]
 
 
-def diagnosis_ttl(cfg: SourceSettings) -> float:
+def diagnosis_ttl(cfg: Policy) -> float:
     """How long a shared diagnosis stands in Redis without a validation confirming it: three
     validation periods (at least an hour), or a day for a source that only validates on demand."""
     return max(3 * cfg.validate_every, 3600.0) if cfg.validate_every > 0 else 86400.0

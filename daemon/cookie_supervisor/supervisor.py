@@ -61,7 +61,10 @@ class Supervisor:
         self.timers = timers
         self.clock = clock  # dates: wall time
         self.mono = mono  # intervals: a stepped wall clock cannot stretch them
-        self.state = core.State.of(settings.all_sources())
+        # The runtime's settings of each source (probe, brakes, schedule); the core sees only
+        # their policy.
+        self.source_settings = {s.name: s for s in settings.all_sources()}
+        self.state = core.State.of([s.policy() for s in self.source_settings.values()])
         self.store = store or StateFile(settings.state_path())
         stored = self.store.load()
         self.key = fingerprint_key(stored)
@@ -140,7 +143,10 @@ class Supervisor:
             if every > 0:
                 fire = self._fire(name, "validate")
                 self.timers.every(
-                    f"validate:{name}", every, fire, jitter=every * src.settings.validate_jitter
+                    f"validate:{name}",
+                    every,
+                    fire,
+                    jitter=every * self.source_settings[name].validate_jitter,
                 )
             await self.handle(core.TimerFired(name, "validate"))
         self.started = True
@@ -253,7 +259,7 @@ class Supervisor:
         Without `act` the report is not handed to the core either."""
         src = self.source(source)
         return await self.validator.validate(
-            src.settings,
+            self.source_settings[source],
             trigger,
             look=lambda: self.inspect(source, act=act),
             # read once the file was looked at: a diagnosis may have come or gone meanwhile
@@ -290,7 +296,7 @@ class Supervisor:
                 fx.source,
                 data,
                 self.job_options,
-                cooldown_s=src.settings.refresh_cooldown,
+                cooldown_s=self.source_settings[fx.source].refresh_cooldown,
                 force=fx.force,
                 default_source=default,
             )
@@ -329,7 +335,7 @@ class Supervisor:
         return scrub_tree(data)  # type: ignore[no-any-return]
 
     async def _record_outcome(self, fx: core.RecordOutcome) -> None:
-        cfg = self.state.sources[fx.source].settings
+        cfg = self.source_settings[fx.source]
         found = await self._redis(
             self.queue.record_refresh_outcome(
                 fx.source,

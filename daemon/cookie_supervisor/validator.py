@@ -90,7 +90,7 @@ class Validator:
             began = self.mono()
             started = self.clock()
             report = await (look() if look is not None else self.read(cfg))
-            offline = offline_validation(report, cfg, started, self.clock(), trigger)
+            offline = offline_validation(report, cfg.policy(), started, self.clock(), trigger)
             if offline is not None:
                 return self._timed(offline, began)
             plan = plan_of(cfg, diagnose())

@@ -28,7 +28,7 @@ FP = "a" * 64
 
 
 def source_state() -> core.State:
-    return core.State.of([SourceSettings(name="default", cookies_file=Path("/srv/c.txt"))])
+    return core.State.of([SourceSettings(name="default", cookies_file=Path("/srv/c.txt")).policy()])
 
 
 def owed(at: str = str(NOW)) -> str:

@@ -272,7 +272,7 @@ class SimDaemon:
         self.world, self.idx, self.cfg, self.incarnation = world, idx, cfg, incarnation
         self.name = f"d{idx}"
         self.settings = cfg.settings()
-        self.state = core.State.of([self.settings])
+        self.state = core.State.of([self.settings.policy()])
         raw = world.stores.get(idx)
         stored = json.loads(raw) if raw else {}
         # the real daemon draws a random key on its first run; the world draws it from the seed
