@@ -98,7 +98,7 @@ def test_trigger_body_accepts_the_backends_shape_and_ignores_unknown_keys() -> N
 
 def _endpoints(token: str | None = None) -> list[openapi.Endpoint]:
     fake = cast(Any, SimpleNamespace())  # building the table never touches the supervisor
-    return routes.Api(fake, fake, lambda: True, token, limits.RateLimiter(0)).endpoints
+    return routes.Api(fake, fake, lambda: True, token, limits.RateLimiter(0), "q").endpoints
 
 
 def test_openapi_describes_every_route_with_resolvable_schemas() -> None:
@@ -109,7 +109,9 @@ def test_openapi_describes_every_route_with_resolvable_schemas() -> None:
     assert described == {(e.path, e.method.lower()) for e in endpoints}
     served = {
         (r.path, m.lower())
-        for r in routes.build(cast(Any, SimpleNamespace()), cast(Any, None), bool, None, 0).routes
+        for r in routes.build(
+            cast(Any, SimpleNamespace()), cast(Any, None), bool, None, 0, queue="q"
+        ).routes
         for m in cast(Any, r).methods - {"HEAD"}
     }
     assert served == described  # nothing is served that is not described
@@ -411,7 +413,13 @@ def off_loopback(jar: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 
     def make(rate_limit: int = 0, guard_reads: bool = True, peer: str = "10.0.0.5") -> Any:
         app = routes.build(
-            supervisor, supervisor.metrics, lambda: True, TOKEN, rate_limit, guard_reads
+            supervisor,
+            supervisor.metrics,
+            lambda: True,
+            TOKEN,
+            rate_limit,
+            queue=settings.queue,
+            guard_reads=guard_reads,
         )
         transport = httpx.ASGITransport(app=app, client=(peer, 40000))
         return httpx.AsyncClient(transport=transport, base_url="http://cs.example")
@@ -447,7 +455,9 @@ async def test_cookie_reads_need_the_token_off_loopback(off_loopback: Any) -> No
 
 def test_every_get_under_the_cookie_prefix_is_guarded_whoever_adds_it() -> None:
     fake = cast(Any, SimpleNamespace())
-    table = routes.Api(fake, fake, lambda: True, TOKEN, limits.RateLimiter(0), guard_reads=True)
+    table = routes.Api(
+        fake, fake, lambda: True, TOKEN, limits.RateLimiter(0), "q", guard_reads=True
+    )
     for e in table.endpoints:
         is_read = e.method == "GET" and e.path.startswith("/api/cookies/")
         assert e.read_guarded is is_read, e.path

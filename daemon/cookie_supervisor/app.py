@@ -150,6 +150,7 @@ async def serve(settings: Settings) -> int:
         lambda: supervisor.started and watcher.running,
         token,
         settings.rate_limit,
+        queue=settings.queue,
         guard_reads=not is_loopback(settings.host),
     )
     server = _Server(uvicorn_config(settings, app))

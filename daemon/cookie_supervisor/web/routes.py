@@ -17,9 +17,9 @@ import hmac
 import html
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
@@ -31,9 +31,8 @@ from starlette.responses import JSONResponse as _StarletteJSON
 from starlette.routing import Route
 
 from cookie_supervisor import __version__, model, runbook
-from cookie_supervisor.classify import scrub_tree
+from cookie_supervisor.classify import Reason, scrub_tree
 from cookie_supervisor.metrics import Metrics
-from cookie_supervisor.supervisor import Supervisor, TriggerOutcome, UnknownSource
 from cookie_supervisor.web.limits import AuthFailures, BodyError, RateLimiter, json_body
 from cookie_supervisor.web.openapi import (
     CookieHealth,
@@ -55,6 +54,83 @@ READS = "/api/cookies/"  # the GET routes under this prefix need the token off l
 MAX_HEALTH_ANSWERS = 1024  # rendered health answers kept (per source and usability)
 
 
+# --- what the routes need from the runtime ----------------------------------------------------
+
+
+class Outcome(Protocol):
+    """What a refresh request came to (the runtime's answer to `request`)."""
+
+    @property
+    def state(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def reason(self) -> Reason: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def job_id(self) -> str | None: ...
+    @property
+    def retry_after(self) -> float | None: ...
+    @property
+    def forced(self) -> bool: ...
+    @property
+    def triggered(self) -> bool: ...
+
+
+class Result(Protocol):
+    """A validation's result, as the answer shows it."""
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+class Runtime(Protocol):
+    """Everything the routes need from the daemon's runtime, and nothing more: the API answers
+    from these alone (the `Supervisor` is one; tests/test_routes.py drives the routes with a
+    fake). Source names reach the runtime only once `Api.source_of` has found them configured."""
+
+    @property
+    def sources(self) -> Collection[str]:
+        """The configured source names, in configuration order (the first is the default)."""
+        ...
+
+    @property
+    def redis_up(self) -> bool: ...
+
+    def status(self, source: str) -> dict[str, Any]:
+        """One source's status view (cookies-status, sources)."""
+        ...
+
+    def usable(self, name: str | None) -> tuple[str, model.Usable]:
+        """The health gate: the named source's usability, or without a name the worst one."""
+        ...
+
+    async def queue_counts(self) -> dict[str, int] | None:
+        """Bull's job counts by state; None when Redis does not answer."""
+        ...
+
+    async def request(
+        self,
+        source: str,
+        reason_text: str,
+        *,
+        origin: Literal["api"],
+        error: str | None,
+        video_id: str | None,
+        force: bool,
+    ) -> Outcome:
+        """A refresh asked for in the backend's words."""
+        ...
+
+    async def validate(self, source: str, trigger: Literal["api"]) -> Result:
+        """One validation now."""
+        ...
+
+
+class UnknownSource(LookupError):
+    """A source name no configured source has: 404, wherever it was given."""
+
+
 class JSONResponse(_StarletteJSON):
     """Every JSON answer passes the one redaction: no cookie value, token or configured URL in
     any field, whichever code path filled it; lone surrogates become U+FFFD (they cannot be
@@ -72,11 +148,12 @@ _SOURCE = {404: Error}
 
 @dataclass
 class Api:
-    supervisor: Supervisor
+    runtime: Runtime
     metrics: Metrics
     ready: Callable[[], bool]
     token: str | None
     limiter: RateLimiter
+    queue: str  # the Bull queue's name, for queue-status
     # Off loopback the cookie reads need the token too (`build` decides from the listener).
     guard_reads: bool = False
     endpoints: list[Endpoint] = field(init=False)
@@ -192,8 +269,8 @@ class Api:
     def source_of(self, name: str | None) -> str:
         """The named source, or the first configured one. An unknown name is a 404 wherever it
         was given (query string or body): the thing asked about does not exist."""
-        name = name or next(iter(self.supervisor.sources))
-        if name not in self.supervisor.sources:
+        name = name or next(iter(self.runtime.sources))
+        if name not in self.runtime.sources:
             raise UnknownSource(name)
         return name
 
@@ -246,18 +323,19 @@ class Api:
         ready = self.ready()
         body = {
             "ready": ready,
-            "redis_up": self.supervisor.redis_up,
-            "sources": list(self.supervisor.sources),
+            "redis_up": self.runtime.redis_up,
+            "sources": list(self.runtime.sources),
         }
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def cookies_status(self, request: Request) -> Response:
         source = self.source_of(request.query_params.get("source"))
-        return JSONResponse({"success": True, **self.supervisor.status(source)})
+        return JSONResponse({"success": True, **self.runtime.status(source)})
 
     async def cookie_health(self, request: Request) -> Response:
         """From the core's state only: no file, Redis or network I/O, so it is cheap to poll."""
-        name, u = self.supervisor.usable(request.query_params.get("source"))
+        asked = request.query_params.get("source")
+        name, u = self.runtime.usable(self.source_of(asked) if asked else None)
         # The answer changes only when a source's usability does: rendered (and redacted) once.
         rendered = self._health_answers.get((name, u))
         if rendered is None:
@@ -268,12 +346,12 @@ class Api:
         return Response(rendered, 200 if u.ok else 503, media_type="application/json")
 
     async def sources(self, request: Request) -> Response:
-        states = [self.supervisor.status(name) for name in self.supervisor.sources]
+        states = [self.runtime.status(name) for name in self.runtime.sources]
         return JSONResponse({"success": True, "sources": states})
 
     async def queue_status(self, request: Request) -> Response:
-        queue = self.supervisor.settings.queue
-        counts = await self.supervisor.queue_counts()
+        queue = self.queue
+        counts = await self.runtime.queue_counts()
         if counts is None:
             body = {
                 "success": False,
@@ -288,7 +366,7 @@ class Api:
     async def trigger_refresh(self, request: Request) -> Response:
         raw = await json_body(request)
         body = TriggerRequest.model_validate(raw)
-        outcome = await self.supervisor.request(
+        outcome = await self.runtime.request(
             self.source_of(body.source),
             body.reason,
             origin="api",
@@ -300,21 +378,23 @@ class Api:
 
     async def validate(self, request: Request) -> Response:
         source = self.source_of(request.query_params.get("source"))
-        result = await self.supervisor.validate(source, "api")
+        result = await self.runtime.validate(source, "api")
         return JSONResponse({"success": True, "source": source, **result.as_dict()})
 
 
 def build(
-    supervisor: Supervisor,
+    runtime: Runtime,
     metrics: Metrics,
     ready: Callable[[], bool],
     token: str | None,
     rate_limit: int,
+    *,
+    queue: str,
     guard_reads: bool = False,
 ) -> Starlette:
     """`guard_reads`: the listener is reachable from other hosts, so the cookie reads need the
     token too (the daemon passes `not is_loopback(listen)`)."""
-    api = Api(supervisor, metrics, ready, token, RateLimiter(rate_limit), guard_reads)
+    api = Api(runtime, metrics, ready, token, RateLimiter(rate_limit), queue, guard_reads)
     for e in api.endpoints:  # every series from the start, so `increase()` sees the first one
         if (e.guarded or e.read_guarded) and token is not None:
             for why in ("missing", "wrong"):
@@ -332,7 +412,7 @@ def build(
     return app
 
 
-def _trigger_answer(o: TriggerOutcome, sent: str) -> dict[str, Any]:
+def _trigger_answer(o: Outcome, sent: str) -> dict[str, Any]:
     """The documented keys (`success`, `message`, `reason` as sent), then the daemon's own."""
     answer: dict[str, Any] = {
         "success": True,
