@@ -1,6 +1,7 @@
-"""`python -m tests.sim [-n N] [-j JOBS] [--seed S] [--replay SEED]`: run seeded worlds, check the
-promises, print each broken promise's first seed with a shrunk, replayable trace, the economy,
-and last `scenarios=N violations=V`."""
+"""`python -m tests.sim [-n N] [-j JOBS] [--seed S] [--replay SEED [--keep I,J,...]]`: run seeded
+worlds, check the promises, print each broken promise's first seed with a shrunk trace and the one
+command that replays it (`--replay SEED --keep ...`: the seed's world with only the kept actions),
+the economy, and last `scenarios=N violations=V`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,15 @@ from typing import Any
 
 from tests.sim.promises import Economy
 from tests.sim.regression import REGRESSIONS
-from tests.sim.scenarios import DAY, generate, replay_text, run, shrink, summarize
+from tests.sim.scenarios import (
+    DAY,
+    generate,
+    replay_command,
+    replay_text,
+    run,
+    shrink_keep,
+    summarize,
+)
 
 BASE_SEED = 1_000_000
 
@@ -34,21 +43,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=BASE_SEED, help="first seed")
     ap.add_argument("--replay", type=int, help="replay one seed with its trace")
     ap.add_argument(
+        "--keep",
+        type=_indices,
+        help="with --replay: only these actions of the seed's script (a shrunk trace), e.g. 0,3,7",
+    )
+    ap.add_argument(
         "--shrink", action="store_true", help="shrink every broken promise's first seed"
     )
     args = ap.parse_args(argv)
     if args.replay is not None:
         sc = generate(args.replay)
-        r = run(sc, trace=True)
-        print(sc.describe())
+        r = run(sc, keep=args.keep, trace=True)
+        print(sc.describe(args.keep))
         print("\n".join(r.trace))
         for v in r.violations:
             print(f"VIOLATION {v.promise} at {v.at:.1f}s: {v.message}")
         return 1 if r.violations else 0
     started = time.monotonic()
-    seeds = range(args.seed, args.seed + args.scenarios)
+    # longest worlds first, a few at a time: no worker idles while another runs a chunk of
+    # month-long worlds at the end
+    seeds = sorted(range(args.seed, args.seed + args.scenarios), key=lambda s: -generate(s).span)
     with multiprocessing.Pool(args.jobs) as pool:
-        results = pool.map(_one, seeds, chunksize=50)
+        results = sorted(pool.imap_unordered(_one, seeds, chunksize=4))
     elapsed = time.monotonic() - started
     spans = [r[1] for r in results]
     first: dict[str, tuple[float, int, str]] = {}
@@ -64,17 +80,21 @@ def main(argv: list[str] | None = None) -> int:
     for promise, (_, seed, message) in sorted(first.items()):
         print(f"--- {promise} broken in {per[promise]} scenarios; e.g. seed {seed}: {message}")
         sc = generate(seed)
-        small = shrink(sc, promise, budget=40)
+        kept = shrink_keep(sc, promise, budget=40)
         print(
-            f"    replay: python -m tests.sim --replay {seed}  (shrunk to "
-            f"{len(small.actions)} of {len(sc.actions)} actions)"
+            f"    replay: {replay_command(seed, kept)}  (shrunk to "
+            f"{len(kept)} of {len(sc.actions)} actions)"
         )
-        print(_indent(replay_text(small, promise, trace_lines=25)))
+        print(_indent(replay_text(sc, promise, keep=kept, trace_lines=25)))
     _print_mix(spans, elapsed, sum(r[4] for r in results), sum(r[5] for r in results), args.jobs)
     _print_economy([r[3] for r in results])
     _print_known()
     print(f"scenarios={len(results)} violations={bad}")
     return 1 if bad else 0
+
+
+def _indices(text: str) -> frozenset[int]:
+    return frozenset(int(i) for i in text.split(",") if i.strip())
 
 
 def _indent(text: str) -> str:

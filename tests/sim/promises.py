@@ -82,6 +82,7 @@ class Promises:
         self.first_unsuccessful: float | None = None
         self.futile_jobs: list[float] = []
         self.blocked_since: float | None = None
+        self.flushes = 0  # Redis's lifetime the P1 window counts in
         self.diagnosed_at: float | None = None
         # P2
         self.stuck_since: dict[int, float] = {}
@@ -92,6 +93,7 @@ class Promises:
         self.redis_up_since: float | None = T0
         # P2, from the world's side: evidence delivered while the cookies are truly dead
         self.evidence: tuple[float, float] | None = None  # (when, allowed seconds)
+        self.evidence_by: SimDaemon | None = None
         # P6
         self.passed: dict[int, float] = {}
         self.last_pass: dict[
@@ -125,7 +127,7 @@ class Promises:
     def step(self, d: SimDaemon, event: core.Event, fx: list[core.Effect]) -> None:
         if self.w.tracing:
             self.w.note(f"{d.name}#{d.incarnation} {_short(event)} -> {_effects(fx)}")
-        if self.incident is not None and self.evidence is None and _evidence(event):
+        if self.incident is not None and self.evidence is None and _evidence(d, event):
             self._evidence_at(d)
         if isinstance(event, core.QueueObserved) and self.unseen:
             r = self.w.redis
@@ -212,7 +214,11 @@ class Promises:
             self.eco.flagged_jobs += 1
         if w.worker_mode in ("new_bad", "fail"):
             self.eco.failing_jobs += 1
-        # P1: rationed while refreshes cannot help
+        # P1: rationed while refreshes cannot help, per lifetime of Redis's data: the count is
+        # the shared record in Redis, and a Redis that lost everything lost it for every daemon
+        if self.flushes != w.redis.flushes:
+            self.flushes = w.redis.flushes
+            self.first_unsuccessful, self.futile_jobs = None, []
         if self.futile_since is not None and self.first_unsuccessful is not None:
             self.futile_jobs.append(w.t)
             base = min(c.refresh_backoff for c in w.configs.values())
@@ -292,11 +298,45 @@ class Promises:
     def _evidence_at(self, d: SimDaemon) -> None:
         """A daemon was told the cookies are dead (while they are, and a refresh can fix it)."""
         w = self.w
-        failures = w.redis.backoff_state(SOURCE)[0] if w.redis.up else 0
         cfg = d.settings
         allowed = cfg.refresh_cooldown + SLACK + 2 * d.cfg.poll + 60.0  # a grace, a validation
-        allowed += core.backoff_delay(failures, cfg.refresh_backoff, cfg.refresh_backoff_max)
+        allowed += self._backoff(d)
         self.evidence = (w.t if w.redis.up else math.inf, allowed)
+        self.evidence_by = d
+
+    def _backing_off(self) -> bool:
+        """The evidence's daemon waits a backoff booked after the evidence came (the validation
+        that is the evidence books the refresh it judged unsuccessful, then asks): P2's clock
+        then runs to the end of that wait, plus cooldown and slack."""
+        d, ev = self.evidence_by, self.evidence
+        if d is None or ev is None or not d.alive:
+            return False
+        wait = self._backoff(d)
+        if wait <= 0:
+            return False
+        extra = d.settings.refresh_cooldown + SLACK + 2 * d.cfg.poll + 60.0
+        self.evidence = (ev[0], max(ev[1], self.w.t + wait + extra - ev[0]))
+        return True
+
+    def _backoff(self, d: SimDaemon) -> float:
+        """The backoff a need may wait: the shared one Redis holds. Daemons on one Redis share
+        one count and one `backoff_until`, computed by the daemon that booked the last
+        unsuccessful refresh with *its* `refresh_backoff`: with differing configs, a daemon with
+        a 3 s backoff waits the 30 min its peer's booking set (docs/core.md, P2)."""
+        w = self.w
+        # What Redis said before it lost its data (a flush) the daemon still honours: P1's
+        # ration is per lifetime of Redis's data, a retry armed for the old backoff may stand.
+        told = d.state.sources[SOURCE].backoff_until
+        remembered = told - d.wall() if told is not None else 0.0
+        if not w.redis.up:
+            return max(0.0, remembered)
+        failures, until = w.redis.backoff_state(SOURCE)
+        if failures <= 0:
+            return max(0.0, remembered)
+        cfg = d.settings
+        own = core.backoff_delay(failures, cfg.refresh_backoff, cfg.refresh_backoff_max)
+        shared = until / 1000 - w.t if until else 0.0
+        return max(own, shared, remembered)
 
     def saved(self, d: SimDaemon) -> None:
         self.saved_at[d.idx] = self.w.t
@@ -316,6 +356,12 @@ class Promises:
         """SIGKILL before the state file held the owed request: the process died with it."""
         saved = self.saved_at.get(idx, -1.0)
         self.owed_people[idx] = [(t, i) for t, i in self.owed_people[idx] if t < saved]
+
+    def file_broken(self) -> None:
+        """The world deleted the jar or wrote a captive-portal page over it: a new incident that
+        a refresh does fix (it writes the jar back), whatever YouTube thinks of the sessions. P1
+        rations refreshes that do not help; the window starts again at this new need."""
+        self.first_unsuccessful, self.futile_jobs = None, []
 
     # --- the world's own changes ----------------------------------------------------------
 
@@ -352,6 +398,7 @@ class Promises:
             self.evidence is not None
             and self.evidence[0] != math.inf
             and w.t - self.evidence[0] > self.evidence[1]
+            and not self._backing_off()
         ):
             if any(d.alive for d in w.daemons.values()):
                 self.fail(
@@ -424,13 +471,7 @@ class Promises:
                 )
         # P2 (b): asked within cooldown (+ backoff after unsuccessful refreshes)
         if d.idx not in self.need_since:
-            failures = w.redis.backoff_state(SOURCE)[0] if w.redis.up else 0
-            cfg = d.settings
-            allowed = cfg.refresh_cooldown + SLACK + 2 * d.cfg.poll
-            if failures > 0:
-                allowed += core.backoff_delay(
-                    failures, cfg.refresh_backoff, cfg.refresh_backoff_max
-                )
+            allowed = d.settings.refresh_cooldown + SLACK + 2 * d.cfg.poll + self._backoff(d)
             self.need_since[d.idx] = (w.t, allowed)
         start, allowed = self.need_since[d.idx]
         if w.t - start > allowed:
@@ -485,9 +526,14 @@ class Promises:
                 break
 
 
-def _evidence(event: core.Event) -> bool:
-    """A report or a validation that says fresh cookies would fix it."""
+def _evidence(d: SimDaemon, event: core.Event) -> bool:
+    """A report or a validation that says fresh cookies would fix it. An ambiguous text (a 403,
+    a private, members-only or age-gated video) says so only once a validation confirms it
+    (P5: validated first): to a daemon that cannot look online (`validation_urls = []`) it is
+    no evidence: its offline check cannot confirm it, and a login for it would be P5's waste."""
     if isinstance(event, core.RefreshAsked):
+        if core.ambiguous(event.reason, event.error or event.detail):
+            return False  # the validation it gets is the evidence, if it confirms
         return event.reason.fixable and event.reason is not Reason.MANUAL
     if isinstance(event, core.ValidationFinished):
         reason = event.validation.reason

@@ -71,6 +71,7 @@ class RedisModel:
     extra: dict[str, Any] = field(default_factory=dict)  # keys added by newer code (diagnoses...)
     version: int = 0  # bumped on every write: a poll that sees the same version sees nothing new
     uids: int = 0
+    flushes: int = 0  # how often Redis lost everything (FLUSHALL, back empty): its lifetimes
 
     # --- Redis itself ---------------------------------------------------------------------
 
@@ -90,6 +91,7 @@ class RedisModel:
         self.active.clear()
         self.next_id = 0
         self.uids = keep_uids
+        self.flushes += 1
         self.version += 1
 
     def marker(self, source: str) -> Marker:

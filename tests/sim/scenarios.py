@@ -31,13 +31,17 @@ class Scenario:
     actions: tuple[Action, ...] = ()
     name: str = ""
 
-    def describe(self) -> str:
+    def describe(self, keep: frozenset[int] | None = None) -> str:
         lines = [
             f"Scenario(seed={self.seed}, span={self.span:.0f}s, writer={self.writer}, "
             f"skews={self.skews}, daemons={len(self.configs)})",
         ]
         lines += [f"  config d{i}: {c}" for i, c in enumerate(self.configs)]
-        lines += [f"  {t:10.1f} {kind} {args}" for t, kind, args in self.actions]
+        lines += [
+            f"  {k:3d} {t:10.1f} {kind} {args}"
+            for k, (t, kind, args) in enumerate(self.actions)
+            if keep is None or k in keep
+        ]
         return "\n".join(lines)
 
 
@@ -201,9 +205,12 @@ def _apply(w: World, p: Promises, kind: str, args: tuple[Any, ...]) -> None:
         if w.jar.session is not None:
             yt.sessions[w.jar.session] = args[0]
     elif kind == "remove":
+        if w.jar.exists and not w.writing:
+            p.file_broken()
         w.remove()
     elif kind == "corrupt":
         if not w.writing:
+            p.file_broken()
             w.write("<html>captive portal</html>\n", None, how="atomic", done=lambda: None)
     elif kind == "yt":
         setattr(yt, args[0], args[1])
@@ -274,7 +281,24 @@ def _apply(w: World, p: Promises, kind: str, args: tuple[Any, ...]) -> None:
 
 
 def shrink(sc: Scenario, promise: str, budget: int = 120) -> Scenario:
-    """Drop actions while `promise` still breaks: halves first, then one at a time."""
+    """The scenario with only the actions `shrink_keep` keeps."""
+    kept = shrink_keep(sc, promise, budget)
+    return replace(sc, actions=tuple(a for i, a in enumerate(sc.actions) if i in kept))
+
+
+def replay_command(seed: int, keep: frozenset[int] | None = None) -> str:
+    """The one command that replays a (shrunk) violation: the seed names the world and its
+    whole script, `--keep` the actions the shrunk trace kept (by their index in the script)."""
+    cmd = f"python -m tests.sim --replay {seed}"
+    if keep is not None:
+        cmd += " --keep " + (",".join(str(i) for i in sorted(keep)) or "''")
+    return cmd
+
+
+def shrink_keep(sc: Scenario, promise: str, budget: int = 120) -> frozenset[int]:
+    """Drop actions while `promise` still breaks: halves first, then one at a time. Returns the
+    indices of the actions kept (`run(sc, keep=...)` replays it; the world's randomness comes
+    from the seed, so the same indices give the same run)."""
     actions = list(range(len(sc.actions)))
     tries = 0
 
@@ -295,13 +319,14 @@ def shrink(sc: Scenario, promise: str, budget: int = 120) -> Scenario:
                 i += chunk
         if not changed:
             chunk //= 2
-    kept = tuple(sc.actions[i] for i in actions)
-    return replace(sc, actions=kept)
+    return frozenset(actions)
 
 
-def replay_text(sc: Scenario, promise: str, trace_lines: int = 60) -> str:
-    r = run(sc, trace=True, stop_at=promise)
-    lines = [sc.describe(), "  --- trace (last lines before the violation) ---"]
+def replay_text(
+    sc: Scenario, promise: str, *, keep: frozenset[int] | None = None, trace_lines: int = 60
+) -> str:
+    r = run(sc, keep=keep, trace=True, stop_at=promise)
+    lines = [sc.describe(keep), "  --- trace (last lines before the violation) ---"]
     lines += ["  " + t for t in r.trace[-trace_lines:]]
     return "\n".join(lines)
 
@@ -332,4 +357,14 @@ def summarize(results: list[Economy]) -> dict[str, float]:
     }
 
 
-__all__ = ["SOURCE", "Result", "Scenario", "generate", "run", "shrink", "summarize"]
+__all__ = [
+    "SOURCE",
+    "Result",
+    "Scenario",
+    "generate",
+    "replay_command",
+    "run",
+    "shrink",
+    "shrink_keep",
+    "summarize",
+]

@@ -1,7 +1,10 @@
 """The simulated world: jar writers, YouTube, extractor workers, the backend, daemons, clocks.
 
-Time is simulated (`World.t`, seconds of "true" time); each host has its own wall clock (offset
-from true time, stepped by `clock_step`), and Redis's clock is true time. Every daemon is a
+Time is simulated (`World.t`, seconds of "true" time). Each daemon's host has two clocks, as the
+runtime does (`core.Now(mono, wall)`): a wall clock (an offset from true time, stepped by
+`clock_step`) for dates, and a monotonic clock (its own origin from boot, never stepped) for
+intervals: the core's interval timers, the periodic jobs, the Redis retry wait, the save delay.
+Redis's clock is true time; an extractor host's is true time + its skew. Every daemon is a
 `SimDaemon`: the runtime of supervisor.py restated without I/O, feeding the same events to the
 real `core.step` and carrying out the effects on the modelled Redis, timers and state file.
 """
@@ -14,7 +17,7 @@ import json
 import math
 import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -116,8 +119,6 @@ class Jar:
         )
         scan = parse(self.text)
         if error := scan.verdict():
-            from dataclasses import replace
-
             return replace(base, error=error)
         return _report(base, scan, now_wall, key)
 
@@ -294,9 +295,12 @@ class SimDaemon:
     # --- clocks ---------------------------------------------------------------------------
 
     def wall(self) -> float:
+        """The host's wall clock: true time + its offset, which `World.clock_step` moves."""
         return self.world.t + self.world.offsets.get(self.idx, 0.0)
 
     def mono(self) -> float:
+        """The host's monotonic clock: true time from an origin drawn at boot (a restart starts
+        it again), never stepped."""
         return self.world.t + self.mono0
 
     def now(self) -> Any:
@@ -385,7 +389,7 @@ class SimDaemon:
     def fire(self, source: str, key: str) -> Callable[[], None]:
         return lambda: self.handle(core.TimerFired(source, key))  # type: ignore[arg-type]
 
-    # --- timers (APScheduler: one-shot at a date, intervals on the wall clock) --------------
+    # --- timers: one-shot at a date (wall) or after an interval (mono); periodic jobs on mono --
 
     def arm(self, key: str, at: float, job: Callable[[], None]) -> None:
         at = at if math.isfinite(at) else 1e18
@@ -521,15 +525,14 @@ class SimDaemon:
         self.dormant.clear()
 
     def clock_stepped(self, delta: float) -> None:
-        """The host's wall clock jumped: date timers now fire at other true times."""
+        """The host's wall clock jumped: date timers (`core.WALL_TIMERS`: a rotation's due date)
+        now fire at other true times. Everything on the monotonic clock stays where it was: the
+        core's interval timers (grace, retry, upload deadline), the periodic jobs (queue poll,
+        rescan, scheduled validations: `schedule.Timers.every` runs them on the event loop's
+        clock), the Redis retry wait, the save delay and the watcher's debounce."""
         for key, at in list(self.timer_at.items()):
-            if not (key.split(":")[0] in _WALL_TIMERS or not _HAS_NOW):
-                continue
-            job = self.timer_job(key)
-            self.arm(key, at, job)
-        for key, plan in self.intervals.items():
-            if key not in self.dormant:
-                plan()  # APScheduler's wakeup looks at the wall clock again
+            if key.split(":")[0] in _WALL_TIMERS or not _HAS_NOW:
+                self.arm(key, at, self.timer_job(key))
 
     def timer_job(self, key: str) -> Callable[[], None]:
         kind, source = key.split(":", 1)
@@ -585,7 +588,7 @@ class SimDaemon:
         """supervisor.run_validation: the offline check, then the runs `core.next_probe` asks
         for, answered by the world's YouTube as the jar was when the validation began."""
         w = self.world
-        started = self.wall()
+        started, began = self.wall(), self.mono()
         report = w.jar.report(self.wall(), self.key)
         self.handle(core.FileInspected(fx.source, report))
         if not self.alive:
@@ -615,6 +618,8 @@ class SimDaemon:
 
         def done() -> None:
             v = core.validation_of(said, started, self.wall(), fx.trigger)
+            # supervisor.run_validation: the duration is an interval, measured on mono
+            v = replace(v, took=max(0.0, self.mono() - began))
             w.on_validation(self, v, session, started_t)
             self.handle(core.ValidationFinished(fx.source, v))
 
