@@ -371,12 +371,15 @@ def test_daemon_status_renders_missing_keys() -> None:
     # An older or newer daemon may send fewer keys: nothing crashes, absent shows as '-'.
     lines = cli.source_lines({"source": "x"}, time.time())
     assert lines[0] == "x:" and all(line.endswith("-") or "none yet" in line for line in lines[1:])
-    assert cli.verdict({"source": "x"}).ok
-    # The file's current problem outranks an older passing validation; fixable or not decides.
-    not_a_file = {"source": "x", "problem": "not_a_file", "last_validation": {"ok": True}}
-    assert cli.verdict(not_a_file).exit_code == 2
-    assert cli.verdict({"source": "x", "problem": "missing_cookies"}).exit_code == 1
-    assert cli.verdict({"source": "x", "exists": False}).reason == "missing_cookies"
+    # The verdict is the daemon's (views.verdict, judged in tests/test_views.py); the CLI prints
+    # it. A status that carries none (a daemon older than the CLI) is no verdict: UNKNOWN.
+    assert cli.verdict({"source": "x"}).exit_code == 3
+    assert cli.verdict({"source": "x", "verdict": {"ok": True}}).ok
+    not_a_file = {"ok": False, "reason": "not_a_file", "fixable": False}
+    assert cli.verdict({"source": "x", "verdict": not_a_file}).exit_code == 2
+    missing = {"ok": False, "reason": "missing_cookies", "fixable": True}
+    assert cli.verdict({"source": "x", "verdict": missing}).exit_code == 1
+    assert cli.verdict({"source": "x", "verdict": "garbage"}).exit_code == 3
     backoff = {"source": "x", "refresh": {"backoff_until": time.time() + 3 * 3600}}
     assert any(
         re.search(r"backoff until\s+\S+ \(in 3 h\)", line)
@@ -456,10 +459,23 @@ def test_check_exit_codes_follow_the_daemons_verdicts(
     def sources(*states: dict[str, object]) -> str:
         return canned(200, json.dumps({"success": True, "sources": list(states)}).encode())
 
-    ok = {"source": "a", "problem": None, "last_validation": {"ok": True}}
-    fixable = {"source": "b", "problem": "logged_out"}
-    unfixable = {"source": "c", "last_validation": {"ok": False, "reason": "ip_flagged"}}
-    unread = {"source": "d", "read_error": "EMFILE"}
+    # The verdicts as the daemon serves them (views.verdict, judged in tests/test_views.py).
+    ok = {"source": "a", "problem": None, "last_validation": {"ok": True}, "verdict": {"ok": True}}
+    fixable = {
+        "source": "b",
+        "problem": "logged_out",
+        "verdict": {"ok": False, "reason": "logged_out", "fixable": True},
+    }
+    unfixable = {
+        "source": "c",
+        "last_validation": {"ok": False, "reason": "ip_flagged"},
+        "verdict": {"ok": False, "reason": "ip_flagged", "fixable": False},
+    }
+    unread = {
+        "source": "d",
+        "read_error": "EMFILE",
+        "verdict": {"ok": False, "reason": "read_error EMFILE", "unknown": True},
+    }
     found = ["--env-file", str(env_file(tmp_path / "e", 1))]
     for states, code in [
         ((ok,), 0),

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import uvicorn
 from redis.asyncio import Redis
 
-from cookie_supervisor import __version__, core, redisconn
+from cookie_supervisor import __version__, core, redisconn, views
 from cookie_supervisor.bull import BullQueue
 from cookie_supervisor.children import die_with_parent
 from cookie_supervisor.classify import register_secret
@@ -319,7 +319,7 @@ def _status_reporter(supervisor: Supervisor, notifier: Notifier) -> Any:
 
     async def report() -> None:
         nonlocal last
-        line = core.health(supervisor.state, supervisor.now())
+        line = views.health_line(supervisor.state, supervisor.now())
         if line != last and notifier.status(line):
             last = line
 

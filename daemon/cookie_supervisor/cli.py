@@ -530,7 +530,9 @@ class Verdict:
 
 
 def verdict(status: Mapping[str, Any], now: float | None = None) -> Verdict:
-    """One source's health from the daemon's status: the latest validation, else the file."""
+    """One source's verdict as the daemon serves it (`views.verdict`, key `verdict` of its
+    status), with what the status says around it. A status without one (a daemon older than
+    this command) is no verdict: UNKNOWN."""
     now = time.time() if now is None else now
     name = str(status.get("source", "?"))
     last = status.get("last_validation") or {}
@@ -543,21 +545,18 @@ def verdict(status: Mapping[str, Any], now: float | None = None) -> Verdict:
     elif refresh.get("owed"):
         notes.append(f"refresh owed ({refresh['owed']})")
     detail = "; ".join(n for n in notes if n)
-    if status.get("read_error"):  # the daemon's own trouble (EMFILE, EIO): no cookie verdict
-        return Verdict(name, False, f"read_error {status['read_error']}", False, detail, True)
-    if problem := status.get("problem"):  # the file as it is now outranks an older validation
-        return Verdict(name, False, problem, _fixable({"reason": problem}), detail)
-    if last and not last.get("ok", True):
-        return Verdict(name, False, last.get("reason"), _fixable(last), detail)
-    if "problem" not in status:  # a daemon that does not name the file's problem
-        for key, reason in (
-            ("exists", Reason.MISSING_COOKIES),
-            ("valid", Reason.CORRUPT_COOKIES),
-            ("logged_in", Reason.LOGGED_OUT),
-        ):
-            if status.get(key) is False:
-                return Verdict(name, False, reason.value, True, detail)
-    return Verdict(name, True, None, False, detail)
+    served = status.get("verdict")
+    if not isinstance(served, Mapping):
+        return Verdict(name, False, "no verdict served", False, detail, True)
+    reason = served.get("reason")
+    return Verdict(
+        name,
+        served.get("ok") is True,
+        None if reason is None else str(reason),
+        served.get("fixable") is True,
+        detail,
+        served.get("unknown") is True,
+    )
 
 
 def _fixable(answer: Mapping[str, Any]) -> bool:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
 
-from cookie_supervisor import cookiefile, core
+from cookie_supervisor import cookiefile, core, views
 from cookie_supervisor.background import Background
 from cookie_supervisor.bull import BullQueue, JobOptions
 from cookie_supervisor.classify import Reason, redact, scrub_tree
@@ -419,51 +419,8 @@ class Supervisor:
     # --- status --------------------------------------------------------------------------------
 
     def status(self, source: str) -> dict[str, Any]:
-        src = self.source(source)
-        r = src.report or CookieReport(path=src.settings.cookies_file, exists=False)
-        clocks = self.now()
-        now = clocks.wall
-        rotation = src.rotation()
-        return {
-            "source": src.name,
-            "configured": True,
-            "path": str(src.settings.cookies_file),
-            "exists": r.exists,
-            "valid": r.valid,
-            "error": r.error,
-            "problem": src.problem.value if src.problem else None,
-            "read_error": src.read_error,
-            "size_bytes": r.size if r.exists else None,
-            "last_modified": r.mtime if r.exists else None,
-            "age_seconds": round(now - r.mtime, 3) if r.exists and r.mtime is not None else None,
-            "secure_permissions": r.secure_permissions,
-            "cookies": r.cookies,
-            "malformed_lines": r.malformed_lines,
-            "login_cookies": list(r.login_cookies),
-            "login_expires_at": r.login_expires_at,
-            "logged_in": r.logged_in,
-            "session_changed_at": src.session_since,
-            "rotation_due_at": rotation[0] if rotation else None,
-            # sessions seen to die: how many are known, the median of the last 3, and the
-            # renewal it calls for (2/3 of it after the current session arrived)
-            "session_lifetimes": {
-                "known": len(src.lifetimes),
-                "median_seconds": core.lifetime_median(src),
-                "learned_renewal_at": core.learned_renewal(src),
-            },
-            "refresh": {
-                "pending_job": src.pending_job if self.redis_up else None,
-                "owed": src.owed.reason.value if src.owed else None,
-                "verifying_job": src.verifying.job_id if src.verifying else None,
-                "success_ratio": src.success_ratio,
-                "consecutive_failures": src.failures,
-                "backoff_until": src.backoff_ends(now),
-                "needed": (n.value if (n := core.need(src, clocks)) else None),
-            },
-            "last_validation": src.last_validation.as_dict() if src.last_validation else None,
-            "diagnosis": src.diagnosis.value if src.diagnosis else None,
-            "message": _file_message(r, src.read_error),
-        }
+        """The source's status view (views.status): what the API and the CLI show."""
+        return views.status(self.source(source), self.redis_up, self.now())
 
 
 def _reason(value: str | None) -> Reason | None:
@@ -472,15 +429,3 @@ def _reason(value: str | None) -> Reason | None:
         return Reason(value) if value else None
     except ValueError:
         return None
-
-
-def _file_message(r: CookieReport, read_error: str | None) -> str:
-    if read_error:
-        return f"The daemon cannot read the cookies file ({read_error})"
-    if not r.exists:
-        return "Cookies file not found"
-    if r.error:
-        return f"Cookies file unusable: {r.error}"
-    if not r.logged_in:
-        return "Cookies file found, but yt-dlp would not be logged in"
-    return "Cookies file found"
