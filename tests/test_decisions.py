@@ -148,7 +148,11 @@ def test_file_evidence(redis_url: str, tmp_path: Path) -> None:
         "none",
         COOKIE_SUPERVISOR_QUEUE_POLL_INTERVAL="0.2",
     )
-    d = Daemon(env=quick).start()
+    quick.pop("YT_DLP_COOKIES_FILE")
+    # The logged-out jar is smaller than the logged-in one, so it is confirmed first: after
+    # logged_out_confirm (10 s by default, which this test would only sit through).
+    confirm = source_config(tmp_path / "confirm.toml", jar, logged_out_confirm="0.5s")
+    d = Daemon(env=quick, args=["--config", str(confirm)]).start()
     r = redis.Redis.from_url(redis_url)
     try:
         write_atomic(jar, cookie_jar(login=False))  # YouTube cleared LOGIN_INFO, yt-dlp saved it
