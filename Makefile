@@ -40,8 +40,13 @@ tests/interop/node_modules/.package-lock.json: tests/interop/package-lock.json
 run: system-deps-run $(VENV_RUNTIME)
 	@exec $(CURDIR)/scripts/run-dev.sh
 
+# The suite on TEST_WORKERS pytest-xdist workers: most tests wait on real processes (daemons,
+# redis-server, Node workers, Prometheus), so two workers keep two cores busy. Each worker has its
+# own redis-server, temporary directories and free ports; tests sharing a module's fixture stay
+# on one worker (tests/conftest.py). TEST_WORKERS=0 runs it in this process, one test at a time.
+TEST_WORKERS ?= 2
 test: system-deps-test $(VENV_TEST) node-deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(VENV_TEST)
 	$(VENV)/bin/ruff check daemon tests grafana scripts alerts

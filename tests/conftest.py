@@ -11,6 +11,24 @@ from cookie_supervisor.bull import BullQueue
 from tests.support import MediaServer, Receiver, RedisServer, cookie_jar, write_atomic
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup`): the tests that share a
+    module-scoped fixture of their own module (a module's daemon, the built wheel, a simulation
+    run) go to one worker as one group, so that fixture is made once, not once per worker."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        info = getattr(item, "_fixtureinfo", None)
+        shared = info is not None and any(
+            d.scope == "module" and d.baseid == module
+            for name in info.names_closure
+            for d in info.name2fixturedefs.get(name, ())
+        )
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(module))
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     server = RedisServer().start()
