@@ -1,19 +1,24 @@
-"""The file watcher with a real watchdog observer on real directories: bursts, replacements."""
+"""The file watcher on the daemon's one inotify instance, on real directories: bursts,
+replacements, and the instance shared with the log-file followers."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import contextlib
 import os
 import shutil
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
+from cookie_supervisor.config import SourceSettings
+from cookie_supervisor.reports import ReportInputs
 from cookie_supervisor.watcher import FileWatcher
 from tests.support import cookie_jar, write_atomic
+from tests.test_reports import BOT, Metrics, Reports, append
 
 
 class Seen:
@@ -179,17 +184,65 @@ async def test_symlinked_jar_changes_through_its_target(tmp_path: Path) -> None:
         watcher.stop()
 
 
-async def test_an_event_for_a_stopping_emitter_is_not_an_error(
-    watched: tuple[FileWatcher, Seen, Path], caplog: pytest.LogCaptureFixture
+async def test_a_directory_renamed_away_is_no_longer_watched(
+    watched: tuple[FileWatcher, Seen, Path],
 ) -> None:
-    """Replays watchdog's stop race without timing: an emitter asked for events after its stop
-    (what its thread does when an event arrives mid-stop) logs ERROR, which the watcher drops;
-    watchdog's other errors still get through."""
-    watcher, _seen, _jar = watched
-    [emitter, *_] = watcher._observer.emitters
-    with caplog.at_level(logging.DEBUG, logger="watchdog"):
-        emitter.stop()
-        emitter.queue_events(0)  # the stopped emitter's thread, one event too late
-        logging.getLogger("watchdog.observers.inotify").error("something else")
-    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert errors == ["something else"]
+    watcher, seen, jar = watched
+    old = jar.parent.with_name("srv.old")
+    os.rename(jar.parent, old)  # the watch follows the inode; it must not stay on srv.old
+    await seen.next("main", 0)
+    await settled(watcher, seen)
+    assert not watcher.directories.watching(jar.parent, watcher._event)
+    assert watcher.directories.directories == 1  # the parent only: nothing follows srv.old
+    old.rename(jar.parent)  # back: watched again
+    await until(lambda: watcher.directories.watching(jar.parent, watcher._event))
+    n = await settled(watcher, seen)
+    write_atomic(jar, cookie_jar())
+    await seen.next("main", n)
+
+
+def inotify_instances() -> int:
+    links = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            links.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return links.count("anon_inode:inotify")
+
+
+async def test_jars_and_log_files_share_one_instance_and_no_thread(tmp_path: Path) -> None:
+    """Ten jars in ten directories, and a log file beside one of them: one inotify instance
+    for all, read by the loop (watchdog had an instance and two threads per directory)."""
+    jars = {}
+    for i in range(10):
+        (tmp_path / f"srv{i}").mkdir()
+        jars[f"s{i}"] = tmp_path / f"srv{i}" / "cookies.txt"
+        write_atomic(jars[f"s{i}"], cookie_jar())
+    log = tmp_path / "srv0" / "backend.log"
+    log.write_text("history\n")
+    seen, reports, metrics = Seen(), Reports(), Metrics()
+    instances, threads = inotify_instances(), set(threading.enumerate())
+    watcher = FileWatcher(asyncio.get_running_loop(), jars, seen, debounce=0.05)
+    source = SourceSettings(name="s0", cookies_file=jars["s0"], log_files=[log])
+    # the slow poll is a minute: only the shared instance can make the new line seen in time
+    inputs = ReportInputs([source], reports, metrics, poll_interval=60.0, watch=watcher.directories)
+    watcher.start()
+    await inputs.start()
+    try:
+        await until(lambda: metrics.up("s0", str(log)) == 1, what="the log file seen")
+        assert inotify_instances() == instances + 1
+        # no watching thread: the only new ones are asyncio's executor, where the log is read
+        new = [t.name for t in set(threading.enumerate()) - threads]
+        assert all(name.startswith("asyncio_") for name in new), new
+        assert watcher.directories.directories == 11  # ten jar directories and their parent
+        write_atomic(jars["s0"], cookie_jar())  # the directory both watch: each hears its own
+        append(log, "worker: " + BOT)
+        await seen.next("s0", 0)
+        await until(lambda: reports == [("s0", BOT, str(log))], what="the report")
+        write_atomic(jars["s9"], cookie_jar())
+        await seen.next("s9", 0)
+        assert seen.changes["s5"] == 0
+    finally:
+        await inputs.aclose()  # borrowed: leaves the instance open for its owner
+        assert inotify_instances() == instances + 1
+        watcher.stop()
+    assert inotify_instances() == instances

@@ -37,7 +37,7 @@ from cookie_supervisor.reports import ReportInputs
 from cookie_supervisor.schedule import Timers
 from cookie_supervisor.supervisor import Supervisor
 from cookie_supervisor.systemd import Notifier
-from cookie_supervisor.watcher import FileWatcher
+from cookie_supervisor.watcher import DirectoryWatch, FileWatcher
 from cookie_supervisor.web import connections, routes
 from cookie_supervisor.webhooks import (
     INCIDENT_EVENTS,
@@ -137,9 +137,9 @@ async def serve(settings: Settings) -> int:
         log.info("removed %d cookie copies left by a killed probe", swept)
     supervisor.metrics.register(task_gauge(lambda: len(asyncio.all_tasks(loop))))
     sender = _webhooks(settings, supervisor)
-    inputs = _report_inputs(settings, supervisor)
     files = {name: st.settings.cookies_file for name, st in supervisor.sources.items()}
     watcher = FileWatcher(loop, files, supervisor.file_event, settings.debounce)
+    inputs = _report_inputs(settings, supervisor, watcher.directories)
     notifier = Notifier.from_env()
     token = settings.api_token.get_secret_value() if settings.api_token else None
     app = routes.build(
@@ -251,7 +251,9 @@ def _webhooks(settings: Settings, supervisor: Supervisor) -> WebhookSender:
     return sender
 
 
-def _report_inputs(settings: Settings, supervisor: Supervisor) -> ReportInputs:
+def _report_inputs(
+    settings: Settings, supervisor: Supervisor, directories: DirectoryWatch
+) -> ReportInputs:
     """Passive detection: the backend's journal and log lines become reports, like posted ones."""
 
     def on_report(source: str, text: str, input_: str) -> None:
@@ -260,7 +262,9 @@ def _report_inputs(settings: Settings, supervisor: Supervisor) -> ReportInputs:
 
     stored = supervisor.stored.get("cursors")
     cursors = {str(k): str(v) for k, v in stored.items()} if isinstance(stored, dict) else {}
-    inputs = ReportInputs(settings.all_sources(), on_report, supervisor.metrics, cursors=cursors)
+    inputs = ReportInputs(
+        settings.all_sources(), on_report, supervisor.metrics, cursors=cursors, watch=directories
+    )
     supervisor.saver.part("cursors", inputs.cursors)
     return inputs
 

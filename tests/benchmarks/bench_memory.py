@@ -3,7 +3,7 @@
     .venv/bin/python tests/benchmarks/bench_memory.py
 
 Each jar is inspected in a fresh child process that first imports the whole daemon
-(`cookie_supervisor.app`: uvicorn, redis, APScheduler, watchdog, pydantic, prometheus-client), so
+(`cookie_supervisor.app`: uvicorn, redis, APScheduler, pydantic, prometheus-client), so
 "idle" is what the daemon's code costs before any jar is read. The peak is VmHWM after resetting
 it (/proc/self/clear_refs), so it is the inspection's own high-water mark. The target is a peak of
 at most 2x idle for any jar the parser accepts to read (MAX_BYTES).

@@ -6,10 +6,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cookie_supervisor.dirwatch import DirectoryWatch
 from cookie_supervisor.reports.journal import UNIT_DIRS, JournalFollower
 from cookie_supervisor.reports.logfile import LogFileFollower
 from cookie_supervisor.reports.sink import OnReport, ReportMetrics
+from cookie_supervisor.watcher import DirectoryWatch
 
 if TYPE_CHECKING:
     from cookie_supervisor.config import SourceSettings
@@ -29,11 +29,14 @@ class ReportInputs:
         journalctl: str = "journalctl",
         unit_dirs: Iterable[Path] = UNIT_DIRS,
         poll_interval: float = 5.0,
+        watch: DirectoryWatch | None = None,
     ) -> None:
         self.followers: list[JournalFollower | LogFileFollower] = []
         # every log file's directory on one inotify instance, read on the loop: no thread per
-        # file, and no instance per directory (the default limit is 128 per user)
-        self.watch = DirectoryWatch()
+        # file, and no instance per directory (the default limit is 128 per user). The daemon's
+        # is the jar watcher's (`watch`), which closes it; without one, its own.
+        self.watch = watch or DirectoryWatch()
+        self._own_watch = watch is None
         for source in sources:
             if source.journal_units:
                 self.followers.append(
@@ -74,4 +77,5 @@ class ReportInputs:
     async def aclose(self) -> None:
         for follower in self.followers:
             await follower.aclose()
-        self.watch.close()
+        if self._own_watch:
+            self.watch.close()

@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cookie_supervisor.dirwatch import DirectoryWatch
 from cookie_supervisor.reports.lines import CHUNK, MAX_LINE, LineSplitter, relevant
 from cookie_supervisor.reports.sink import OnReport, ReportMetrics, deliver
+from cookie_supervisor.watcher import DirectoryWatch
 
 log = logging.getLogger("cookie_supervisor.reports")  # one logger for every input, as ever
 
@@ -37,8 +37,8 @@ class _Batch:
 class LogFileFollower:
     """Follows one plain log file: appends, rotation by rename, copytruncate.
 
-    The file's directory is watched (a watch on the file would die with its inode), on one
-    inotify instance shared by every follower (dirwatch.py), which wakes the follower; a slow
+    The file's directory is watched (a watch on the file would die with its inode), on the one
+    inotify instance of the daemon (watcher.DirectoryWatch), which wakes the follower; a slow
     poll covers filesystems without inotify. A symlink at the path is never followed (lstat,
     O_NOFOLLOW, and the opened file must be the one looked at: same st_dev/st_ino). Reading
     happens in a worker thread, handling on the loop. The first sight of the file marks its end
@@ -117,10 +117,11 @@ class LogFileFollower:
 
     def _watch(self) -> None:
         directory = self.path.parent
-        if self._dirwatch is not None and not self._dirwatch.watching(directory):
-            self._dirwatch.watch(directory, self._directory_event)
+        watch = self._dirwatch
+        if watch is not None and not watch.watching(directory, self._directory_event):
+            watch.watch(directory, self._directory_event)
 
-    def _directory_event(self, name: str) -> None:
+    def _directory_event(self, directory: Path, name: str, mask: int) -> None:
         """On the loop: an entry of the file's directory changed ("" = maybe any)."""
         # the file itself, or a rotation (app.log.1, app.log-20261125) beside it
         if (not name or name.startswith(self.path.name)) and self._wake is not None:
