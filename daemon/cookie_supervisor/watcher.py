@@ -196,7 +196,8 @@ class DirectoryWatch:
                 self._dirs[directory].wd = None
             name = ""
         for directory in list(paths):
-            _call(self._dirs[directory].callbacks, directory, name, mask)
+            if watched := self._dirs.get(directory):  # a callback may have closed the instance
+                _call(watched.callbacks, directory, name, mask)
 
 
 def _call(callbacks: list[OnEvent], directory: Path, name: str, mask: int) -> None:
