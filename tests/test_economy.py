@@ -261,7 +261,7 @@ def test_d7_a_worker_whose_clock_is_behind_is_booked_and_cooled_down(
     fresh.write_text(cookie_jar(mark=MARK + "-new"))
     worker(worker_factory, redis_url, JAR_FILE=str(fresh), JAR_MARK=MARK)
     worker(worker_factory, redis_url, JAR_FILE=str(fresh), JAR_MARK=MARK, CLOCK_SKEW_MS="-300000")
-    cooldown, window = 4.0, 16.0
+    cooldown, window = 2.0, 8.0  # the bound 1 + W/cooldown = 5 jobs; before: 17 jobs in 10 s
     settings = {
         "validation_urls": [],
         "validate_every": "0",
