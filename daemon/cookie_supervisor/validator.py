@@ -21,14 +21,6 @@ from typing import Any
 from cookie_supervisor import cookiefile
 from cookie_supervisor.classify import Reason
 from cookie_supervisor.config import Settings, SourceSettings
-from cookie_supervisor.core import (
-    ProbeRun,
-    ProbeSaid,
-    ValidationPlan,
-    next_probe,
-    offline_validation,
-    validation_of,
-)
 from cookie_supervisor.model import CookieReport, Validation
 from cookie_supervisor.probe import (
     ProbeResult,
@@ -36,6 +28,14 @@ from cookie_supervisor.probe import (
     detect_js_runtime,
     run_account_check,
     run_probe,
+)
+from cookie_supervisor.verdict import (
+    ProbeRun,
+    ProbeSaid,
+    ValidationPlan,
+    next_probe,
+    offline_validation,
+    validation_of,
 )
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,190 @@
+"""The queue observed: finished jobs booked once, jobs that vanished, owed refreshes paid, and
+Redis going away and coming back."""
+
+from __future__ import annotations
+
+import logging
+
+from cookie_supervisor.classify import Reason
+from cookie_supervisor.core.events import (
+    Arm,
+    Count,
+    Effect,
+    Enqueue,
+    Log,
+    Persist,
+    QueueObserved,
+    RecordOutcome,
+    RedisDown,
+)
+from cookie_supervisor.core.refresh import _note_asked, _pursue, still_owed
+from cookie_supervisor.core.source import (
+    REQUESTED_KEPT,
+    Source,
+    Spell,
+    State,
+    Verification,
+    _log,
+    _notify,
+    _session_after,
+    _validate,
+)
+from cookie_supervisor.core.validation import _end_verification, _job_key
+from cookie_supervisor.model import (
+    FinishedJob,
+    Now,
+    judged_key,
+)
+
+# --- the queue ----------------------------------------------------------------------------------
+
+
+def _queue_observed(state: State, obs: QueueObserved, now: Now) -> list[Effect]:
+    fx: list[Effect] = []
+    if state.redis_up is not True:
+        fx.append(_redis_back(state, now))
+    state.redis_up, state.counts = True, obs.counts
+    if obs.diagnoses is not None:
+        for name, src in state.sources.items():
+            src.shared_diagnosis = obs.diagnoses.get(name)
+    state.history_recovered = True
+    initial = state.judged is None
+    judged = state.judged if state.judged is not None else set()
+    finished_ids = {j.job_id for j in obs.finished}
+    booked = False
+    for job in sorted(obs.finished, key=lambda j: j.finished_at):
+        key = judged_key(job.job_id, job.finished_at)
+        if key in judged:
+            continue  # booked already: a job is judged by its id, never by a finishedOn cursor
+        judged.add(key)
+        booked = True
+        if job.source in state.sources:
+            fx += _job_finished(state.sources[job.source], job, now, counted=not initial)
+    state.judged = judged if obs.window is None else judged & obs.window
+    if booked:
+        fx.append(Persist())  # the record survives a restart: jobs that end meanwhile are booked
+    for name, src in state.sources.items():
+        before = src.pending_job
+        src.pending_job = obs.pending.get(name)
+        if src.pending_job is not None and src.pending_job not in src.requested:
+            src.watched.setdefault(src.pending_job, now.wall)
+            _note_asked(src, src.pending_job, now)
+            while len(src.watched) > REQUESTED_KEPT:
+                del src.watched[next(iter(src.watched))]
+        lost = src.pending_job is None and before in obs.vanished - finished_ids
+        if before is not None and lost:
+            fx += _job_lost(src, before)
+        if src.pending_job is None:
+            src.pending_reason = None
+        src.pending_progress = obs.progress.get(name) if src.pending_job is not None else None
+    for src in state.sources.values():
+        if src.owed is not None:  # after an outage, or restored from the state file
+            fx += _pay_owed(state, src, now)
+        else:
+            fx += _pursue(state, src, now, origin="retry")
+    return fx
+
+
+def _job_lost(src: Source, job_id: str) -> list[Effect]:
+    src.requested.pop(job_id, None)
+    reason = src.pending_reason
+    fx: list[Effect] = [
+        Count("pending_jobs_lost_total", (src.name,)),
+        _log(logging.WARNING, "pending refresh job vanished from Redis", src, job_id=job_id),
+    ]
+    if reason is Reason.MANUAL:
+        # A person asked and nothing ran: that request still stands.
+        fx.append(Enqueue(src.name, reason, "retry"))
+    return fx
+
+
+def _pay_owed(state: State, src: Source, now: Now) -> list[Effect]:
+    owed = src.owed
+    assert owed is not None
+    if src.report is None and src.read_error is None:
+        return []  # at start, before the file was looked at: its cause cannot be judged yet
+    src.owed = None
+    fx: list[Effect] = [Persist()]
+    if not still_owed(src, owed, now):
+        dropped = _log(
+            logging.INFO, "owed refresh dropped: its cause is gone", src, reason=owed.reason
+        )
+        return [*fx, dropped]
+    if src.pending_job is not None:
+        return fx
+    return [*fx, Enqueue(src.name, owed.reason, "owed", owed.force)]
+
+
+def _job_finished(src: Source, job: FinishedJob, now: Now, *, counted: bool) -> list[Effect]:
+    src.history.append(job)
+    requested = src.requested.pop(job.job_id, None)
+    watched = src.watched.pop(job.job_id, None)
+    if not counted:
+        return []  # history recovered at start: counters are about what this process saw
+    ok = job.outcome == "completed"
+    fx: list[Effect] = [
+        Count("refresh_jobs_finished_total", (src.name, job.outcome)),
+        _log(
+            logging.INFO,  # one job's outcome; refreshes that keep failing warn once
+            f"refresh job {job.outcome}",
+            src,
+            job_id=job.job_id,
+            attempts=job.attempts_made,
+        ),
+        _notify(
+            "refresh_completed" if ok else "refresh_failed",
+            src,
+            _job_key(job.job_id, job.created_at),
+            f"refresh job {job.job_id} {job.outcome}",
+            job.reason,
+            job.job_id,
+        ),
+    ]
+    if not ok:
+        return [*fx, RecordOutcome(src.name, job.job_id, False)]
+    if src.verifying is not None:
+        fx += _end_verification(src, "superseded")
+    since = requested if requested is not None else job.created_at
+    # From when this daemon saw it end, not the worker's finishedOn: its clock may be off.
+    ver = Verification(
+        job.job_id,
+        now.mono + src.settings.upload_timeout,
+        reason=job.reason,
+        created_at=job.created_at,
+        key=judged_key(job.job_id, job.finished_at),
+        asked_at=since if watched is None else watched,
+        asked_mono=src.asked_mono.pop(job.job_id, None),
+        ended_at=now.wall,
+    )
+    src.verifying = ver
+    fx.append(Arm(src.name, "upload", ver.deadline))
+    # The extractor uploads before it reports success: the new session may be here already.
+    if _session_after(src, ver):
+        ver.session_at = src.session_since
+        fx += _validate(src, "verification")
+    elif src.rewritten_at is not None and src.rewritten_at > ver.asked_at:
+        # The jar was rewritten with the session already there while the job ran: the
+        # extractor uploaded the same login (D14). The validation judges it, not `no_upload`.
+        ver.session_at, ver.same_session = src.rewritten_at, True
+        fx += _validate(src, "verification")
+    return fx
+
+
+def _redis_down(state: State, event: RedisDown, now: Now) -> list[Effect]:
+    if state.redis_up is False:
+        if state.redis_down is not None:
+            state.redis_down.repeats += 1
+        return []
+    state.redis_up, state.counts = False, None
+    state.redis_down = Spell(now.mono)
+    return [
+        Log(logging.WARNING, "redis unavailable", {"problem": "redis_down", "error": event.error})
+    ]
+
+
+def _redis_back(state: State, now: Now) -> Log:
+    spell, state.redis_down = state.redis_down, None
+    if spell is None:
+        return Log(logging.INFO, "redis reachable", {})
+    fields = {"problem": "redis_down", "lasted": round(now.mono - spell.since, 3)}
+    return Log(logging.INFO, "redis unavailable: ended", {**fields, "repeats": spell.repeats})

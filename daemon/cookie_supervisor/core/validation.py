@@ -1,0 +1,236 @@
+"""Validations finished: their verdict, the verification of a refresh, the diagnosis that
+fresh cookies cannot help, and the backoff a passing validation resets."""
+
+from __future__ import annotations
+
+import logging
+
+from cookie_supervisor.classify import Reason
+from cookie_supervisor.core.events import (
+    Cancel,
+    Count,
+    Effect,
+    Observe,
+    Persist,
+    RecordOutcome,
+    ResetBackoff,
+    ShareDiagnosis,
+)
+from cookie_supervisor.core.file import session_ended
+from cookie_supervisor.core.health import track_usable
+from cookie_supervisor.core.problems import _validation_level
+from cookie_supervisor.core.refresh import _pursue
+from cookie_supervisor.core.source import _FILE_STATES, Source, State, _log, _notify, _validate
+from cookie_supervisor.model import (
+    NotifyEvent,
+    Now,
+    Policy,
+    Validation,
+    Verdict,
+)
+from cookie_supervisor.verdict import _NOT_HONOURED, ValidationPlan
+
+
+def plan_validation(src: Source, asked: bool = False) -> ValidationPlan:
+    """What a validation of `src` may run. A standing diagnosis makes every run probe without
+    cookies too: when the bot wall also blocks the account check, only that keeps it standing."""
+    cfg = src.settings
+    return ValidationPlan(
+        cfg.validation_urls, cfg.account_check_url, asked or src.diagnosis is not None
+    )
+
+
+def _validation_finished(state: State, src: Source, v: Validation, now: Now) -> list[Effect]:
+    src.validating = False
+    if v.read_error is not None:
+        # The daemon's own trouble (already counted as a read error): not a verdict on the
+        # cookies, so no result, no alert-worthy failure, no notification.
+        return []
+    before, src.last_validation = src.last_validation, v
+    if v.ok:
+        src.validated_ok_at = v.at
+    if v.conclusive:
+        src.verdict = v
+        track_usable(src, now)
+    result = "ok" if v.ok else (v.reason or Reason.OTHER).value
+    fx: list[Effect] = [
+        Count("validation_runs_total", (src.name, result)),
+        Observe("validation_duration_seconds", src.name, v.duration),
+        _log(
+            _validation_level(src, v),
+            "validation passed" if v.ok else "validation failed",
+            src,
+            result=result,
+            trigger=v.trigger,
+            duration=round(v.duration, 3),
+            offline=v.offline,
+            diagnosis=v.diagnosis.value if v.diagnosis else None,
+            detail=v.message,  # yt-dlp's verdict lines, already redacted by the probe
+        ),
+    ]
+    if v.diagnosis is not None:
+        fx.append(Count("validation_diagnoses_total", (src.name, v.diagnosis.value)))
+    # From no result too (a start): the runtime keeps the incident each daemon announced, across
+    # restarts and shared through Redis, and sends a failure once per incident and a recovery
+    # only after a failure it announced (docs/bull.md §9).
+    if (before is None or before.ok) and not v.ok:
+        fx.append(_notify("validation_failed", src, f"{v.at:.0f}", f"failing: {result}", result))
+    elif (before is None or not before.ok) and v.ok:
+        fx.append(_notify("validation_recovered", src, f"{v.at:.0f}", "passing again", None))
+    since = src.session_since
+    if since is not None and v.started_at >= since:  # this validation speaks for this session
+        if v.ok and not v.offline:
+            src.seen_alive = src.session
+        elif v.reason in _NOT_HONOURED:
+            fx += session_ended(src, now.wall, v.reason)  # YouTube no longer takes it
+    fx += _judge_verification(src, v)
+    fx += _track_diagnosis(src, v)
+    if v.ok and not v.offline:  # an offline pass could not look online (N2)
+        fx += _reset_backoff(src, fx)
+    fx += _pursue(state, src, now, origin="validation")
+    return fx
+
+
+def _track_diagnosis(src: Source, v: Validation) -> list[Effect]:
+    """A diagnosis stands until something newer contradicts it: a validation that passed on the
+    network, or an account check saying the session is dead (that is the cookies after all). A
+    run the bot wall also blocked, or one that proved nothing (timeout, rate limit), keeps it."""
+    before = src.diagnosis
+    if v.diagnosis is not None:
+        src.diagnosed = v.diagnosis
+        fx: list[Effect] = [ShareDiagnosis(src.name, v.diagnosis, diagnosis_ttl(src.settings))]
+        if before != v.diagnosis:
+            fx.append(Persist())  # it stands across a restart too
+            fx.append(
+                _log(
+                    logging.WARNING,
+                    "diagnosis: fresh cookies cannot help",
+                    src,
+                    diagnosis=v.diagnosis,
+                )
+            )
+        return fx
+    contradicted = (v.ok and not v.offline) or v.reason in _NOT_HONOURED
+    if before is None or not contradicted:
+        return []
+    src.diagnosed = src.shared_diagnosis = None
+    return [
+        ShareDiagnosis(src.name, None),
+        Persist(),
+        _log(
+            logging.INFO,
+            "diagnosis no longer stands",
+            src,
+            diagnosis=before,
+            result="ok" if v.ok else v.reason,
+        ),
+    ]
+
+
+def diagnosis_ttl(cfg: Policy) -> float:
+    """How long a shared diagnosis stands in Redis without a validation confirming it: three
+    validation periods (at least an hour), or a day for a source that only validates on demand."""
+    return max(3 * cfg.validate_every, 3600.0) if cfg.validate_every > 0 else 86400.0
+
+
+def _reset_backoff(src: Source, fx: list[Effect]) -> list[Effect]:
+    """A validation passed on a session: the count of unsuccessful refreshes starts again, and a
+    retry armed for the backoff is moot. Once per session (P6): a new session alone never resets
+    it (every refresh uploads one, and one YouTube does not honour must count), and the same
+    session passing again does not either — refreshes that bring back that session (D14) or a due
+    rotation it cannot end must keep counting."""
+    if any(isinstance(e, RecordOutcome) and e.ok for e in fx):
+        src.reset_by = src.session
+        return []  # a verified refresh: Redis resets the count as it books the job, once
+    if src.failures <= 0 and src.backoff_until is None:
+        return []
+    if src.session is not None and src.session == src.reset_by:
+        return []
+    src.reset_by = src.session
+    src.failures, src.backoff_until = 0, None
+    out: list[Effect] = [ResetBackoff(src.name)]
+    if src.retry_at is not None:
+        src.retry_at = None
+        out.append(Cancel(src.name, "retry"))
+    return out
+
+
+def _judge_verification(src: Source, v: Validation) -> list[Effect]:
+    ver = src.verifying
+    # Only a validation that started on the new session speaks for the refresh: one that began
+    # on the old jar and finished after the upload says nothing about the new cookies.
+    if ver is None or ver.session_at is None or v.started_at < ver.session_at:
+        return []
+    if v.offline and v.ok:
+        # Offline-only (no validation URLs): the jar looks logged in, nobody asked YouTube (N2).
+        return _end_verification(src, "unverified")
+    if not v.conclusive or (v.offline and v.reason in _FILE_STATES):
+        # Inconclusive (rate limited, a diagnosis, the network) or the file caught mid-write:
+        # the deadline ends it `unverified` if nothing conclusive comes (D3).
+        return []
+    verdict: Verdict = "verified" if v.ok else "still_failing"
+    fx = _end_verification(src, verdict)
+    if not v.ok:
+        # Fresh cookies did not help: before asking again, find out whether they ever could.
+        fx += _validate(src, "diagnosis", diagnose=True)
+    return fx
+
+
+def _end_verification(src: Source, verdict: Verdict) -> list[Effect]:
+    ver = src.verifying
+    assert ver is not None
+    src.verifying = None
+    ok = verdict == "verified"
+    if ok and ver.same_session and src.session is not None and src.session == src.reset_by:
+        ok = False  # it renewed nothing, and this session reset the count once already (P1)
+    fx: list[Effect] = [
+        Cancel(src.name, "upload"),
+        Persist(),  # the job joins the saved record of judged jobs: a restart books it no more
+        Count("refresh_verifications_total", (src.name, verdict)),
+        _log(
+            logging.INFO,  # one refresh's outcome; refreshes that keep failing warn once
+            f"refresh verification: {verdict}",
+            src,
+            job_id=ver.job_id,
+        ),
+    ]
+    # `unverified` is neither a success nor an unsuccessful refresh: the count stays as it is.
+    if verdict not in ("superseded", "unverified"):
+        fx.append(RecordOutcome(src.name, ver.job_id, ok))
+        reason = v_reason if (v_reason := _verdict_reason(src, verdict)) else ver.reason
+        fx.append(
+            _notify(
+                _VERDICT_EVENT[verdict],
+                src,
+                _job_key(ver.job_id, ver.created_at),
+                f"refresh job {ver.job_id}: {_VERDICT_TEXT[verdict]}",
+                reason,
+                ver.job_id,
+            )
+        )
+    return fx
+
+
+def _verdict_reason(src: Source, verdict: Verdict) -> str | None:
+    """`refresh_still_failing` names the new failure; the other verdicts the job's reason."""
+    v = src.last_validation
+    if verdict == "still_failing" and v is not None and v.reason is not None:
+        return v.reason.value
+    return None
+
+
+def _job_key(job_id: str, created_at: float) -> str:
+    """What names a job's events: its id alone repeats after a queue reset."""
+    return f"{job_id}@{round(created_at * 1000)}" if created_at else job_id
+
+
+_VERDICT_EVENT: dict[Verdict, NotifyEvent] = {
+    "verified": "refresh_verified",
+    "still_failing": "refresh_still_failing",
+    "no_upload": "refresh_no_upload",
+}
+_VERDICT_TEXT = {
+    "verified": "new cookies uploaded and validated",
+    "still_failing": "new cookies uploaded, validation still fails",
+    "no_upload": "refresh completed but no new login session arrived in time",
+}

@@ -1,0 +1,162 @@
+"""The validation pipeline's pure rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from cookie_supervisor.classify import Reason, diagnose, redact
+from cookie_supervisor.model import (
+    CookieReport,
+    Policy,
+    Validation,
+)
+
+_NOT_HONOURED = frozenset({Reason.LOGGED_OUT, Reason.COOKIES_ROTATED})
+_MEDIA_DIAGNOSED = frozenset({Reason.BOT_DETECTION, Reason.FORBIDDEN, Reason.PO_TOKEN_REQUIRED})
+
+
+def settles(ok: bool, reason: Reason | None) -> bool:
+    """Does one media probe speak for the cookies? A pass or a fixable failure does; a removed
+    video or an outage lets the next validation URL speak instead."""
+    return ok or (reason is not None and reason.fixable)
+
+
+def wants_account_check(media: Reason | None) -> bool:
+    """The account check adds nothing when the media probe failed for a reason that is not the
+    cookies' (the network is down: the account check would say the same)."""
+    return media is None or media.fixable
+
+
+def wants_diagnosis(media: Reason | None, account_ok: bool | None, asked: bool) -> bool:
+    """Probe once more without cookies? Only when a media failure may not be the cookies'."""
+    if media not in _MEDIA_DIAGNOSED:
+        return False
+    return asked or account_ok is True or media is Reason.PO_TOKEN_REQUIRED
+
+
+def conclude(
+    media: Reason | None, account: Reason | None, account_ran: bool, without: Reason | bool | None
+) -> tuple[Reason | None, Reason | None]:
+    """(verdict, diagnosis) from the media probe, the account check and the cookie-less probe.
+
+    `without` is False when the cookie-less probe did not run, else its failure or None (passed).
+    """
+    if account_ran and account in _NOT_HONOURED:
+        return account, None  # the session is not honoured: that is the cookies, whatever else
+    if media is None:
+        return None, None
+    if without is False:
+        return media, None
+    found = diagnose(media, without if isinstance(without, Reason) else None)
+    return (found, found) if found is not None else (media, None)
+
+
+# The pipeline as data: the runtime asks `next_probe` what to run until it says nothing more, and
+# `validation_of` reads the parts. Every choice on the way is here, pure, where the simulator and
+# the tables reach it; the runtime only runs yt-dlp.
+
+ProbeKind = Literal["media", "account", "bare"]  # bare: the media probe again, without cookies
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeRun:
+    """One yt-dlp run the pipeline wants next."""
+
+    kind: ProbeKind
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeSaid:
+    """What one run said: its failure reason (None: it passed), redacted message, and whether
+    yt-dlp found account cookies."""
+
+    kind: ProbeKind
+    url: str
+    reason: Reason | None
+    message: str = ""
+    account_cookies: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationPlan:
+    media_urls: tuple[str, ...]
+    account_url: str | None  # None: no account check
+    diagnose: bool  # asked for, or a diagnosis stands and must be confirmed or dropped
+
+
+def next_probe(plan: ValidationPlan, said: tuple[ProbeSaid, ...]) -> ProbeRun | None:
+    """The next run, or None when the parts are complete."""
+    media = [p for p in said if p.kind == "media"]
+    if len(media) < len(plan.media_urls) and not (
+        media and settles(media[-1].ok, media[-1].reason)
+    ):
+        return ProbeRun("media", plan.media_urls[len(media)])
+    if not media:
+        return None
+    last = media[-1]
+    account = next((p for p in said if p.kind == "account"), None)
+    if account is None and plan.account_url and wants_account_check(last.reason):
+        return ProbeRun("account", plan.account_url)
+    account_ok = None if account is None else account.ok
+    ran_bare = any(p.kind == "bare" for p in said)
+    if not ran_bare and wants_diagnosis(last.reason, account_ok, plan.diagnose):
+        return ProbeRun("bare", last.url)
+    return None
+
+
+def validation_of(
+    said: tuple[ProbeSaid, ...], started: float, at: float, trigger: str, limit: int = 500
+) -> Validation:
+    """The verdict of a complete run of the pipeline (see `conclude`)."""
+    media = [p for p in said if p.kind == "media"][-1]
+    account = next((p for p in said if p.kind == "account"), None)
+    bare = next((p for p in said if p.kind == "bare"), None)
+    without: Reason | bool | None = False if bare is None else bare.reason
+    verdict, diagnosis = conclude(
+        media.reason, account.reason if account else None, account is not None, without
+    )
+    parts = [media.message, account.message if account else ""]
+    return Validation(
+        verdict is None,
+        verdict,
+        started,
+        at,
+        trigger,
+        url=media.url,
+        message=redact(" | ".join(p for p in parts if p), limit),
+        account_cookies=media.account_cookies,
+        media_reason=media.reason,
+        account_ok=None if account is None else account.ok,
+        diagnosis=diagnosis,
+    )
+
+
+def offline_validation(
+    report: CookieReport, cfg: Policy, started: float, at: float, trigger: str
+) -> Validation | None:
+    """The verdict before any probe: the daemon cannot read the jar (no verdict at all), the
+    jar's own problem, or — with no validation URLs — the offline check is all. None: probe."""
+    if report.os_error is not None:
+        message = f"the daemon cannot read the file: {report.os_error}"
+        return Validation(
+            False,
+            Reason.OTHER,
+            started,
+            at,
+            trigger,
+            offline=True,
+            message=message,
+            read_error=report.os_error,
+        )
+    if (problem := report.problem_at(started)) is not None:
+        message = f"offline check: {problem.value}"
+        return Validation(False, problem, started, at, trigger, offline=True, message=message)
+    if not cfg.validation_urls:  # downloads off
+        return Validation(True, None, started, at, trigger, offline=True)
+    return None
