@@ -24,13 +24,19 @@ from hypothesis import strategies as st
 
 from cookie_supervisor import cookiefile
 from cookie_supervisor.classify import Reason
-from cookie_supervisor.cookiefile import LINE_MAX, LOGIN_NAMES, MAX_BYTES, MAX_TIMESTAMP, inspect
+from cookie_supervisor.cookiefile import LINE_MAX, LOGIN_NAMES, MAX_BYTES, MAX_TIMESTAMP
+from cookie_supervisor.model import CookieReport
 from tests.support import ROOT, SECRET_MARK, cookie_jar, wait_for
 
 T = TypeVar("T")
 
 HEADER = "# Netscape HTTP Cookie File\n"
 FUTURE = int(time.time()) + 30 * 86400
+
+
+def inspect(path: Path | str, *, key: bytes | None = None) -> CookieReport:
+    """cookiefile.inspect on the test's wall clock (it has none of its own)."""
+    return cookiefile.inspect(path, time.time(), key=key)
 
 
 def row(
@@ -527,9 +533,12 @@ def test_symlinked_jar_is_followed(tmp_path: Path) -> None:
 # --- OS errors, for real, in a child process -------------------------------------------------
 
 _CHILD = """
-import json, os, resource, sys
+import json, os, resource, sys, time
 sys.path.insert(0, {daemon!r})
-from cookie_supervisor.cookiefile import inspect
+from cookie_supervisor import cookiefile
+
+def inspect(path):
+    return cookiefile.inspect(path, time.time())
 
 def show(r):
     problem = r.problem()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import concurrent.futures
 import errno
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -108,7 +109,7 @@ COPIED = {
 @pytest.mark.parametrize("kind", ["fifo", "directory", "symlink"])
 def test_both_users_answer_as_before(tmp_path: Path, kind: str) -> None:
     path = make(tmp_path, kind)
-    report = no_block(lambda: cookiefile.inspect(path))
+    report = no_block(lambda: cookiefile.inspect(path, time.time()))
     assert report.error == INSPECTED[kind] and report.exists
     copy = tmp_path / "copy.txt"
     assert no_block(lambda: probe._copy_jar(path, copy)) == COPIED[kind]
@@ -125,7 +126,7 @@ def test_an_oversized_jar_is_too_large_to_inspect_and_copied_up_to_the_bound(
     path.write_text(cookie_jar() + "#" * 200 + "\n")
     size = path.stat().st_size
     monkeypatch.setattr(cookiefile, "MAX_BYTES", 100)
-    report = cookiefile.inspect(path)
+    report = cookiefile.inspect(path, time.time())
     assert report.error == f"too large ({size} bytes, limit 100)" and report.size == size
     # The probe's copy holds at most the bound, as it always did (the rest is never read).
     monkeypatch.setattr(probe, "MAX_BYTES", 100)

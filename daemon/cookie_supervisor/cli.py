@@ -317,7 +317,7 @@ _TIME_KEYS = ("mtime", "login_expires_at", "inspected_at")
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    report = cookiefile.inspect(args.file)
+    report = cookiefile.inspect(args.file, time.time())
     view = {k: v for k, v in asdict(report).items() if k != "fingerprint"}
     view["path"] = str(report.path)
     view["valid"] = report.valid

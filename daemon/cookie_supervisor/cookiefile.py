@@ -25,7 +25,6 @@ import os
 import re
 import secrets
 import stat
-import time
 from array import array
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -94,15 +93,14 @@ class _Invalid(Exception):
     """The whole file is unusable; the message is safe to show (it never quotes a line)."""
 
 
-def inspect(
-    path: Path | str, now: float | None = None, *, key: bytes | None = None
-) -> CookieReport:
+def inspect(path: Path | str, now: float, *, key: bytes | None = None) -> CookieReport:
     """Inspect `path`. Never raises for anything the file contains or lacks, nor for OS errors.
 
-    `key` keys the session fingerprint (HMAC), so fingerprints can outlive the process.
+    `now` is the caller's wall clock (the runtime's, which the core steps on): the login is
+    judged at it, never on a clock of this module's. `key` keys the session fingerprint (HMAC),
+    so fingerprints can outlive the process.
     """
     path = Path(path)
-    now = time.time() if now is None else now
     key = _FINGERPRINT_KEY if key is None else key
     for _attempt in range(3):
         try:

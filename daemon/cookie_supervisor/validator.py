@@ -24,7 +24,6 @@ from cookie_supervisor.config import Settings, SourceSettings
 from cookie_supervisor.model import CookieReport, Validation
 from cookie_supervisor.probe import (
     ProbeResult,
-    default_account_check_url,
     detect_js_runtime,
     run_account_check,
     run_probe,
@@ -35,6 +34,7 @@ from cookie_supervisor.verdict import (
     ValidationPlan,
     next_probe,
     offline_validation,
+    plan_validation,
     validation_of,
 )
 
@@ -147,7 +147,4 @@ def plan_of(cfg: SourceSettings, diagnose: bool) -> ValidationPlan:
     """What a validation of the source may run. A standing diagnosis makes every run probe
     without cookies too: when the bot wall also blocks the account check, only that keeps it
     standing."""
-    account = cfg.account_check_url
-    if account is None:
-        account = default_account_check_url(cfg.validation_urls)
-    return ValidationPlan(tuple(cfg.validation_urls), account or None, diagnose)
+    return plan_validation(cfg.policy(), diagnose)

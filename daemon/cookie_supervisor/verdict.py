@@ -1,4 +1,8 @@
-"""The validation pipeline's pure rules."""
+"""The validation pipeline's pure rules: which yt-dlp runs a validation makes (`plan_validation`,
+`next_probe`), what each says for the cookies (`settles`, `wants_account_check`,
+`wants_diagnosis`) and the verdict of them all (`conclude`, `validation_of`,
+`offline_validation`). The runtime's validator runs yt-dlp; every choice on the way is here,
+where the core, the simulator and the tables reach it without the runtime."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from cookie_supervisor.model import (
     Validation,
 )
 
-_NOT_HONOURED = frozenset({Reason.LOGGED_OUT, Reason.COOKIES_ROTATED})
+NOT_HONOURED = frozenset({Reason.LOGGED_OUT, Reason.COOKIES_ROTATED})
 _MEDIA_DIAGNOSED = frozenset({Reason.BOT_DETECTION, Reason.FORBIDDEN, Reason.PO_TOKEN_REQUIRED})
 
 
@@ -42,7 +46,7 @@ def conclude(
 
     `without` is False when the cookie-less probe did not run, else its failure or None (passed).
     """
-    if account_ran and account in _NOT_HONOURED:
+    if account_ran and account in NOT_HONOURED:
         return account, None  # the session is not honoured: that is the cookies, whatever else
     if media is None:
         return None, None
@@ -88,6 +92,12 @@ class ValidationPlan:
     media_urls: tuple[str, ...]
     account_url: str | None  # None: no account check
     diagnose: bool  # asked for, or a diagnosis stands and must be confirmed or dropped
+
+
+def plan_validation(policy: Policy, diagnose: bool) -> ValidationPlan:
+    """What a validation of a source may run: its validation URLs, its account check (None:
+    none), and whether to probe once more without cookies when the media probe fails."""
+    return ValidationPlan(policy.validation_urls, policy.account_check_url, diagnose)
 
 
 def next_probe(plan: ValidationPlan, said: tuple[ProbeSaid, ...]) -> ProbeRun | None:

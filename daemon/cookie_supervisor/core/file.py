@@ -1,5 +1,6 @@
-"""The cookie file: its inspections, problems and their grace, login sessions and how long
-they live, and the rotation that replaces a jar ahead of trouble."""
+"""The cookie file: its inspections, its problems and their grace, login sessions and how long
+they live (the learned renewal's samples), and the rotation that replaces a jar ahead of
+trouble."""
 
 from __future__ import annotations
 
@@ -9,19 +10,19 @@ from typing import Any
 from cookie_supervisor.classify import Reason
 from cookie_supervisor.core.events import Arm, Cancel, Count, Effect, Observe, Persist
 from cookie_supervisor.core.health import track_usable
-from cookie_supervisor.core.problems import _PROBLEM_TEXT
-from cookie_supervisor.core.refresh import _pursue
+from cookie_supervisor.core.problems import PROBLEM_TEXT
+from cookie_supervisor.core.refresh import pursue
 from cookie_supervisor.core.source import (
     Source,
     Spell,
     State,
-    _awaiting_verification,
-    _file_evidence,
-    _log,
-    _notify,
-    _session_after,
-    _validate,
+    awaiting_verification,
+    file_evidence,
     learned_renewal,
+    log_line,
+    notification,
+    session_after,
+    validate,
 )
 from cookie_supervisor.model import (
     LIFETIMES_KEPT,
@@ -36,7 +37,7 @@ from cookie_supervisor.model import (
 # --- the cookie file ----------------------------------------------------------------------------
 
 
-def _file_inspected(state: State, src: Source, report: CookieReport, now: Now) -> list[Effect]:
+def file_inspected(state: State, src: Source, report: CookieReport, now: Now) -> list[Effect]:
     if report.os_error is not None:
         # The daemon could not read the file (descriptors, memory, I/O): its own trouble.
         return _read_error(src, report.os_error, now)
@@ -49,12 +50,12 @@ def _file_inspected(state: State, src: Source, report: CookieReport, now: Now) -
     logged_in = report.logged_in_at(now.wall)  # on the core's clock, not the inspection's
     if logged_in:
         src.last_good = report
-    if (dead := _file_evidence(src, now)) in _SESSION_ENDS:
+    if (dead := file_evidence(src, now)) in _SESSION_ENDS:
         fx += session_ended(src, src.problem_since or now.wall, dead)
     if changed:
         fx.append(Count("file_changes_total", (src.name,)))
         fx.append(
-            _log(
+            log_line(
                 logging.INFO,
                 "cookie file changed",
                 src,
@@ -73,19 +74,19 @@ def _file_inspected(state: State, src: Source, report: CookieReport, now: Now) -
         # A job booked again after a restart: the session it uploaded was seen before (D6).
         assert src.verifying is not None
         src.verifying.session_at = src.session_since
-        fx += _validate(src, "verification")
+        fx += validate(src, "verification")
     elif (changed or previous is None) and _written_by_job(src, report):
         # The extractor wrote the jar, then reported; the watcher saw the write late, or the
         # daemon was down when it happened (D14): the mtime places it in the job.
         assert src.verifying is not None
         src.verifying.session_at, src.verifying.same_session = now.wall, True
-        fx += _validate(src, "verification")
-    if logged_in and (new_session or (changed and _awaiting_verification(src))):
+        fx += validate(src, "verification")
+    if logged_in and (new_session or (changed and awaiting_verification(src))):
         # A rewrite of the same session by the backend's yt-dlp is not new evidence, and
         # validating each one would hammer YouTube.
-        fx += _validate(src, "verification" if src.verifying else "file")
+        fx += validate(src, "verification" if src.verifying else "file")
     fx += _arm_rotation(src, now)
-    fx += _pursue(state, src, now, origin="file")
+    fx += pursue(state, src, now, origin="file")
     track_usable(src, now)
     return fx
 
@@ -94,7 +95,7 @@ def _arrived_during_job(src: Source) -> bool:
     ver = src.verifying
     if ver is None or ver.session_at is not None:
         return False
-    return _session_after(src, ver)
+    return session_after(src, ver)
 
 
 def _written_by_job(src: Source, report: CookieReport) -> bool:
@@ -113,9 +114,9 @@ def _read_error(src: Source, errno: str, now: Now) -> list[Effect]:
     else:
         src.warned["read_error"] = Spell(now.mono)
         fx.append(
-            _log(
+            log_line(
                 logging.ERROR,
-                _PROBLEM_TEXT["read_error"],
+                PROBLEM_TEXT["read_error"],
                 src,
                 problem="read_error",
                 errno=errno,
@@ -151,7 +152,7 @@ def _track_session(src: Source, report: CookieReport, now: Now, fx: list[Effect]
     # Not a reset of the backoff: every refresh uploads a new session, and one that YouTube does
     # not honour is one more unsuccessful refresh. Only a validation that passes resets (P6).
     src.announced.discard("cookies_expiring")
-    fx.append(_log(logging.INFO, "new login session", src))
+    fx.append(log_line(logging.INFO, "new login session", src))
     return True
 
 
@@ -179,7 +180,7 @@ def _track_problem(
     if src.problem_confirm_at > now.mono:
         fx.append(Arm(src.name, "grace", src.problem_confirm_at))
     else:
-        fx += _announce_problem(src, now)
+        fx += announce_problem(src, now)
 
 
 # The file problems that have a webhook event of their own, once past their grace.
@@ -201,7 +202,7 @@ def _problem_key(
     return None
 
 
-def _announce_problem(src: Source, now: Now) -> list[Effect]:
+def announce_problem(src: Source, now: Now) -> list[Effect]:
     """The event of the file's problem, once per spell of it."""
     found = _PROBLEM_EVENTS.get(src.problem) if src.problem is not None else None
     if found is None or found[0] in src.announced:
@@ -210,7 +211,7 @@ def _announce_problem(src: Source, now: Now) -> list[Effect]:
     src.announced.add(event)
     key = src.problem_key or f"{src.problem_since or now.wall:.0f}"
     assert src.problem is not None
-    return [_notify(event, src, key, summary, src.problem.value)]
+    return [notification(event, src, key, summary, src.problem.value)]
 
 
 def _grace(
@@ -285,7 +286,9 @@ def session_ended(src: Source, at: float, why: Reason) -> list[Effect]:
     learned = learned_renewal(src)
     fx: list[Effect] = [
         Observe("login_session_lifetime_seconds", src.name, lifetime),
-        _log(logging.INFO, "login session ended", src, why=why, lifetime_seconds=round(lifetime)),
+        log_line(
+            logging.INFO, "login session ended", src, why=why, lifetime_seconds=round(lifetime)
+        ),
     ]
     if learned is not None and learned < since + src.settings.rotate_after:
         return fx  # lived under the learned renewal: a truncated sample

@@ -1,5 +1,5 @@
-"""Whether a source's cookies are usable, and the STATUS= line: views of the core's state (the
-runtime's views.py will own them)."""
+"""Whether a source's cookies are usable (the health gate's answer, kept as the core steps) and
+the STATUS= words: views of the core's state, read by the runtime."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The queue observed: finished jobs booked once, jobs that vanished, owed refreshes paid, and
-Redis going away and coming back."""
+"""The queue observed: finished jobs booked once (by id and end, never by a cursor), pending
+jobs that vanished, owed refreshes paid once Redis answers, Redis going away and coming back."""
 
 from __future__ import annotations
 
@@ -17,19 +17,19 @@ from cookie_supervisor.core.events import (
     RecordOutcome,
     RedisDown,
 )
-from cookie_supervisor.core.refresh import _note_asked, _pursue, still_owed
+from cookie_supervisor.core.refresh import note_asked, pursue, still_owed
 from cookie_supervisor.core.source import (
     REQUESTED_KEPT,
     Source,
     Spell,
     State,
     Verification,
-    _log,
-    _notify,
-    _session_after,
-    _validate,
+    log_line,
+    notification,
+    session_after,
+    validate,
 )
-from cookie_supervisor.core.validation import _end_verification, _job_key
+from cookie_supervisor.core.validation import end_verification, job_key
 from cookie_supervisor.model import (
     FinishedJob,
     Now,
@@ -39,10 +39,10 @@ from cookie_supervisor.model import (
 # --- the queue ----------------------------------------------------------------------------------
 
 
-def _queue_observed(state: State, obs: QueueObserved, now: Now) -> list[Effect]:
+def queue_observed(state: State, obs: QueueObserved, now: Now) -> list[Effect]:
     fx: list[Effect] = []
     if state.redis_up is not True:
-        fx.append(_redis_back(state, now))
+        fx.append(redis_back(state, now))
     state.redis_up, state.counts = True, obs.counts
     if obs.diagnoses is not None:
         for name, src in state.sources.items():
@@ -68,7 +68,7 @@ def _queue_observed(state: State, obs: QueueObserved, now: Now) -> list[Effect]:
         src.pending_job = obs.pending.get(name)
         if src.pending_job is not None and src.pending_job not in src.requested:
             src.watched.setdefault(src.pending_job, now.wall)
-            _note_asked(src, src.pending_job, now)
+            note_asked(src, src.pending_job, now)
             while len(src.watched) > REQUESTED_KEPT:
                 del src.watched[next(iter(src.watched))]
         lost = src.pending_job is None and before in obs.vanished - finished_ids
@@ -81,7 +81,7 @@ def _queue_observed(state: State, obs: QueueObserved, now: Now) -> list[Effect]:
         if src.owed is not None:  # after an outage, or restored from the state file
             fx += _pay_owed(state, src, now)
         else:
-            fx += _pursue(state, src, now, origin="retry")
+            fx += pursue(state, src, now, origin="retry")
     return fx
 
 
@@ -90,7 +90,7 @@ def _job_lost(src: Source, job_id: str) -> list[Effect]:
     reason = src.pending_reason
     fx: list[Effect] = [
         Count("pending_jobs_lost_total", (src.name,)),
-        _log(logging.WARNING, "pending refresh job vanished from Redis", src, job_id=job_id),
+        log_line(logging.WARNING, "pending refresh job vanished from Redis", src, job_id=job_id),
     ]
     if reason is Reason.MANUAL:
         # A person asked and nothing ran: that request still stands.
@@ -106,7 +106,7 @@ def _pay_owed(state: State, src: Source, now: Now) -> list[Effect]:
     src.owed = None
     fx: list[Effect] = [Persist()]
     if not still_owed(src, owed, now):
-        dropped = _log(
+        dropped = log_line(
             logging.INFO, "owed refresh dropped: its cause is gone", src, reason=owed.reason
         )
         return [*fx, dropped]
@@ -124,17 +124,17 @@ def _job_finished(src: Source, job: FinishedJob, now: Now, *, counted: bool) -> 
     ok = job.outcome == "completed"
     fx: list[Effect] = [
         Count("refresh_jobs_finished_total", (src.name, job.outcome)),
-        _log(
+        log_line(
             logging.INFO,  # one job's outcome; refreshes that keep failing warn once
             f"refresh job {job.outcome}",
             src,
             job_id=job.job_id,
             attempts=job.attempts_made,
         ),
-        _notify(
+        notification(
             "refresh_completed" if ok else "refresh_failed",
             src,
-            _job_key(job.job_id, job.created_at),
+            job_key(job.job_id, job.created_at),
             f"refresh job {job.job_id} {job.outcome}",
             job.reason,
             job.job_id,
@@ -143,7 +143,7 @@ def _job_finished(src: Source, job: FinishedJob, now: Now, *, counted: bool) -> 
     if not ok:
         return [*fx, RecordOutcome(src.name, job.job_id, False)]
     if src.verifying is not None:
-        fx += _end_verification(src, "superseded")
+        fx += end_verification(src, "superseded")
     since = requested if requested is not None else job.created_at
     # From when this daemon saw it end, not the worker's finishedOn: its clock may be off.
     ver = Verification(
@@ -159,18 +159,18 @@ def _job_finished(src: Source, job: FinishedJob, now: Now, *, counted: bool) -> 
     src.verifying = ver
     fx.append(Arm(src.name, "upload", ver.deadline))
     # The extractor uploads before it reports success: the new session may be here already.
-    if _session_after(src, ver):
+    if session_after(src, ver):
         ver.session_at = src.session_since
-        fx += _validate(src, "verification")
+        fx += validate(src, "verification")
     elif src.rewritten_at is not None and src.rewritten_at > ver.asked_at:
         # The jar was rewritten with the session already there while the job ran: the
         # extractor uploaded the same login (D14). The validation judges it, not `no_upload`.
         ver.session_at, ver.same_session = src.rewritten_at, True
-        fx += _validate(src, "verification")
+        fx += validate(src, "verification")
     return fx
 
 
-def _redis_down(state: State, event: RedisDown, now: Now) -> list[Effect]:
+def redis_went_down(state: State, event: RedisDown, now: Now) -> list[Effect]:
     if state.redis_up is False:
         if state.redis_down is not None:
             state.redis_down.repeats += 1
@@ -182,7 +182,7 @@ def _redis_down(state: State, event: RedisDown, now: Now) -> list[Effect]:
     ]
 
 
-def _redis_back(state: State, now: Now) -> Log:
+def redis_back(state: State, now: Now) -> Log:
     spell, state.redis_down = state.redis_down, None
     if spell is None:
         return Log(logging.INFO, "redis reachable", {})

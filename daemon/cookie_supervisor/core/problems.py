@@ -1,4 +1,5 @@
-"""Standing problems in the log: one WARNING when a problem starts, one INFO when it ends."""
+"""Standing problems in the log: after every step, one WARNING when a problem starts and one
+INFO when it ends (how long it lasted, how often it was seen again)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ from cookie_supervisor.core.events import (
     FileInspected,
     ValidationFinished,
 )
-from cookie_supervisor.core.source import FILE_PROBLEMS, Source, Spell, State, _file_evidence, _log
+from cookie_supervisor.core.source import (
+    FILE_PROBLEMS,
+    Source,
+    Spell,
+    State,
+    file_evidence,
+    log_line,
+)
 from cookie_supervisor.model import (
     Now,
     Validation,
@@ -25,13 +33,13 @@ from cookie_supervisor.model import (
 # `journalctl -p warning` must show every problem that stands, once: one WARNING line when it
 # starts, one INFO line when it ends (with how long it lasted and how often it was seen again
 # meanwhile); repeats are counted, not logged. Redis outages are logged where they are seen
-# (_redis_down, _redis_back); the file's, the validation's and the refreshes' problems are found
+# (redis_went_down, redis_back); the file's, the validation's and the refreshes' problems are found
 # here, after every step, from the state the step left.
 
 # Refreshes in a row that did not help before "refreshes do not fix the cookies" is a problem:
 # the rules' default cookie_supervisor:threshold_refresh_consecutive_failures.
 INEFFECTIVE_AFTER = 2
-_PROBLEM_TEXT = {
+PROBLEM_TEXT = {
     Reason.MISSING_COOKIES: "cookie file missing",
     Reason.CORRUPT_COOKIES: "cookie file unusable",
     Reason.LOGGED_OUT: "cookies logged out",
@@ -55,7 +63,7 @@ def standing(src: Source, now: Now | float) -> dict[str, dict[str, Any]]:
     """The source's problems that stand now, each with the fields its WARNING line carries."""
     now = as_now(now)
     found: dict[str, dict[str, Any]] = {}
-    if (problem := _file_evidence(src, now)) is not None:
+    if (problem := file_evidence(src, now)) is not None:
         found[problem.value] = {"path": str(src.settings.cookies_file)}
     v = src.last_validation
     if v is not None and not v.ok and v.reason not in FILE_PROBLEMS:
@@ -67,7 +75,7 @@ def standing(src: Source, now: Now | float) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _problem_lines(state: State, event: Event, now: Now) -> list[Effect]:
+def problem_lines(state: State, event: Event, now: Now) -> list[Effect]:
     name = getattr(event, "source", None)
     if name is not None:
         return _source_problem_lines(state.sources[name], event, now)
@@ -87,7 +95,7 @@ def _source_problem_lines(src: Source, event: Event, now: Now) -> list[Effect]:
     for key in [k for k in src.warned if k not in now_standing]:
         spell = src.warned.pop(key)
         fx.append(
-            _log(
+            log_line(
                 logging.INFO,
                 f"{_problem_text(key)}: ended",
                 src,
@@ -102,15 +110,15 @@ def _source_problem_lines(src: Source, event: Event, now: Now) -> list[Effect]:
             seen.repeats += key in sighted
             continue
         src.warned[key] = Spell(now.mono)
-        fx.append(_log(logging.WARNING, _problem_text(key), src, problem=key, **fields))
+        fx.append(log_line(logging.WARNING, _problem_text(key), src, problem=key, **fields))
     return fx
 
 
 def _problem_text(key: str) -> str:
-    return _PROBLEM_TEXT.get(key, key.replace("_", " "))
+    return PROBLEM_TEXT.get(key, key.replace("_", " "))
 
 
-def _validation_level(src: Source, v: Validation) -> int:
+def validation_level(src: Source, v: Validation) -> int:
     """A pass is INFO; a failure INFO the first time (its problem's WARNING follows) and DEBUG
     while its problem stands (a repeat: counted, not logged)."""
     if v.ok:

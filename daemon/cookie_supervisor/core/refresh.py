@@ -1,5 +1,6 @@
-"""Refresh requests: what the evidence calls for (`need`), asking for it (`_pursue`), a person's
-or a report's request and Redis's answer, refreshes owed while Redis is away."""
+"""Refresh requests: what the evidence calls for (`need`), asking for it (`pursue`, the one
+place a refresh is asked for), a person's or a report's request, Redis's answer, and refreshes
+owed while Redis is away (`still_owed` looks at their evidence again)."""
 
 from __future__ import annotations
 
@@ -18,18 +19,18 @@ from cookie_supervisor.core.events import (
     RefreshAsked,
 )
 from cookie_supervisor.core.source import (
-    _PEOPLE,
-    _REPORTERS,
-    _ROTATIONS,
     FILE_PROBLEMS,
+    PEOPLE,
+    REPORTERS,
     REQUESTED_KEPT,
+    ROTATIONS,
     Source,
     State,
-    _file_evidence,
-    _log,
-    _notify,
-    _rotation_evidence,
-    _validate,
+    file_evidence,
+    log_line,
+    notification,
+    rotation_evidence,
+    validate,
 )
 from cookie_supervisor.model import (
     Now,
@@ -39,7 +40,7 @@ from cookie_supervisor.model import (
     TriggerState,
     as_now,
 )
-from cookie_supervisor.verdict import _NOT_HONOURED
+from cookie_supervisor.verdict import NOT_HONOURED
 
 # Reports whose text may or may not be about the cookies: a validation decides (see docs/core.md).
 _AMBIGUOUS_WORDS = (
@@ -67,13 +68,13 @@ def need(src: Source, now: Now | float) -> Reason | None:
     # rotation is worth a login then (P1). The file's own problems still are.
     diagnosed = src.diagnosis is not None
     candidates = [
-        _file_evidence(src, now),
+        file_evidence(src, now),
         # A failed validation stands until one passes; the file's own problems speak for
         # themselves.
         # (An offline run's reason is the file's problem, which speaks for itself with its
         # grace; an account check saying logged_out is not the file's and counts here.)
         v.reason if v is not None and not v.offline and not diagnosed else None,
-        None if diagnosed else _rotation_evidence(src, now),
+        None if diagnosed else rotation_evidence(src, now),
     ]
     # trigger_on filters each piece of evidence, before the strongest is chosen: a reason the
     # source does not act on must not hide one it does.
@@ -84,7 +85,7 @@ def need(src: Source, now: Now | float) -> Reason | None:
     return found
 
 
-def _pursue(state: State, src: Source, now: Now, *, origin: Origin) -> list[Effect]:
+def pursue(state: State, src: Source, now: Now, *, origin: Origin) -> list[Effect]:
     """Ask for the refresh the evidence calls for, unless one is pending or already owed."""
     reason = need(src, now)
     if reason is None or src.pending_job is not None or src.verifying is not None:
@@ -97,13 +98,13 @@ def _pursue(state: State, src: Source, now: Now, *, origin: Origin) -> list[Effe
         return _owe(src, Owed(reason, now.wall, origin), quiet=True)
     # Several daemons may pursue the same need: Redis's marker and cooldown make it one job.
     src.requesting = True
-    if reason in _ROTATIONS:
+    if reason in ROTATIONS:
         origin = "rotation"  # whatever woke us, the calendar asked
     return [Enqueue(src.name, reason, origin)]
 
 
 def _person(owed: Owed) -> bool:
-    return owed.force or owed.origin in _PEOPLE or owed.reason is Reason.MANUAL
+    return owed.force or owed.origin in PEOPLE or owed.reason is Reason.MANUAL
 
 
 def _owe(src: Source, owed: Owed, *, quiet: bool = False) -> list[Effect]:
@@ -124,20 +125,22 @@ def _owe(src: Source, owed: Owed, *, quiet: bool = False) -> list[Effect]:
     )
     fx: list[Effect] = [Persist()]
     if before is None and not quiet:
-        # INFO: the outage itself is the one WARNING line (see _redis_down)
-        fx.append(_log(logging.INFO, "redis unavailable; refresh owed", src, reason=owed.reason))
+        # INFO: the outage itself is the one WARNING line (see redis_went_down)
+        fx.append(
+            log_line(logging.INFO, "redis unavailable; refresh owed", src, reason=owed.reason)
+        )
     return fx
 
 
 def still_owed(src: Source, owed: Owed, now: Now | float) -> bool:
     """Is an owed refresh still called for? A person's request is; evidence is looked at again."""
     now = as_now(now)
-    if owed.force or owed.origin in _PEOPLE or owed.reason is Reason.MANUAL:
+    if owed.force or owed.origin in PEOPLE or owed.reason is Reason.MANUAL:
         return True
     if owed.reason in FILE_PROBLEMS:
-        return _file_evidence(src, now) == owed.reason
-    if owed.reason in _ROTATIONS:
-        return _rotation_evidence(src, now) is not None
+        return file_evidence(src, now) == owed.reason
+    if owed.reason in ROTATIONS:
+        return rotation_evidence(src, now) is not None
     # An offline look at the jar says nothing about what the backend reported (D4).
     v = src.last_validation
     return not (v is not None and v.ok and not v.offline and v.at >= owed.at)
@@ -173,7 +176,7 @@ def ambiguous(reason: Reason, text: str | None) -> bool:
     return any(w in norm for w in _AMBIGUOUS_WORDS)
 
 
-def _refresh_asked(state: State, src: Source, ask: RefreshAsked, now: Now) -> list[Effect]:
+def refresh_asked(state: State, src: Source, ask: RefreshAsked, now: Now) -> list[Effect]:
     if not ask.reason.fixable:
         if not ask.force:
             return _answer(src, ask, "ignored", f"{ask.reason.value} is not fixed by fresh cookies")
@@ -184,15 +187,15 @@ def _refresh_asked(state: State, src: Source, ask: RefreshAsked, now: Now) -> li
         return fx + _answer(src, ask, "ignored", f"{reason.value} is not in trigger_on")
     diag = src.diagnosis
     if not person and diag is not None and src.pending_job is None and reason not in FILE_PROBLEMS:
-        if reason in _NOT_HONOURED:  # says the session is dead: newer evidence, check it
-            fx += _validate(src, "report", diagnose=True)
+        if reason in NOT_HONOURED:  # says the session is dead: newer evidence, check it
+            fx += validate(src, "report", diagnose=True)
             return fx + _answer(src, ask, "validating", "Validating the cookies before a refresh")
         why = f"diagnosed {diag.value}: fresh cookies cannot fix this, no refresh asked"
         return fx + _answer(src, ask, "ignored", why)
     # Ambiguous texts get a validation first, unless a refresh is coming anyway.
     doubt = ambiguous(reason, ask.error or ask.detail) and src.pending_job is None
     if not person and ask.origin != "cli" and doubt:
-        fx += _validate(src, "report")
+        fx += validate(src, "report")
         return fx + _answer(src, ask, "validating", "Validating the cookies before a refresh")
     if src.pending_job is not None and state.redis_up:
         # A job is already on its way: that is the answer Redis would give, without asking it.
@@ -215,7 +218,7 @@ def _counts(src: Source, reason: Reason, origin: Origin, state: TriggerState) ->
     # `reason` is a StrEnum: it is its label value (`.value` is a slow descriptor on a hot path).
     labels = (src.name, reason, state)
     fx: list[Effect] = [Count("refresh_requests_total", labels)]
-    if origin in _REPORTERS:  # what the backend fails on, including what triggers nothing
+    if origin in REPORTERS:  # what the backend fails on, including what triggers nothing
         fx.append(Count("failure_reports_total", labels))
     return fx
 
@@ -235,7 +238,7 @@ _MESSAGES: dict[TriggerState, str] = {
 }
 
 
-def _refresh_answered(state: State, src: Source, ans: RefreshAnswered, now: Now) -> list[Effect]:
+def refresh_answered(state: State, src: Source, ans: RefreshAnswered, now: Now) -> list[Effect]:
     fx = _counts(src, ans.reason, ans.origin, ans.state)
     src.requesting = False
     if ans.state == "deferred":  # Redis failed under the request
@@ -255,12 +258,12 @@ def _refresh_answered(state: State, src: Source, ans: RefreshAnswered, now: Now)
         assert ans.job_id is not None
         src.pending_progress = PendingJob(now.wall)  # until the next poll reads it from Redis
         src.requested[ans.job_id] = now.wall
-        _note_asked(src, ans.job_id, now)
+        note_asked(src, ans.job_id, now)
         while len(src.requested) > REQUESTED_KEPT:
             del src.requested[next(iter(src.requested))]
         fx += [
             Count("refresh_jobs_enqueued_total", (src.name, ans.reason.value)),
-            _log(
+            log_line(
                 logging.INFO,
                 "refresh enqueued",
                 src,
@@ -269,7 +272,7 @@ def _refresh_answered(state: State, src: Source, ans: RefreshAnswered, now: Now)
                 job_id=ans.job_id,
                 forced_past_backoff=braked or None,
             ),
-            _notify(
+            notification(
                 "refresh_enqueued",
                 src,
                 f"{ans.job_id}@{now.wall:.3f}",  # only the daemon that enqueued it says so
@@ -290,7 +293,7 @@ def _refresh_answered(state: State, src: Source, ans: RefreshAnswered, now: Now)
     return [*fx, answer]
 
 
-def _note_asked(src: Source, job_id: str, now: Now) -> None:
+def note_asked(src: Source, job_id: str, now: Now) -> None:
     src.asked_mono.setdefault(job_id, now.mono)
     while len(src.asked_mono) > REQUESTED_KEPT:
         del src.asked_mono[next(iter(src.asked_mono))]

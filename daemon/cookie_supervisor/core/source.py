@@ -1,5 +1,7 @@
 """A source as the core keeps it (`Source`, `State`, a refresh being verified, a standing
-problem), the reads of that data every sub-machine shares, and the small effect builders."""
+problem), the evidence every sub-machine reads from it (`file_evidence`, `rotation_evidence`, the
+learned renewal) and the small builders of effects they share (`log_line`, `notification`,
+`validate`)."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from cookie_supervisor.model import (
 # --- vocabulary ---------------------------------------------------------------------------------
 
 # The file's own state while an upload may still be writing it: not a verdict on a refresh.
-_FILE_STATES = frozenset(
+FILE_STATES = frozenset(
     {Reason.MISSING_COOKIES, Reason.CORRUPT_COOKIES, Reason.UNREADABLE, Reason.NOT_A_FILE}
 )
 HISTORY = 20  # finished jobs kept per source for the success ratio
@@ -46,9 +48,9 @@ FILE_PROBLEMS = frozenset(
     }
 )
 # People asking: the evidence is their word, so it is neither filtered nor re-checked.
-_PEOPLE = frozenset({"cli"})
-_REPORTERS = frozenset({"api", "report"})
-_ROTATIONS = frozenset({Reason.SCHEDULED_ROTATION, Reason.EXPIRING_SOON})
+PEOPLE = frozenset({"cli"})
+REPORTERS = frozenset({"api", "report"})
+ROTATIONS = frozenset({Reason.SCHEDULED_ROTATION, Reason.EXPIRING_SOON})
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -194,7 +196,7 @@ class State:
         return next(iter(self.sources))
 
 
-def _session_after(src: Source, ver: Verification) -> bool:
+def session_after(src: Source, ver: Verification) -> bool:
     """The current session was first seen after the job was asked: on the monotonic clock when
     this run saw both, else on the wall clock."""
     if (first_seen := src.session_since) is None or src.session is None:
@@ -204,14 +206,14 @@ def _session_after(src: Source, ver: Verification) -> bool:
     return first_seen > ver.asked_at
 
 
-def _file_evidence(src: Source, now: Now) -> Reason | None:
+def file_evidence(src: Source, now: Now) -> Reason | None:
     """The offline problem once it has outlasted its grace period."""
     if src.problem is None or src.problem_confirm_at is None or now.mono < src.problem_confirm_at:
         return None
     return src.problem
 
 
-def _rotation_evidence(src: Source, now: Now) -> Reason | None:
+def rotation_evidence(src: Source, now: Now) -> Reason | None:
     plan = src.rotation()
     return plan[1] if plan is not None and plan[0] <= now.wall else None
 
@@ -249,7 +251,7 @@ def learned_renewal(src: Source) -> float | None:
 # --- validation ---------------------------------------------------------------------------------
 
 
-def _validate(src: Source, trigger: str, *, diagnose: bool = False) -> list[Effect]:
+def validate(src: Source, trigger: str, *, diagnose: bool = False) -> list[Effect]:
     if src.validating:
         return []  # one in flight per source; its result serves this request too
     src.validating = True
@@ -257,19 +259,19 @@ def _validate(src: Source, trigger: str, *, diagnose: bool = False) -> list[Effe
     return [RunValidation(src.name, trigger, diagnose or src.diagnosis is not None)]
 
 
-def _awaiting_verification(src: Source) -> bool:
+def awaiting_verification(src: Source) -> bool:
     return src.verifying is not None and src.verifying.session_at is not None
 
 
 # --- small helpers ------------------------------------------------------------------------------
 
 
-def _log(level: int, message: str, src: Source, **fields: Any) -> Log:
+def log_line(level: int, message: str, src: Source, **fields: Any) -> Log:
     clean = {k: (v.value if isinstance(v, Reason) else v) for k, v in fields.items()}
     return Log(level, message, {"source": src.name, **clean})
 
 
-def _notify(
+def notification(
     event: NotifyEvent,
     src: Source,
     key: str,

@@ -1,4 +1,26 @@
-"""The dispatcher: `step(state, event, now) -> effects`."""
+"""The dispatcher: `step(state, event, now) -> effects`, the one entry of the core.
+
+`step` hands the event to the sub-machine it concerns, then adds the standing-problem log lines
+(problems.py) the new state calls for. The sub-machines, each a module:
+
+- the file (file.py, `FileInspected`): the jar's problems and their grace, login sessions, how
+  long they live, the rotation timer;
+- validation (validation.py, `ValidationFinished`): the verdict, the verification of a refresh,
+  the diagnosis that fresh cookies cannot help, the backoff a passing validation resets;
+- refresh (refresh.py, `RefreshAsked`, `RefreshAnswered`, `BackoffObserved`): what the evidence
+  calls for (`need`), asking for it (`pursue`), answers, refreshes owed while Redis is away;
+- jobs (jobs.py, `QueueObserved`, `RedisDown`): finished jobs booked once, lost jobs, owed
+  refreshes paid;
+- timers (here, `TimerFired`): each timer wakes the sub-machine that armed it.
+
+How they couple, all through the `Source` (source.py), never by calling each other's handlers:
+every sub-machine ends by asking refresh to `pursue` the need once (the one place a refresh is
+asked for), and refresh reads the file's and validation's evidence (`file_evidence`,
+`rotation_evidence`, `last_validation`) to decide it. A new session or a write during a job makes
+the file ask for a validation; a job booked as completed opens a `Verification` (jobs) that a
+validation judges (validation), which books the outcome for the backoff (`RecordOutcome`); a
+validation saying the session is dead ends it in the file's lifetimes (`session_ended`).
+"""
 
 from __future__ import annotations
 
@@ -16,12 +38,12 @@ from cookie_supervisor.core.events import (
     TimerFired,
     ValidationFinished,
 )
-from cookie_supervisor.core.file import _announce_problem, _file_inspected
-from cookie_supervisor.core.jobs import _queue_observed, _redis_down
-from cookie_supervisor.core.problems import _problem_lines
-from cookie_supervisor.core.refresh import _pursue, _refresh_answered, _refresh_asked, need
-from cookie_supervisor.core.source import Source, State, _notify, _validate
-from cookie_supervisor.core.validation import _end_verification, _validation_finished
+from cookie_supervisor.core.file import announce_problem, file_inspected
+from cookie_supervisor.core.jobs import queue_observed, redis_went_down
+from cookie_supervisor.core.problems import problem_lines
+from cookie_supervisor.core.refresh import need, pursue, refresh_answered, refresh_asked
+from cookie_supervisor.core.source import Source, State, notification, validate
+from cookie_supervisor.core.validation import end_verification, validation_finished
 from cookie_supervisor.model import (
     Now,
     TimerKey,
@@ -38,25 +60,25 @@ def step(state: State, event: Event, now: Now | float) -> list[Effect]:
     A plain number is both clocks (tables, and worlds without clock steps)."""
     now = as_now(now)
     fx = _step(state, event, now)
-    return fx + _problem_lines(state, event, now)
+    return fx + problem_lines(state, event, now)
 
 
 def _step(state: State, event: Event, now: Now) -> list[Effect]:
     match event:
         case FileInspected():
-            return _file_inspected(state, state.sources[event.source], event.report, now)
+            return file_inspected(state, state.sources[event.source], event.report, now)
         case ValidationFinished():
-            return _validation_finished(state, state.sources[event.source], event.validation, now)
+            return validation_finished(state, state.sources[event.source], event.validation, now)
         case QueueObserved():
-            return _queue_observed(state, event, now)
+            return queue_observed(state, event, now)
         case RedisDown():
-            return _redis_down(state, event, now)
+            return redis_went_down(state, event, now)
         case TimerFired():
-            return _timer_fired(state, state.sources[event.source], event.key, now)
+            return timer_fired(state, state.sources[event.source], event.key, now)
         case RefreshAsked():
-            return _refresh_asked(state, state.sources[event.source], event, now)
+            return refresh_asked(state, state.sources[event.source], event, now)
         case RefreshAnswered():
-            return _refresh_answered(state, state.sources[event.source], event, now)
+            return refresh_answered(state, state.sources[event.source], event, now)
         case BackoffObserved():
             src = state.sources[event.source]
             src.failures, src.backoff_until = event.failures, event.until
@@ -67,11 +89,11 @@ def _step(state: State, event: Event, now: Now) -> list[Effect]:
 # --- timers -------------------------------------------------------------------------------------
 
 
-def _timer_fired(state: State, src: Source, key: TimerKey, now: Now) -> list[Effect]:
+def timer_fired(state: State, src: Source, key: TimerKey, now: Now) -> list[Effect]:
     if key == "grace":
         # Look again: the file decides, not the memory of it.
         fx: list[Effect] = [Inspect(src.name)]
-        fx += _announce_problem(src, now)
+        fx += announce_problem(src, now)
         return fx
     if key == "upload":
         ver = src.verifying
@@ -80,17 +102,17 @@ def _timer_fired(state: State, src: Source, key: TimerKey, now: Now) -> list[Eff
         # An upload no validation could judge by the deadline is `unverified` (D3): a verdict
         # that blames nothing, so automatic refreshes are not blocked forever.
         verdict: Verdict = "no_upload" if ver.session_at is None else "unverified"
-        return _end_verification(src, verdict) + _pursue(state, src, now, origin="retry")
+        return end_verification(src, verdict) + pursue(state, src, now, origin="retry")
     if key == "validate":
-        return _validate(src, "schedule")
+        return validate(src, "schedule")
     if key == "retry":
         src.retry_at = None
         v, reason = src.last_validation, need(src, now)
         if reason is not None and v is not None and not v.offline and v.reason is reason:
             # The evidence is a validation from before the wait (up to a day): look again before
             # a login is spent on it; its result pursues the need.
-            return _validate(src, "retry")
-        return _pursue(state, src, now, origin="retry")
+            return validate(src, "retry")
+        return pursue(state, src, now, origin="retry")
     # rotation
     fx = []
     plan = src.rotation()
@@ -99,7 +121,7 @@ def _timer_fired(state: State, src: Source, key: TimerKey, now: Now) -> list[Eff
         src.announced.add("cookies_expiring")
         expiry = f"{src.report.login_expires_at if src.report else 0:.0f}"
         fx.append(
-            _notify(
+            notification(
                 "cookies_expiring",
                 src,
                 expiry,
@@ -107,4 +129,4 @@ def _timer_fired(state: State, src: Source, key: TimerKey, now: Now) -> list[Eff
                 Reason.EXPIRING_SOON.value,
             )
         )
-    return fx + _pursue(state, src, now, origin="rotation")
+    return fx + pursue(state, src, now, origin="rotation")

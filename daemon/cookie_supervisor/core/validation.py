@@ -1,5 +1,6 @@
-"""Validations finished: their verdict, the verification of a refresh, the diagnosis that
-fresh cookies cannot help, and the backoff a passing validation resets."""
+"""Validations finished: the verdict, the verification of a refresh (verified, still failing,
+no upload, superseded, unverified), the diagnosis that fresh cookies cannot help, and the backoff
+a validation that passes on a new session resets."""
 
 from __future__ import annotations
 
@@ -18,9 +19,16 @@ from cookie_supervisor.core.events import (
 )
 from cookie_supervisor.core.file import session_ended
 from cookie_supervisor.core.health import track_usable
-from cookie_supervisor.core.problems import _validation_level
-from cookie_supervisor.core.refresh import _pursue
-from cookie_supervisor.core.source import _FILE_STATES, Source, State, _log, _notify, _validate
+from cookie_supervisor.core.problems import validation_level
+from cookie_supervisor.core.refresh import pursue
+from cookie_supervisor.core.source import (
+    FILE_STATES,
+    Source,
+    State,
+    log_line,
+    notification,
+    validate,
+)
 from cookie_supervisor.model import (
     NotifyEvent,
     Now,
@@ -28,19 +36,17 @@ from cookie_supervisor.model import (
     Validation,
     Verdict,
 )
-from cookie_supervisor.verdict import _NOT_HONOURED, ValidationPlan
+from cookie_supervisor.verdict import NOT_HONOURED, ValidationPlan
+from cookie_supervisor.verdict import plan_validation as plan_for_policy
 
 
 def plan_validation(src: Source, asked: bool = False) -> ValidationPlan:
     """What a validation of `src` may run. A standing diagnosis makes every run probe without
     cookies too: when the bot wall also blocks the account check, only that keeps it standing."""
-    cfg = src.settings
-    return ValidationPlan(
-        cfg.validation_urls, cfg.account_check_url, asked or src.diagnosis is not None
-    )
+    return plan_for_policy(src.settings, asked or src.diagnosis is not None)
 
 
-def _validation_finished(state: State, src: Source, v: Validation, now: Now) -> list[Effect]:
+def validation_finished(state: State, src: Source, v: Validation, now: Now) -> list[Effect]:
     src.validating = False
     if v.read_error is not None:
         # The daemon's own trouble (already counted as a read error): not a verdict on the
@@ -56,8 +62,8 @@ def _validation_finished(state: State, src: Source, v: Validation, now: Now) -> 
     fx: list[Effect] = [
         Count("validation_runs_total", (src.name, result)),
         Observe("validation_duration_seconds", src.name, v.duration),
-        _log(
-            _validation_level(src, v),
+        log_line(
+            validation_level(src, v),
             "validation passed" if v.ok else "validation failed",
             src,
             result=result,
@@ -74,20 +80,22 @@ def _validation_finished(state: State, src: Source, v: Validation, now: Now) -> 
     # restarts and shared through Redis, and sends a failure once per incident and a recovery
     # only after a failure it announced (docs/bull.md §9).
     if (before is None or before.ok) and not v.ok:
-        fx.append(_notify("validation_failed", src, f"{v.at:.0f}", f"failing: {result}", result))
+        fx.append(
+            notification("validation_failed", src, f"{v.at:.0f}", f"failing: {result}", result)
+        )
     elif (before is None or not before.ok) and v.ok:
-        fx.append(_notify("validation_recovered", src, f"{v.at:.0f}", "passing again", None))
+        fx.append(notification("validation_recovered", src, f"{v.at:.0f}", "passing again", None))
     since = src.session_since
     if since is not None and v.started_at >= since:  # this validation speaks for this session
         if v.ok and not v.offline:
             src.seen_alive = src.session
-        elif v.reason in _NOT_HONOURED:
+        elif v.reason in NOT_HONOURED:
             fx += session_ended(src, now.wall, v.reason)  # YouTube no longer takes it
     fx += _judge_verification(src, v)
     fx += _track_diagnosis(src, v)
     if v.ok and not v.offline:  # an offline pass could not look online (N2)
         fx += _reset_backoff(src, fx)
-    fx += _pursue(state, src, now, origin="validation")
+    fx += pursue(state, src, now, origin="validation")
     return fx
 
 
@@ -102,7 +110,7 @@ def _track_diagnosis(src: Source, v: Validation) -> list[Effect]:
         if before != v.diagnosis:
             fx.append(Persist())  # it stands across a restart too
             fx.append(
-                _log(
+                log_line(
                     logging.WARNING,
                     "diagnosis: fresh cookies cannot help",
                     src,
@@ -110,14 +118,14 @@ def _track_diagnosis(src: Source, v: Validation) -> list[Effect]:
                 )
             )
         return fx
-    contradicted = (v.ok and not v.offline) or v.reason in _NOT_HONOURED
+    contradicted = (v.ok and not v.offline) or v.reason in NOT_HONOURED
     if before is None or not contradicted:
         return []
     src.diagnosed = src.shared_diagnosis = None
     return [
         ShareDiagnosis(src.name, None),
         Persist(),
-        _log(
+        log_line(
             logging.INFO,
             "diagnosis no longer stands",
             src,
@@ -163,20 +171,20 @@ def _judge_verification(src: Source, v: Validation) -> list[Effect]:
         return []
     if v.offline and v.ok:
         # Offline-only (no validation URLs): the jar looks logged in, nobody asked YouTube (N2).
-        return _end_verification(src, "unverified")
-    if not v.conclusive or (v.offline and v.reason in _FILE_STATES):
+        return end_verification(src, "unverified")
+    if not v.conclusive or (v.offline and v.reason in FILE_STATES):
         # Inconclusive (rate limited, a diagnosis, the network) or the file caught mid-write:
         # the deadline ends it `unverified` if nothing conclusive comes (D3).
         return []
     verdict: Verdict = "verified" if v.ok else "still_failing"
-    fx = _end_verification(src, verdict)
+    fx = end_verification(src, verdict)
     if not v.ok:
         # Fresh cookies did not help: before asking again, find out whether they ever could.
-        fx += _validate(src, "diagnosis", diagnose=True)
+        fx += validate(src, "diagnosis", diagnose=True)
     return fx
 
 
-def _end_verification(src: Source, verdict: Verdict) -> list[Effect]:
+def end_verification(src: Source, verdict: Verdict) -> list[Effect]:
     ver = src.verifying
     assert ver is not None
     src.verifying = None
@@ -187,7 +195,7 @@ def _end_verification(src: Source, verdict: Verdict) -> list[Effect]:
         Cancel(src.name, "upload"),
         Persist(),  # the job joins the saved record of judged jobs: a restart books it no more
         Count("refresh_verifications_total", (src.name, verdict)),
-        _log(
+        log_line(
             logging.INFO,  # one refresh's outcome; refreshes that keep failing warn once
             f"refresh verification: {verdict}",
             src,
@@ -199,10 +207,10 @@ def _end_verification(src: Source, verdict: Verdict) -> list[Effect]:
         fx.append(RecordOutcome(src.name, ver.job_id, ok))
         reason = v_reason if (v_reason := _verdict_reason(src, verdict)) else ver.reason
         fx.append(
-            _notify(
+            notification(
                 _VERDICT_EVENT[verdict],
                 src,
-                _job_key(ver.job_id, ver.created_at),
+                job_key(ver.job_id, ver.created_at),
                 f"refresh job {ver.job_id}: {_VERDICT_TEXT[verdict]}",
                 reason,
                 ver.job_id,
@@ -219,7 +227,7 @@ def _verdict_reason(src: Source, verdict: Verdict) -> str | None:
     return None
 
 
-def _job_key(job_id: str, created_at: float) -> str:
+def job_key(job_id: str, created_at: float) -> str:
     """What names a job's events: its id alone repeats after a queue reset."""
     return f"{job_id}@{round(created_at * 1000)}" if created_at else job_id
 
