@@ -39,13 +39,15 @@ class JobInfo:
     reason: str
     automatic: bool
     daemon: int
+    created: float  # the job's timestamp (the enqueuing host's clock), as the core keys it
     finished: float | None = None
     ok: bool | None = None
     mode: str | None = None
     seen: float | None = None  # first poll that could see it finished
     verdicts: list[tuple[int, str]] = field(default_factory=list)  # (incarnation, verdict)
     uploaded: bool = False
-    watchers: frozenset[int] = frozenset()  # daemon runs alive when it finished
+    watchers: set[int] = field(default_factory=set)  # daemon runs whose poll saw it finished
+    alive: frozenset[int] = frozenset()  # daemon runs alive when it finished
 
 
 def rationed(count: int, window: float, base: float, cap: float) -> bool:
@@ -75,6 +77,7 @@ class Promises:
         self.booked: dict[tuple[int, int], str] = {}  # (incarnation, uid) -> verdict
         self.notified: set[tuple[int, str, str]] = set()
         self.unseen: set[int] = set()  # finished jobs no poll has seen yet
+        self.recent: set[int] = set()  # finished in the last hour: whose polls see them
         self.checked = (-1, -1.0)
         self.need_checked: dict[int, tuple[tuple[int, int, int, bool], float]] = {}
         # P1
@@ -114,9 +117,20 @@ class Promises:
         self.violations.append(Violation(promise, self.w.t - T0, message))
         self.w.note(f"VIOLATION {promise}: {message}")
 
-    def _uid(self, job_id: str | None) -> int | None:
+    def _uid(self, job_id: str | None, created: float | None = None) -> int | None:
+        """The job a verdict names: by its id and creation time when known (ids repeat after a
+        flush), else the newest with that id that has finished (a verdict is about a job that
+        ended: the one pending under the same id is another)."""
         if job_id is None:
             return None
+        if created is not None:
+            for uid, info in self.jobs.items():
+                if info.job_id == job_id and abs(info.created - created) < 0.0015:
+                    return uid
+        for uid in sorted(self.jobs, reverse=True):
+            info = self.jobs[uid]
+            if info.job_id == job_id and info.finished is not None:
+                return uid
         job = self.w.redis.jobs.get(job_id)
         if job is not None and job.uid in self.jobs:
             return job.uid
@@ -129,6 +143,8 @@ class Promises:
             self.w.note(f"{d.name}#{d.incarnation} {_short(event)} -> {_effects(fx)}")
         if self.incident is not None and self.evidence is None and _evidence(d, event):
             self._evidence_at(d)
+        if isinstance(event, core.QueueObserved) and self.recent:
+            self._watched(d, {j.job_id for j in event.finished})
         if isinstance(event, core.QueueObserved) and self.unseen:
             r = self.w.redis
             for uid in list(self.unseen):
@@ -148,7 +164,7 @@ class Promises:
                 elif msg == "refresh job failed":
                     verdict = "failed"
                 if verdict is not None:
-                    self._book(d, f.fields.get("job_id"), verdict)
+                    self._book(d, f.fields.get("job_id"), verdict, _created(d, event, f))
             elif isinstance(f, core.Notify):
                 key = (d.incarnation, f.event, f.key)
                 if not f.key:
@@ -157,8 +173,28 @@ class Promises:
                     self.fail("P7", f"{d.name} sent {f.event} {f.key} twice")
                 self.notified.add(key)
 
-    def _book(self, d: SimDaemon, job_id: str | None, verdict: str) -> None:
-        uid = self._uid(job_id)
+    def _watched(self, d: SimDaemon, seen: set[str]) -> None:
+        """A poll that saw a finished job (still in Redis, the same job, in completed or failed)
+        by a daemon run alive when it finished makes that run one that must book it; a flush
+        before its poll does not (and a run started later finds it as history)."""
+        r = self.w.redis
+        for uid in list(self.recent):
+            info = self.jobs[uid]
+            if info.finished is None or self.w.t - info.finished > 3600:
+                self.recent.discard(uid)
+                continue
+            job = r.jobs.get(info.job_id)
+            if info.job_id not in seen or d.incarnation not in info.alive:
+                continue
+            if (
+                job is not None
+                and job.uid == uid
+                and (info.job_id in r.completed or info.job_id in r.failed)
+            ):
+                info.watchers.add(d.incarnation)
+
+    def _book(self, d: SimDaemon, job_id: str | None, verdict: str, created: float | None) -> None:
+        uid = self._uid(job_id, created)
         if uid is None:
             return  # a job this world did not make (none exist) or one long forgotten
         key = (d.incarnation, uid)
@@ -177,13 +213,17 @@ class Promises:
 
     def enqueue(self, d: SimDaemon, fx: core.Enqueue, st: str, job_id: str | None) -> None:
         automatic = not (fx.force or fx.reason is Reason.MANUAL)
-        if not automatic and st in ("enqueued", "coalesced"):
-            self.owed_people[d.idx] = []  # a person's request, paid as theirs
+        if not automatic and st != "deferred":
+            # a person's request, asked as theirs: Redis's answer (a job, the pending one, or the
+            # cooldown/backoff a person without `force` meets when asking directly) is theirs
+            self.owed_people[d.idx] = []
         if st != "enqueued" or job_id is None:
             return
         w = self.w
         job = w.redis.jobs[job_id]
-        info = JobInfo(job.uid, job_id, w.t, fx.reason.value, automatic, d.idx)
+        info = JobInfo(
+            job.uid, job_id, w.t, fx.reason.value, automatic, d.idx, job.timestamp / 1000
+        )
         self.jobs[job.uid] = info
         self.by_id[job_id] = job.uid
         w.note(f"{d.name} enqueued job {job_id} uid {job.uid} {fx.reason.value} ({fx.origin})")
@@ -245,7 +285,8 @@ class Promises:
         final = job.finished_on is not None and (ok or job.attempts_made >= job.attempts)
         if info is not None and final:
             info.finished, info.ok, info.mode = self.w.t, ok, mode
-            info.watchers = frozenset(d.incarnation for d in self.w.daemons.values() if d.alive)
+            self.recent.add(info.uid)
+            info.alive = frozenset(d.incarnation for d in self.w.daemons.values() if d.alive)
             self.unseen.add(info.uid)
         if final and self.futile_since is not None and self.first_unsuccessful is None:
             self.first_unsuccessful = self.w.t
@@ -284,6 +325,10 @@ class Promises:
         self.last_pass[d.incarnation] = session if passed else None
         if passed and session is not None:
             self.passed.setdefault(session, w.t)
+            if v.ok and not v.offline:
+                # Fresh cookies did help (an operator's upload, a refresh that worked): P1's
+                # window of refreshes that cannot help starts again after this (P6's reset).
+                self.first_unsuccessful, self.futile_jobs = None, []
             if self.incident is not None and w.youtube.honoured(session):
                 start, logins = self.incident
                 self.eco.repaired += 1
@@ -534,11 +579,32 @@ def _evidence(d: SimDaemon, event: core.Event) -> bool:
     if isinstance(event, core.RefreshAsked):
         if core.ambiguous(event.reason, event.error or event.detail):
             return False  # the validation it gets is the evidence, if it confirms
+        src = d.state.sources[SOURCE]
+        fresh = getattr(core, "diagnosis_fresh", None)
+        if src.diagnosis is not None and fresh is not None and fresh(src, d.now()):
+            # The daemon's own cookie-less probe said minutes ago that fresh cookies cannot help:
+            # newer than the report's text, which a flagged IP prints too (D2b). The report after
+            # DIAGNOSIS_RECHECK gets a validation, which is the evidence then (N9).
+            return False
         return event.reason.fixable and event.reason is not Reason.MANUAL
     if isinstance(event, core.ValidationFinished):
         reason = event.validation.reason
         return reason is not None and reason.fixable
     return False
+
+
+def _created(d: SimDaemon, event: core.Event, log: core.Log) -> float | None:
+    """The creation time of the job a verdict's log line names: the daemon's open verification
+    before the step, or the finished job the poll saw."""
+    job_id = log.fields.get("job_id")
+    ver = d.verifying_before
+    if ver is not None and ver[0] == job_id and log.message != "refresh job failed":
+        return ver[1]
+    if isinstance(event, core.QueueObserved):
+        for j in event.finished:
+            if j.job_id == job_id:
+                return j.created_at
+    return None
 
 
 def _before(d: SimDaemon, t: float) -> bool:

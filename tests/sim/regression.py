@@ -386,9 +386,22 @@ def n9() -> Scenario:
 
 def n10() -> Scenario:
     """New (make sim, seed 1000055): a person's request owed while Redis was down finds, when
-    Redis is back, another daemon's job pending: it is neither paid nor answered, and stays
-    owed (P4)."""
-    return seeded(1000055, (2, 5, 6), "N10")
+    Redis is back, another daemon's job pending: it is neither asked nor answered, and stays
+    owed (P4). (The seed's own world took another path once the world's clocks changed; this is
+    the same story written down: a slow job pending across the outage.)"""
+    cfg = DaemonConfig(validate_every=300.0, refresh_cooldown=60.0)
+    return Scenario(
+        seed=118,
+        span=1800,
+        configs=(cfg, cfg),
+        actions=(
+            (10.0, "worker", ("slow",)),
+            (100.0, "person", (0, True, "api")),
+            (150.0, "redis_down", (200.0, False)),
+            (200.0, "person", (1, False, "api")),
+        ),
+        name="N10",
+    )
 
 
 def n11() -> Scenario:

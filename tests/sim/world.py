@@ -290,6 +290,7 @@ class SimDaemon:
         self.dormant: dict[str, Callable[[], None]] = {}
         self.intervals: dict[str, Callable[[], None]] = {}
         self.inspect_token = 0
+        self.verifying_before: tuple[str, float] | None = None
         self.mono0 = world.rng.uniform(1000, 100000)  # monotonic clock's origin (boot)
 
     # --- clocks ---------------------------------------------------------------------------
@@ -319,6 +320,10 @@ class SimDaemon:
     def handle(self, event: core.Event, *, quiet_job: str | None = None) -> core.Answer | None:
         if not self.alive:
             return None
+        ver = self.state.sources[SOURCE].verifying
+        # the job the open verification is about (its id repeats after a flush): the checker
+        # books a verdict on that job, not on a newer one with the same id
+        self.verifying_before = (ver.job_id, ver.created_at) if ver is not None else None
         fx = core.step(self.state, event, self.now())
         self.world.record(self, event, fx)
         if fx or quiet_job is None:
