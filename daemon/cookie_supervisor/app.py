@@ -11,8 +11,11 @@ import contextlib
 import gc
 import logging
 import signal
+import socket
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +24,7 @@ import uvicorn
 from redis.asyncio import Redis
 
 from cookie_supervisor import __version__, core, redisconn, views
+from cookie_supervisor.background import Background
 from cookie_supervisor.bull import BullQueue
 from cookie_supervisor.children import die_with_parent
 from cookie_supervisor.classify import register_secret
@@ -35,8 +39,10 @@ from cookie_supervisor.probe import (
 )
 from cookie_supervisor.reports import ReportInputs
 from cookie_supervisor.schedule import Timers
-from cookie_supervisor.supervisor import Supervisor
+from cookie_supervisor.state import Saver, StateFile
+from cookie_supervisor.supervisor import Sink, Supervisor
 from cookie_supervisor.systemd import Notifier
+from cookie_supervisor.validator import Validator
 from cookie_supervisor.watcher import DirectoryWatch, FileWatcher
 from cookie_supervisor.web import connections, routes
 from cookie_supervisor.webhooks import (
@@ -78,13 +84,106 @@ def connect_redis(settings: Settings) -> Redis:
     return redisconn.connect(settings.redis_url)
 
 
-def build_supervisor(
-    settings: Settings, redis: Redis, metrics: Metrics | None = None
-) -> Supervisor:
+@dataclass
+class Runtime:
+    """The daemon's parts, wired by construction: nothing is assigned into one from outside."""
+
+    supervisor: Supervisor
+    metrics: Metrics
+    sender: WebhookSender
+    notifications: Notifications
+
+
+def build(
+    settings: Settings,
+    redis: Redis,
+    *,
+    clock: Callable[[], float] = time.time,
+    mono: Callable[[], float] = time.monotonic,
+) -> Runtime:
+    """Every part of the runtime, the state file read; nothing started (`serve` starts them)."""
+    metrics = Metrics()
+    state = core.State.of([s.policy() for s in settings.all_sources()])
+    saver = Saver.load(StateFile(settings.state_path()), state)
     queue = BullQueue(
         redis, settings.queue, prefix=settings.queue_prefix, job_name=settings.job_name
     )
-    return Supervisor(settings, metrics or Metrics(), queue, Timers())
+    validator = Validator(settings, key=saver.key, clock=clock, mono=mono, count=metrics.count)
+    # Notifications: the core says what happened, the sender owns delivery and its outbox.
+    sender = WebhookSender(
+        settings.all_webhooks(),
+        metrics,
+        queue.claim,
+        saver.soon,
+        clock=clock,
+        settle=queue.settle,
+        mono=mono,
+    )
+    incidents = Incidents(state.sources, queue.open_incident, queue.close_incident, saver.soon)
+    notifications = Notifications(sender, incidents, saver, clock)
+    sink = Sink(metrics, notifications.notify)
+    timers = Timers(clock)
+    supervisor = Supervisor(settings, queue, timers, saver, validator, sink, clock=clock, mono=mono)
+    stored = saver.stored.get("outbox")
+    sender.outbox.from_state(stored if isinstance(stored, list) else [])
+    saver.part("outbox", sender.outbox.to_state)
+    metrics.register(outbox_gauges(sender.outbox_sizes))
+    for name, hook in sender.webhooks.items():
+        metrics.init_webhook(name, hook.events)
+    incidents.from_state(saver.stored.get("incidents"))
+    saver.part("incidents", incidents.to_state)
+    return Runtime(supervisor, metrics, sender, notifications)
+
+
+def build_supervisor(settings: Settings, redis: Redis) -> Supervisor:
+    return build(settings, redis).supervisor
+
+
+class Notifications:
+    """The core's notifications as webhook events: ids derived in the scope the supervisor hands
+    with each (the queue's epoch), one failing-validation incident shared by every daemon on it,
+    and an event owed to a receiver on disk before the step goes on."""
+
+    def __init__(
+        self,
+        sender: WebhookSender,
+        incidents: Incidents,
+        saver: Saver,
+        clock: Callable[[], float],
+    ) -> None:
+        self.sender = sender
+        self.incidents = incidents
+        self.saver = saver
+        self.clock = clock
+        self.host = socket.gethostname()
+        self.background = Background()
+
+    def notify(self, n: core.Notify, scope: str) -> bool:
+        at = self.clock()
+        if n.event in INCIDENT_EVENTS:
+            self.background.spawn(self._incident_event(n, at, scope))
+            return False  # owed once the incident is known; saved then
+        return self._submit(n, event_id_for(n.event, n.source, n.key, scope), at)
+
+    def _submit(self, n: core.Notify, event_id: str, at: float) -> bool:
+        self.sender.submit(
+            Event(event_id, n.event, n.source, at, n.reason, n.job_id, self.host, n.summary)
+        )
+        # Owed to a receiver now: saved before the step goes on. Later outbox changes (tries,
+        # removals) stay debounced: losing one costs a duplicate the receiver drops.
+        return any(n.event in hook.events for hook in self.sender.webhooks.values())
+
+    async def _incident_event(self, n: core.Notify, at: float, scope: str) -> None:
+        if n.event == "validation_failed":
+            candidate = event_id_for("incident", n.source, n.key, scope)
+            incident = await self.incidents.failed(n.source, candidate)
+        else:
+            incident = await self.incidents.recovered(n.source)
+        if incident is not None and self._submit(n, event_id_for(n.event, n.source, incident), at):
+            await self.saver.now()  # every daemon in the incident derives the same id
+
+    async def aclose(self) -> None:
+        await self.background.aclose()
 
 
 def uvicorn_config(settings: Settings, app: Any) -> uvicorn.Config:
@@ -129,143 +228,124 @@ async def serve(settings: Settings) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-
     redis = connect_redis(settings)
-    supervisor = build_supervisor(settings, redis)
-    swept = await asyncio.to_thread(sweep_stale_copies)
-    if swept:
-        log.info("removed %d cookie copies left by a killed probe", swept)
-    supervisor.metrics.register(task_gauge(lambda: len(asyncio.all_tasks(loop))))
-    sender = _webhooks(settings, supervisor)
-    files = {name: st.settings.cookies_file for name, st in supervisor.sources.items()}
-    watcher = FileWatcher(loop, files, supervisor.file_event, settings.debounce)
-    inputs = _report_inputs(settings, supervisor, watcher.directories)
-    notifier = Notifier.from_env()
-    token = settings.api_token.get_secret_value() if settings.api_token else None
-    app = routes.build(
-        supervisor,
-        supervisor.metrics,
-        # Ready once every file has been looked at: a client that writes a jar right after
-        # /readyz must not be racing the first inspection.
-        lambda: supervisor.started and watcher.running,
-        token,
-        settings.rate_limit,
-        queue=settings.queue,
-        guard_reads=not is_loopback(settings.host),
-    )
-    server = _Server(uvicorn_config(settings, app))
-    server_task = loop.create_task(_serve_http(server))
+    daemon = _Daemon(settings, build(settings, redis), redis)
     try:
-        while not server.started:
-            if server_task.done():
-                return 1  # could not listen; uvicorn said why
-            await asyncio.sleep(0.01)
-        supervisor.timers.start()
-        watcher.start()
-        sender.start()
-        await supervisor.start()
-        await inputs.start()
-        if inputs.followers:
-            supervisor.timers.every("cursors", CURSOR_SAVE_EVERY, _saver(supervisor))
-        supervisor.timers.every("rescan", RESCAN_EVERY, _rescanner(supervisor, watcher))
-        supervisor.spawn(_build_info(settings, supervisor))
-        # Everything built so far lives as long as the daemon: keep the collector from scanning
-        # it again on every full collection (a storm of requests triggers many).
-        gc.freeze()
-        if notifier.enabled:  # outside systemd nobody reads STATUS=: no timer, no idle work
-            supervisor.timers.every("status", STATUS_EVERY, _status_reporter(supervisor, notifier))
-        watchdog = _start_watchdog(notifier)
-        status = f"supervising {len(files)} source(s) on {settings.listen}"
-        notifier.ready(status)
-        log.info("cookie-supervisor %s ready: %s", __version__, status)
-        await _first_of(stop.wait(), server_task)
+        if not await daemon.startup():
+            return 1  # could not listen; uvicorn said why
+        await daemon.main_loop(stop)
     finally:
-        notifier.stopping()
-        log.info("shutting down")
-        server.exit()
-        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(server_task, SHUTDOWN_TIMEOUT)
-        if "watchdog" in locals():
-            watchdog.cancel()
-        watcher.stop()
-        stop_quick_runs()  # a hung `yt-dlp --version` must not outlive the daemon
-        supervisor.timers.shutdown()
-        await inputs.aclose()
-        await sender.aclose()
-        await supervisor.stop()
-        await supervisor.queue.aclose()
-        await redis.aclose()
+        await daemon.shutdown()
     return 0
 
 
-def _webhooks(settings: Settings, supervisor: Supervisor) -> WebhookSender:
-    """Notifications: the core says what happened, the sender owns delivery and its outbox."""
-    hooks = settings.all_webhooks()
-    queue = supervisor.queue
-    sender = WebhookSender(
-        hooks,
-        supervisor.metrics,
-        queue.claim,
-        supervisor.save_soon,
-        clock=supervisor.clock,
-        settle=queue.settle,
-        mono=supervisor.mono,
-    )
-    stored = supervisor.stored.get("outbox")
-    sender.outbox.from_state(stored if isinstance(stored, list) else [])
-    supervisor.saver.part("outbox", sender.outbox.to_state)
-    supervisor.metrics.register(outbox_gauges(sender.outbox_sizes))
-    for name, hook in sender.webhooks.items():
-        supervisor.metrics.init_webhook(name, hook.events)
-    incidents = Incidents(
-        supervisor.sources, queue.open_incident, queue.close_incident, supervisor.save_soon
-    )
-    incidents.from_state(supervisor.stored.get("incidents"))
-    supervisor.saver.part("incidents", incidents.to_state)
+class _Daemon:
+    """The running daemon in three phases: `startup` (HTTP first, so a scrape during start-up
+    sees something; then every file inspected, then READY=1), `main_loop` (until a signal or the
+    HTTP server ends), `shutdown` (everything stopped, the state file written, within ~2 s)."""
 
-    def submit(n: core.Notify, event_id: str, at: float) -> bool:
-        sender.submit(
-            Event(event_id, n.event, n.source, at, n.reason, n.job_id, supervisor.host, n.summary)
+    def __init__(self, settings: Settings, runtime: Runtime, redis: Redis) -> None:
+        self.settings = settings
+        self.rt = runtime
+        self.redis = redis
+        self.supervisor = sup = runtime.supervisor
+        loop = asyncio.get_running_loop()
+        runtime.metrics.register(task_gauge(lambda: len(asyncio.all_tasks(loop))))
+        self.files = {name: cfg.cookies_file for name, cfg in sup.source_settings.items()}
+        self.watcher = FileWatcher(loop, self.files, sup.file_event, settings.debounce)
+        # Passive detection: the backend's journal and log lines, followed through the
+        # watcher's directory watches (one inotify instance for the daemon).
+        self.inputs = _report_inputs(settings, sup, runtime.metrics, self.watcher.directories)
+        self.notifier = Notifier.from_env()
+        self.background = Background()  # the systemd watchdog's pings
+        token = settings.api_token.get_secret_value() if settings.api_token else None
+        app = routes.build(
+            sup,
+            runtime.metrics,
+            # Ready once every file has been looked at: a client that writes a jar right after
+            # /readyz must not be racing the first inspection.
+            lambda: sup.started and self.watcher.running,
+            token,
+            settings.rate_limit,
+            queue=settings.queue,
+            guard_reads=not is_loopback(settings.host),
         )
-        # Owed to a receiver now: saved before the step goes on. Later outbox changes (tries,
-        # removals) stay debounced: losing one costs a duplicate the receiver drops.
-        return any(n.event in hook.events for hook in sender.webhooks.values())
+        self.server = _Server(uvicorn_config(settings, app))
+        self.server_task: asyncio.Task[None] | None = None
 
-    async def incident_event(n: core.Notify, at: float) -> None:
-        if n.event == "validation_failed":
-            candidate = event_id_for("incident", n.source, n.key, supervisor.scope)
-            incident = await incidents.failed(n.source, candidate)
-        else:
-            incident = await incidents.recovered(n.source)
-        if incident is not None and submit(n, event_id_for(n.event, n.source, incident), at):
-            await supervisor.save_now()  # every daemon in the incident derives the same id
+    async def startup(self) -> bool:
+        """False when the HTTP server could not listen."""
+        sup, rt, settings = self.supervisor, self.rt, self.settings
+        swept = await asyncio.to_thread(sweep_stale_copies)
+        if swept:
+            log.info("removed %d cookie copies left by a killed probe", swept)
+        self.server_task = asyncio.get_running_loop().create_task(_serve_http(self.server))
+        while not self.server.started:
+            if self.server_task.done():
+                return False
+            await asyncio.sleep(0.01)
+        sup.timers.start()
+        self.watcher.start()
+        rt.sender.start()
+        await sup.start()
+        await self.inputs.start()
+        if self.inputs.followers:
+            sup.timers.every("cursors", CURSOR_SAVE_EVERY, _saver(sup.saver))
+        sup.timers.every("rescan", RESCAN_EVERY, _rescanner(sup, self.watcher))
+        sup.spawn(_build_info(settings, sup))
+        # Everything built so far lives as long as the daemon: keep the collector from scanning
+        # it again on every full collection (a storm of requests triggers many).
+        gc.freeze()
+        if self.notifier.enabled:  # outside systemd nobody reads STATUS=: no timer, no idle work
+            reporter = _status_reporter(sup, self.notifier)
+            sup.timers.every("status", STATUS_EVERY, reporter)
+        if self.notifier.watchdog_interval:
+            self.background.spawn(_watchdog(self.notifier, self.notifier.watchdog_interval))
+        status = f"supervising {len(self.files)} source(s) on {settings.listen}"
+        self.notifier.ready(status)
+        log.info("cookie-supervisor %s ready: %s", __version__, status)
+        return True
 
-    def notify(n: core.Notify) -> bool:
-        at = supervisor.clock()
-        if n.event in INCIDENT_EVENTS:
-            supervisor.spawn(incident_event(n, at))
-            return False  # owed once the incident is known; saved then
-        return submit(n, event_id_for(n.event, n.source, n.key, supervisor.scope), at)
+    async def main_loop(self, stop: asyncio.Event) -> None:
+        assert self.server_task is not None
+        await _first_of(stop.wait(), self.server_task)
 
-    supervisor.notify = notify
-    return sender
+    async def shutdown(self) -> None:
+        sup, rt = self.supervisor, self.rt
+        self.notifier.stopping()
+        log.info("shutting down")
+        self.server.exit()
+        if self.server_task is not None:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self.server_task, SHUTDOWN_TIMEOUT)
+        await self.background.aclose()
+        self.watcher.stop()
+        stop_quick_runs()  # a hung `yt-dlp --version` must not outlive the daemon
+        sup.timers.shutdown()
+        await self.inputs.aclose()
+        await rt.sender.aclose()
+        await rt.notifications.aclose()
+        await sup.stop()
+        await sup.queue.aclose()
+        await self.redis.aclose()
 
 
 def _report_inputs(
-    settings: Settings, supervisor: Supervisor, directories: DirectoryWatch
+    settings: Settings, supervisor: Supervisor, metrics: Metrics, directories: DirectoryWatch
 ) -> ReportInputs:
     """Passive detection: the backend's journal and log lines become reports, like posted ones."""
+    saver = supervisor.saver
 
     def on_report(source: str, text: str, input_: str) -> None:
         supervisor.spawn(supervisor.request(source, "report", origin="report", error=text))
-        supervisor.save_soon()  # the cursor moved past a line that mattered
+        saver.soon()  # the cursor moved past a line that mattered
 
-    stored = supervisor.stored.get("cursors")
+    stored = saver.stored.get("cursors")
     cursors = {str(k): str(v) for k, v in stored.items()} if isinstance(stored, dict) else {}
     inputs = ReportInputs(
-        settings.all_sources(), on_report, supervisor.metrics, cursors=cursors, watch=directories
+        settings.all_sources(), on_report, metrics, cursors=cursors, watch=directories
     )
-    supervisor.saver.part("cursors", inputs.cursors)
+    saver.part("cursors", inputs.cursors)
     return inputs
 
 
@@ -330,9 +410,9 @@ def _status_reporter(supervisor: Supervisor, notifier: Notifier) -> Any:
     return report
 
 
-def _saver(supervisor: Supervisor) -> Any:
+def _saver(saver: Saver) -> Any:
     async def save() -> None:
-        supervisor.save_soon()
+        saver.soon()
 
     return save
 
@@ -360,16 +440,8 @@ def _rescanner(supervisor: Supervisor, watcher: FileWatcher) -> Any:
     return rescan
 
 
-def _start_watchdog(notifier: Notifier) -> asyncio.Task[None]:
+async def _watchdog(notifier: Notifier, interval: float) -> None:
     """Ping systemd from the event loop itself: a blocked loop stops the pings, and gets killed."""
-
-    async def ping() -> None:
-        assert notifier.watchdog_interval is not None
-        while True:
-            notifier.watchdog()
-            await asyncio.sleep(notifier.watchdog_interval / 2)
-
-    async def idle() -> None:
-        return None
-
-    return asyncio.get_running_loop().create_task(ping() if notifier.watchdog_interval else idle())
+    while True:
+        notifier.watchdog()
+        await asyncio.sleep(interval / 2)

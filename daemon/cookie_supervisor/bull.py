@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import math
@@ -24,6 +25,7 @@ from typing import Any, Literal, TypeVar
 
 from redis.asyncio import Redis
 
+from cookie_supervisor.classify import redact, scrub_tree
 from cookie_supervisor.model import PendingJob, TriggerState, judged_key
 from cookie_supervisor.redisconn import Notices, retrying
 
@@ -302,6 +304,54 @@ class FinishedJob:
     created_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One look at the queue (`BullQueue.observe`)."""
+
+    epoch: str
+    counts: JobCounts
+    pending: dict[str, str | None]
+    finished: tuple[FinishedJob, ...]
+    window: frozenset[str]  # the judged keys of every finished job read
+    vanished: frozenset[str]  # pending jobs Redis no longer has, unfinished
+    backoffs: dict[str, BackoffState]
+    diagnoses: dict[str, str | None]  # as Redis had them: not trusted yet
+    progress: dict[str, PendingJob]
+
+
+def job_data(
+    *,
+    reason: str,
+    source: str,
+    cookies_file: str,
+    requested_at: float,
+    host: str,
+    origin: str,
+    video_id: str | None = None,
+    error: str | None = None,
+    detail: str | None = None,
+    error_limit: int = 500,
+) -> dict[str, Any]:
+    """A refresh job's data, as the extractor reads it (docs/bull.md): redacted, scrubbed."""
+    data: dict[str, Any] = {
+        "reason": reason,
+        "source": source,
+        "cookies_file": cookies_file,
+        "requested_at": dt.datetime.fromtimestamp(requested_at, dt.UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
+        "host": host,
+        "origin": origin,
+    }
+    if video_id:
+        data["video_id"] = video_id
+    if error:
+        data["error"] = redact(error, error_limit)
+    if detail:
+        data["detail"] = redact(detail, 200)
+    return scrub_tree(data)  # type: ignore[no-any-return]
+
+
 class BullQueue:
     """One Bull queue, as the refresh producer sees it: requests, backoff, job states, counts."""
 
@@ -564,6 +614,45 @@ class BullQueue:
         window |= {judged_key(j.job_id, j.finished_at) for j in jobs if j is not None}
         kept = sorted((j for j in jobs if j is not None), key=lambda j: j.finished_at)
         return kept, frozenset(window)
+
+    async def observe(
+        self,
+        was_pending: Mapping[str, str | None],
+        *,
+        default_source: str | None,
+        judged: Collection[str],
+        candidate: str,
+        backoffs: bool,
+    ) -> Observation:
+        """One look at the queue for the runtime's poll: the epoch first (the job ends read
+        below are named in it), counts, each source's pending job and whether one it knew
+        vanished, the jobs finished since `judged`, shared diagnoses, the pending jobs' progress;
+        with `backoffs`, each source's backoff too (the history a restart recovers)."""
+        epoch = await self.epoch(candidate)
+        counts = await self.counts()
+        pending = {
+            name: await self.pending_job(name, default_source=name == default_source)
+            for name in was_pending
+        }
+        finished, window = await self.recent_finished(judged)
+        vanished = set()
+        for name, was in was_pending.items():
+            if (
+                was is not None
+                and pending[name] is None
+                and await self.job_state(was, source=name) == "missing"
+            ):
+                vanished.add(was)
+        found = {name: await self.backoff_state(name) for name in was_pending} if backoffs else {}
+        diagnoses = {name: await self.shared_diagnosis(name) for name in was_pending}
+        progress: dict[str, PendingJob] = {}
+        for name, job_id in pending.items():
+            if job_id is not None and (taken := await self.pending_progress(job_id)):
+                progress[name] = taken
+        return Observation(
+            epoch, counts, pending, tuple(finished), window, frozenset(vanished), found,
+            diagnoses, progress,
+        )  # fmt: skip
 
     async def aclose(self) -> None:
         """Nothing of its own to close: the client's pool is the caller's."""

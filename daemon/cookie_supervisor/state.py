@@ -335,18 +335,32 @@ class Saver:
     owners keep in the file (the outbox, the incidents, the cursors) is registered by name."""
 
     def __init__(
-        self, store: StateFile, state: core.State, key: bytes, delay: float = SAVE_DELAY
+        self,
+        store: StateFile,
+        state: core.State,
+        key: bytes,
+        delay: float = SAVE_DELAY,
+        stored: dict[str, Any] | None = None,
     ) -> None:
         self.store = store
         self.state = state
         self.key = key
         self.delay = delay
+        self.stored = stored or {}  # what the file held at start: each part reads its own back
         self._parts: dict[str, Callable[[], Any]] = {}
         self._background = Background()
         self._armed = False
         self._lock = asyncio.Lock()
         self._write_lock = threading.Lock()
         self._wanted = self._done = 0
+
+    @classmethod
+    def load(cls, store: StateFile, state: core.State) -> Saver:
+        """Read the file, put what it remembers of the sources back into `state`, and keep
+        writing it from there."""
+        stored = store.load()
+        restore(state, stored)
+        return cls(store, state, fingerprint_key(stored), stored=stored)
 
     def part(self, name: str, take: Callable[[], Any]) -> None:
         """Keep what `take()` returns under `name` in every write from now on."""

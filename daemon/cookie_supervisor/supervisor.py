@@ -9,28 +9,28 @@ a read the API makes on demand: its failure is answered (503), not acted on.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
 
-from cookie_supervisor import cookiefile, core, views
+from cookie_supervisor import core, views
 from cookie_supervisor.background import Background
-from cookie_supervisor.bull import BullQueue, JobOptions
-from cookie_supervisor.classify import Reason, redact, scrub_tree
+from cookie_supervisor.bull import BullQueue, JobOptions, job_data
+from cookie_supervisor.classify import Reason
 from cookie_supervisor.config import Settings
 from cookie_supervisor.core import Answer
 from cookie_supervisor.metrics import Metrics, state_gauges
 from cookie_supervisor.model import CookieReport, Validation
 from cookie_supervisor.redisconn import describe_redis_error, masked_url
 from cookie_supervisor.schedule import Timers
-from cookie_supervisor.state import Saver, StateFile, fingerprint_key, restore
+from cookie_supervisor.state import Saver
 from cookie_supervisor.validator import ERROR_LIMIT, Validator
 
 log = logging.getLogger(__name__)
@@ -43,50 +43,60 @@ class UnknownSource(KeyError):
     pass
 
 
+def _unowed(n: core.Notify, scope: str) -> bool:
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class Sink:
+    """Where what the core tells goes: counts and observations to the metrics; a notification
+    (with the scope its event id is derived in) to whoever delivers it, which answers True when
+    it is now owed somewhere (an outbox): it is then on disk before anything goes on, so a
+    SIGKILL right after cannot lose it."""
+
+    metrics: Metrics
+    notify: Callable[[core.Notify, str], bool] = _unowed
+
+
 class Supervisor:
+    """Wired by construction: the queue (Redis), the timers, the state file's saver (which holds
+    the core's state it persists), the validator, the sink."""
+
     def __init__(
         self,
         settings: Settings,
-        metrics: Metrics,
         queue: BullQueue,
         timers: Timers,
+        store: Saver,
+        validator: Validator,
+        sink: Sink,
         *,
         clock: Callable[[], float] = time.time,
         mono: Callable[[], float] = time.monotonic,
-        store: StateFile | None = None,
     ) -> None:
         self.settings = settings
-        self.metrics = metrics
         self.queue = queue
         self.timers = timers
+        self.saver = store
+        self.validator = validator
+        self.sink = sink
+        self.metrics = sink.metrics
         self.clock = clock  # dates: wall time
         self.mono = mono  # intervals: a stepped wall clock cannot stretch them
+        self.state = store.state
         # The runtime's settings of each source (probe, brakes, schedule); the core sees only
         # their policy.
         self.source_settings = {s.name: s for s in settings.all_sources()}
-        self.state = core.State.of([s.policy() for s in self.source_settings.values()])
-        self.store = store or StateFile(settings.state_path())
-        stored = self.store.load()
-        self.key = fingerprint_key(stored)
-        restore(self.state, stored)
-        self.stored = stored  # the outbox and cursors, for the parts that own them
-        self.saver = Saver(self.store, self.state, self.key)
         self.host = socket.gethostname()
         # What event ids are derived in (webhooks.event_id_for): the queue's epoch in Redis once
         # read, until then words of this process alone (docs/bull.md §9).
         self.scope = f"local:{self.host}:{secrets.token_hex(8)}"
         self._epoch_candidate = secrets.token_hex(16)
-        self.validator = Validator(
-            settings, key=self.key, clock=clock, mono=mono, count=metrics.count
-        )
         self.job_options = JobOptions(
             attempts=settings.job_attempts,
             backoff_ms=int(settings.job_backoff * 1000),
             keep=settings.job_keep,
         )
-        # Hands a notification on; True when it is now owed somewhere (an outbox), so it must be
-        # on disk before anything goes on: a SIGKILL right after must not lose it.
-        self.notify: Callable[[core.Notify], bool] = lambda n: False
         self._redis_failures = 0
         self._redis_retry_at = 0.0
         self._backoff = ExponentialWithJitterBackoff(cap=settings.redis_backoff_max, base=0.5)
@@ -94,9 +104,9 @@ class Supervisor:
         self.background = Background()
         self._inspect_locks = {name: asyncio.Lock() for name in self.state.sources}
         self.started = False  # every file inspected once, every timer armed
-        metrics.register(state_gauges(self.state, clock, settings.queue))
+        self.metrics.register(state_gauges(self.state, clock, settings.queue))
         for name in self.state.sources:
-            metrics.init_source(name)
+            self.metrics.init_source(name)
 
     # --- views the API and the CLI use -----------------------------------------------------------
 
@@ -193,8 +203,8 @@ class Supervisor:
             case core.Log():
                 log.log(fx.level, fx.message, extra=fx.fields)
             case core.Notify():
-                if self.notify(fx):
-                    await self.save_now()
+                if self.sink.notify(fx, self.scope):
+                    await self.saver.now()
             case core.RecordOutcome():
                 await self._record_outcome(fx)
             case core.ResetBackoff():
@@ -203,7 +213,7 @@ class Supervisor:
                 value = fx.diagnosis.value if fx.diagnosis else None
                 await self._redis(self.queue.share_diagnosis(fx.source, value, fx.ttl))
             case core.Persist():
-                self.save_soon()
+                self.saver.soon()
         return None
 
     def _fire(self, source: str, key: core.TimerKey) -> Callable[[], Awaitable[Any]]:
@@ -231,11 +241,9 @@ class Supervisor:
 
     async def inspect(self, source: str, *, act: bool = True) -> CookieReport:
         """Read the file off the loop; with `act`, hand the report to the core."""
-        src = self.source(source)
+        cfg = self.source_settings[self.source(source).name]
         async with self._inspect_locks[source]:  # reports are applied in the order they were taken
-            report = await asyncio.to_thread(
-                cookiefile.inspect, src.settings.cookies_file, self.clock(), key=self.key
-            )
+            report = await self.validator.read(cfg)
             if act:
                 await self.handle(core.FileInspected(source, report))
         return report
@@ -288,8 +296,18 @@ class Supervisor:
         return answer
 
     async def _enqueue(self, fx: core.Enqueue) -> Answer | None:
-        src = self.state.sources[fx.source]
-        data = self._job_data(src, fx)
+        data = job_data(
+            reason=fx.reason.value,
+            source=fx.source,
+            cookies_file=str(self.source_settings[fx.source].cookies_file),
+            requested_at=self.clock(),
+            host=self.host,
+            origin=fx.origin,
+            video_id=fx.video_id,
+            error=fx.error,
+            detail=fx.detail,
+            error_limit=ERROR_LIMIT,
+        )
         default = fx.source == self.state.default_source
         result = await self._redis(
             self.queue.request_refresh(
@@ -314,25 +332,6 @@ class Supervisor:
                 fx.force,
             )
         return await self.handle(answered)
-
-    def _job_data(self, src: core.Source, fx: core.Enqueue) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "reason": fx.reason.value,
-            "source": src.name,
-            "cookies_file": str(src.settings.cookies_file),
-            "requested_at": dt.datetime.fromtimestamp(self.clock(), dt.UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
-            "host": self.host,
-            "origin": fx.origin,
-        }
-        if fx.video_id:
-            data["video_id"] = fx.video_id
-        if fx.error:
-            data["error"] = redact(fx.error, ERROR_LIMIT)
-        if fx.detail:
-            data["detail"] = redact(fx.detail, 200)
-        return scrub_tree(data)  # type: ignore[no-any-return]
 
     async def _record_outcome(self, fx: core.RecordOutcome) -> None:
         cfg = self.source_settings[fx.source]
@@ -369,52 +368,27 @@ class Supervisor:
             await self.handle(observed)
 
     async def _observe(self) -> core.QueueObserved:
-        # First: the job ends read below are named in the epoch they belong to.
-        self.scope = await self.queue.epoch(self._epoch_candidate)
-        counts = await self.queue.counts()
-        default = self.state.default_source
-        pending = {
-            name: await self.queue.pending_job(name, default_source=name == default)
-            for name in self.state.sources
-        }
-        finished, window = await self.queue.recent_finished(self.state.judged or ())
-        vanished = set()
-        for name, src in self.state.sources.items():
-            was = src.pending_job
-            if (
-                was is not None
-                and pending[name] is None
-                and await self.queue.job_state(was, source=name) == "missing"
-            ):
-                vanished.add(was)
-        if not self.state.history_recovered:
-            for name in self.state.sources:
-                found = await self.queue.backoff_state(name)
-                await self.handle(core.BackoffObserved(name, found.failures, found.until))
-        diagnoses = {
-            name: _reason(await self.queue.shared_diagnosis(name)) for name in self.state.sources
-        }
-        progress: dict[str, core.PendingJob] = {}
-        for name, job_id in pending.items():
-            if job_id is not None and (taken := await self.queue.pending_progress(job_id)):
-                progress[name] = taken
-        return core.QueueObserved(
-            pending,
-            tuple(finished),
-            frozenset(vanished),
-            counts.as_dict(),
-            diagnoses,
-            progress=progress,
-            window=window,
+        state = self.state
+        seen = await self.queue.observe(
+            {name: src.pending_job for name, src in state.sources.items()},
+            default_source=state.default_source,
+            judged=state.judged or (),
+            candidate=self._epoch_candidate,
+            backoffs=not state.history_recovered,
         )
-
-    # --- the state file ------------------------------------------------------------------------
-
-    def save_soon(self) -> None:
-        self.saver.soon()
-
-    async def save_now(self) -> None:
-        await self.saver.now()
+        self.scope = seen.epoch
+        for name, found in seen.backoffs.items():
+            await self.handle(core.BackoffObserved(name, found.failures, found.until))
+        diagnoses = {name: _reason(text) for name, text in seen.diagnoses.items()}
+        return core.QueueObserved(
+            seen.pending,
+            seen.finished,
+            seen.vanished,
+            seen.counts.as_dict(),
+            diagnoses,
+            progress=seen.progress,
+            window=seen.window,
+        )
 
     # --- status --------------------------------------------------------------------------------
 

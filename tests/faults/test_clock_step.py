@@ -18,8 +18,6 @@ from redis.asyncio import Redis
 from cookie_supervisor import app as app_module
 from cookie_supervisor import core
 from cookie_supervisor.config import Settings, load_settings
-from cookie_supervisor.metrics import Metrics
-from cookie_supervisor.schedule import Timers
 from cookie_supervisor.supervisor import Supervisor
 from tests.support import Receiver, RedisServer
 
@@ -35,13 +33,17 @@ class SteppedWall:
         return time.time() + self.offset
 
 
-def stepped_supervisor(settings: Settings) -> tuple[Supervisor, SteppedWall, Redis]:
-    """A supervisor wired as the daemon wires it, on a wall clock the test steps; and its Redis
+def stepped_runtime(settings: Settings) -> tuple[app_module.Runtime, SteppedWall, Redis]:
+    """The runtime wired as the daemon wires it, on a wall clock the test steps; and its Redis
     client, for the test to close."""
     redis = app_module.connect_redis(settings)
     wall = SteppedWall()
-    queue = app_module.build_supervisor(settings, redis).queue
-    return Supervisor(settings, Metrics(), queue, Timers(wall), clock=wall), wall, redis
+    return app_module.build(settings, redis, clock=wall), wall, redis
+
+
+def stepped_supervisor(settings: Settings) -> tuple[Supervisor, SteppedWall, Redis]:
+    runtime, wall, redis = stepped_runtime(settings)
+    return runtime.supervisor, wall, redis
 
 
 async def until(predicate: object, timeout: float = 10.0) -> None:
@@ -118,15 +120,16 @@ async def test_webhook_retries_keep_their_rhythm(
     monkeypatch.setenv("COOKIE_SUPERVISOR_WEBHOOK_URL", rx.url())
     monkeypatch.setenv("COOKIE_SUPERVISOR_WEBHOOK_SECRET", "clock-step-secret")
     settings = load_settings()
-    sup, wall, redis = stepped_supervisor(settings)
-    sender = app_module._webhooks(settings, sup)  # wired as the daemon wires it
+    runtime, wall, redis = stepped_runtime(settings)  # wired as the daemon wires it
+    sup, sender = runtime.supervisor, runtime.sender
     sender.backoff_base, sender.backoff_cap = 0.02, 0.1  # tries every 0.05-0.1 s
     source = next(iter(sup.state.sources))
     sup.timers.start()
     await sup.start()
     sender.start()
     try:
-        assert sup.notify(core.Notify("refresh_failed", source, "job-1", "refresh job 1 failed"))
+        failed = core.Notify("refresh_failed", source, "job-1", "refresh job 1 failed")
+        assert runtime.notifications.notify(failed, sup.scope)
         for step in (-3600.0, +3600.0, +3600.0, -3600.0):
             seen = len(rx.requests)
             await until(lambda seen=seen: len(rx.requests) >= seen + 4, timeout=3)
