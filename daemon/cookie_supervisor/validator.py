@@ -31,7 +31,6 @@ from cookie_supervisor.probe import (
 from cookie_supervisor.verdict import (
     ProbeRun,
     ProbeSaid,
-    ValidationPlan,
     next_probe,
     offline_validation,
     plan_validation,
@@ -93,7 +92,9 @@ class Validator:
             offline = offline_validation(report, cfg.policy(), started, self.clock(), trigger)
             if offline is not None:
                 return self._timed(offline, began)
-            plan = plan_of(cfg, diagnose())
+            # a standing diagnosis makes every run probe without cookies too: when the bot wall
+            # also blocks the account check, only that keeps it standing
+            plan = plan_validation(cfg.policy(), diagnose())
             said: tuple[ProbeSaid, ...] = ()
             while (run := next_probe(plan, said)) is not None:
                 found = await self._run(cfg, run)
@@ -141,10 +142,3 @@ class Validator:
         return await run_probe(
             cfg.cookies_file, run.url, mode=cfg.probe_mode, cookies=run.kind == "media", **common
         )
-
-
-def plan_of(cfg: SourceSettings, diagnose: bool) -> ValidationPlan:
-    """What a validation of the source may run. A standing diagnosis makes every run probe
-    without cookies too: when the bot wall also blocks the account check, only that keeps it
-    standing."""
-    return plan_validation(cfg.policy(), diagnose)

@@ -48,7 +48,6 @@ from cookie_supervisor.core.file import (
     session_ended,
 )
 from cookie_supervisor.core.health import (
-    health,
     track_usable,
     unusable_reason,
     worst_usable,
@@ -184,7 +183,6 @@ __all__ = [
     "backoff_delay",
     "conclude",
     "diagnosis_ttl",
-    "health",
     "judged_key",
     "learned_renewal",
     "lifetime_median",

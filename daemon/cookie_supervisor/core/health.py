@@ -1,10 +1,10 @@
-"""Whether a source's cookies are usable (the health gate's answer, kept as the core steps) and
-the STATUS= words: views of the core's state, read by the runtime."""
+"""Whether a source's cookies are usable: the health gate's answer, kept as the core steps. (The
+one health verdict and the STATUS= words are views.py's.)"""
 
 from __future__ import annotations
 
 from cookie_supervisor.classify import Reason
-from cookie_supervisor.core.source import Source, State
+from cookie_supervisor.core.source import Source
 from cookie_supervisor.model import (
     NOT_INSPECTED,
     Now,
@@ -48,33 +48,3 @@ def worst_usable(sources: dict[str, Source]) -> tuple[str, Usable]:
 
     seen = [(name, src.usable or Usable(NOT_INSPECTED, None)) for name, src in sources.items()]
     return max(seen, key=badness)
-
-
-def health(state: State, now: Now | float) -> str:
-    """Cookie health for systemd's STATUS=, e.g. "2 sources: main ok, alt refresh pending"."""
-    now = as_now(now)
-    parts = [f"{name} {_health_word(src, now)}" for name, src in state.sources.items()]
-    head = f"{len(parts)} source{'s' if len(parts) != 1 else ''}: "
-    redis = "redis down; " if state.redis_up is False else ""
-    return redis + head + ", ".join(parts)
-
-
-def _health_word(src: Source, now: Now) -> str:
-    v = src.last_validation
-    if src.read_error is not None:
-        return f"unreadable by the daemon ({src.read_error})"
-    if src.pending_job is not None:
-        return "refresh pending"
-    if src.owed is not None:
-        return "refresh owed"
-    if src.verifying is not None:
-        return "verifying refresh"
-    if src.problem is not None:
-        return src.problem.value.replace("_", " ")
-    if src.diagnosis is not None:
-        return src.diagnosis.value.replace("_", " ")
-    if src.backoff_ends(now.wall) is not None:
-        return "backing off"
-    if v is not None and not v.ok:
-        return f"failing ({(v.reason or Reason.OTHER).value})"
-    return "ok"
