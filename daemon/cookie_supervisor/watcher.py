@@ -83,8 +83,8 @@ class _Directory:
 
 class DirectoryWatch:
     """One inotify instance; `watch(directory, on_event)` adds a directory for a caller (once per
-    callback, however many callers), `on_event(name, mask)` runs on the loop for every change to
-    an entry of it."""
+    callback, however many callers), `on_event(directory, name, mask)` runs on the loop for every
+    change to an entry of it."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._loop = loop  # the running loop at the first watch, unless given
@@ -110,10 +110,12 @@ class DirectoryWatch:
         watched (recreated, or renamed over), the new one is watched and the old watch, which
         follows the old directory wherever it went, is dropped.
         """
+        if self._closed:
+            return False
         entry = self._dirs.setdefault(directory, _Directory())
         if on_event not in entry.callbacks:
             entry.callbacks.append(on_event)
-        if self._closed or (self._fd is None and not self._open()):
+        if self._fd is None and not self._open():
             return False
         assert self._fd is not None and _LIBC is not None
         wd = _LIBC.inotify_add_watch(self._fd, os.fsencode(directory), MASK)
