@@ -19,6 +19,8 @@ from cookie_supervisor import core
 from cookie_supervisor.classify import Reason
 from cookie_supervisor.core import FileInspected, TimerFired, Usable
 from cookie_supervisor.model import CookieReport
+from tests.corekit import CORRUPT, MISSING, T0, Harness, jar
+from tests.corekit import settings as source_settings
 from tests.support import (
     Daemon,
     cookie_jar,
@@ -27,8 +29,6 @@ from tests.support import (
     write_atomic,
     youtube_daemon,
 )
-from tests.test_core import CORRUPT, MISSING, T0, Harness, jar
-from tests.test_core import settings as source_settings
 
 HEALTH = "/api/cookies/health"
 

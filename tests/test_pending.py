@@ -16,8 +16,8 @@ from cookie_supervisor import core
 from cookie_supervisor.bull import BullQueue, JobOptions
 from cookie_supervisor.classify import Reason
 from cookie_supervisor.core import PendingJob, QueueObserved, RefreshAsked
+from tests.corekit import T0, Harness, enqueued, jar
 from tests.support import Daemon, NodeProcess, daemon_env, source_config, wait_for
-from tests.test_core import T0, Harness, enqueued, jar
 
 QUEUE = "cookie-refresh"
 BASE = f"bull:{QUEUE}:"

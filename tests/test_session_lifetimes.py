@@ -1,5 +1,5 @@
 """How long login sessions live, and the renewal learned from it: core decisions with a fake
-clock (tests/test_core.py's harness), the state file, the metrics."""
+clock (tests/corekit.py's harness), the state file, the metrics."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from cookie_supervisor import core, state
 from cookie_supervisor.classify import Reason
 from cookie_supervisor.core import Arm, Enqueue, Observe, Persist, TimerFired
 from cookie_supervisor.metrics import Metrics, state_gauges
-from tests.test_core import DAY, T0, Harness, jar, of, settings
+from tests.corekit import DAY, T0, Harness, jar, of, settings
 
 MIN = 60.0
 HOUR = 3600.0

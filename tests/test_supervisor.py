@@ -22,7 +22,7 @@ from cookie_supervisor.metrics import Metrics
 from cookie_supervisor.model import CookieReport, Validation
 from cookie_supervisor.state import Saver, StateFile
 from cookie_supervisor.supervisor import Sink, Supervisor
-from tests.test_core import jar as report
+from tests.corekit import jar as report
 
 Job = Callable[[], Awaitable[Any]]
 

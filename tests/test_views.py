@@ -10,8 +10,8 @@ from cookie_supervisor.classify import Reason
 from cookie_supervisor.core import FileInspected
 from cookie_supervisor.model import CookieReport, Now
 from cookie_supervisor.views import Verdict
-from tests.test_core import MISSING, PATH, T0, Harness, jar
-from tests.test_core import settings as source_settings
+from tests.corekit import MISSING, PATH, T0, Harness, jar
+from tests.corekit import settings as source_settings
 
 NOW = Now(T0, T0)
 

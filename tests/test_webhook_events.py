@@ -17,8 +17,8 @@ from cookie_supervisor.classify import Reason
 from cookie_supervisor.config import WEBHOOK_EVENTS
 from cookie_supervisor.core import Notify, QueueObserved, RefreshAsked, TimerFired
 from cookie_supervisor.webhooks import Event, event_id_for
+from tests.corekit import DAY, MISSING, T0, Harness, enqueued, jar, of, settings
 from tests.support import ROOT
-from tests.test_core import DAY, MISSING, T0, Harness, enqueued, jar, of, settings
 
 
 def readme_webhooks() -> str:

@@ -31,7 +31,7 @@ from cookie_supervisor.redisconn import Notices, retrying
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# What Redis can answer a request: the daemon's one vocabulary of trigger outcomes (core.py).
+# What Redis can answer a request: the daemon's one vocabulary of trigger outcomes (model.py).
 RefreshState = TriggerState
 JobState = Literal["pending", "completed", "failed", "missing"]
 

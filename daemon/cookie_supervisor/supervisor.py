@@ -1,6 +1,6 @@
 """The runtime: turns what happened into events for the core and carries out the effects it returns.
 
-Every decision is in `core.py`. This module inspects files, runs probes, talks to Redis, arms
+Every decision is in `core/`. This module inspects files, runs probes, talks to Redis, arms
 timers, counts, logs and notifies — and feeds each result back into the core as an event. A
 `RedisError` is caught in `_redis`, where it becomes the `RedisDown` event, and in `queue_counts`,
 a read the API makes on demand: its failure is answered (503), not acted on.

@@ -4,7 +4,7 @@ Events say what happened (a file was inspected, a validation finished, the queue
 timer fired, someone asked for a refresh, Redis went away). Effects say what to do (enqueue a job,
 run a validation, arm a timer, count, log, notify). Nothing here does I/O, awaits, reads a clock or
 touches prometheus-client: the runtime (`supervisor.py`) carries effects out and feeds their results
-back as events, and tests drive this package with a fake clock (tests/test_core.py).
+back as events, and tests drive this package with a fake clock (tests/test_core_*.py).
 
 The rule behind every refresh: a job costs a browser login on a real account, so one is asked for
 only while evidence that fresh cookies fix the failure *stands* — and that evidence is looked at
