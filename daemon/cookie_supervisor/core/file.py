@@ -13,6 +13,7 @@ from cookie_supervisor.core.health import track_usable
 from cookie_supervisor.core.problems import PROBLEM_TEXT
 from cookie_supervisor.core.refresh import pursue
 from cookie_supervisor.core.source import (
+    UPLOAD_SEEN_LAG,
     Source,
     Spell,
     State,
@@ -75,9 +76,10 @@ def file_inspected(state: State, src: Source, report: CookieReport, now: Now) ->
         assert src.verifying is not None
         src.verifying.session_at = src.session_since
         fx += validate(src, "verification")
-    elif (changed or previous is None) and _written_by_job(src, report):
+    elif (changed or previous is None) and _written_by_job(src, report, now):
         # The extractor wrote the jar, then reported; the watcher saw the write late, or the
-        # daemon was down when it happened (D14): the mtime places it in the job.
+        # daemon was down when it happened (D14): this run's clock or the mtime places it in
+        # the job.
         assert src.verifying is not None
         src.verifying.session_at, src.verifying.same_session = now.wall, True
         fx += validate(src, "verification")
@@ -98,13 +100,18 @@ def _arrived_during_job(src: Source) -> bool:
     return session_after(src, ver)
 
 
-def _written_by_job(src: Source, report: CookieReport) -> bool:
-    """A write the daemon sees after the job ended, made while the job ran (by the jar's mtime):
-    the job's upload of the session already there, not the backend's yt-dlp saving it later."""
+def _written_by_job(src: Source, report: CookieReport, now: Now) -> bool:
+    """A write the daemon sees after the job ended, made while the job ran: the job's upload of
+    the session already there, not the backend's yt-dlp saving it later. Seen within
+    `UPLOAD_SEEN_LAG` of the end on this run's monotonic clock, or else placed in the job by the
+    jar's mtime, which is the writing host's clock: alone it cannot tell when that host's clock
+    is off from this one's (N8: an hour ahead, the job's rewrite looked later than its end)."""
     ver = src.verifying
-    if ver is None or ver.session_at is not None or not report.exists or report.mtime is None:
+    if ver is None or ver.session_at is not None or not report.exists:
         return False
-    return ver.asked_at < report.mtime <= ver.ended_at
+    if ver.ended_mono is not None and now.mono - ver.ended_mono <= UPLOAD_SEEN_LAG:
+        return True
+    return report.mtime is not None and ver.asked_at < report.mtime <= ver.ended_at
 
 
 def _read_error(src: Source, errno: str, now: Now) -> list[Effect]:

@@ -155,6 +155,7 @@ def _job_finished(src: Source, job: FinishedJob, now: Now, *, counted: bool) -> 
         asked_at=since if watched is None else watched,
         asked_mono=src.asked_mono.pop(job.job_id, None),
         ended_at=now.wall,
+        ended_mono=now.mono,
     )
     src.verifying = ver
     fx.append(Arm(src.name, "upload", ver.deadline))

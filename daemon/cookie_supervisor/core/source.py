@@ -36,6 +36,9 @@ LEARN_FROM = 3  # the latest lifetimes the learned renewal and the lifetime medi
 LEARN_WINDOW = 7 * 86400.0  # ... among deaths this recent, when rotation is off (else rotate_after)
 LEARNED_SHARE = 2 / 3  # renew at this share of their median (cert-manager renews at 2/3)
 REQUESTED_KEPT = 16  # jobs we enqueued and still wait to see finish
+# The extractor writes the jar, then reports success; a write seen this soon after the daemon saw
+# the job end (the watcher's debounce and an inspection behind a poll) is the job's upload (N8).
+UPLOAD_SEEN_LAG = 5.0
 # Offline problems that a file change can make and unmake: each waits out a grace period first.
 FILE_PROBLEMS = frozenset(
     {
@@ -71,6 +74,7 @@ class Verification:
     asked_at: float = 0.0  # wall: when the job was asked (ours) or created
     ended_at: float = 0.0  # wall: when this daemon saw the job end
     asked_mono: float | None = None  # the same moment as asked_at on the monotonic clock
+    ended_mono: float | None = None  # the same moment as ended_at on the monotonic clock
 
 
 @dataclass(slots=True)

@@ -1,0 +1,130 @@
+"""The core's rules that the simulated world (tests/sim) found broken this session, as tables.
+
+Each test names its defect and the seed that found it (tests/sim/regression.py replays the
+world: `python -m tests.sim --replay SEED --keep ...`). Time runs on `core.Now(mono, wall)`:
+the monotonic clock orders what this run saw, the wall clock dates what other hosts wrote.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+from cookie_supervisor import core
+from cookie_supervisor.bull import FinishedJob
+from cookie_supervisor.classify import Reason
+from cookie_supervisor.config import SourceSettings
+from cookie_supervisor.model import CookieReport
+
+E = TypeVar("E")
+T0 = 1_800_000_000.0
+M0 = 5_000.0  # the monotonic clock's reading at T0 (its origin is the boot, not the epoch)
+PATH = Path("/srv/cookies.txt")
+
+
+def settings(**kw: Any) -> SourceSettings:
+    return SourceSettings(name="main", cookies_file=PATH, **kw)
+
+
+def jar(fp: str | None = "A", *, mtime: float = T0, size: int = 2000) -> CookieReport:
+    return CookieReport(
+        path=PATH,
+        exists=True,
+        size=size,
+        mtime=mtime,
+        mode=0o600,
+        cookies=20,
+        login_cookies=("LOGIN_INFO", "SAPISID") if fp else ("SAPISID",),
+        logged_in=fp is not None,
+        fingerprint=fp,
+        login_expires_at=T0 + 400 * 86400,
+    )
+
+
+def finished(job_id: str, *, at: float, created: float, outcome: str = "completed") -> Any:
+    return FinishedJob(job_id, "main", None, outcome, at, 1, None, created)  # type: ignore[arg-type]
+
+
+class World:
+    """One daemon's core on two clocks: `t` seconds after T0 on both, unless the wall is moved."""
+
+    def __init__(self, cfg: SourceSettings | None = None) -> None:
+        self.state = core.State.of([(cfg or settings()).policy()])
+        self.state.redis_up = True
+        self.t = 0.0
+        self.wall_offset = 0.0
+
+    @property
+    def src(self) -> core.Source:
+        return self.state.sources["main"]
+
+    def now(self) -> core.Now:
+        return core.Now(mono=M0 + self.t, wall=T0 + self.t + self.wall_offset)
+
+    def __call__(self, event: core.Event, at: float | None = None) -> list[core.Effect]:
+        if at is not None:
+            self.t = at
+        return core.step(self.state, event, self.now())
+
+    def file(self, report: CookieReport, at: float) -> list[core.Effect]:
+        return self(core.FileInspected("main", report), at)
+
+    def poll(
+        self, pending: str | None, at: float, *done: FinishedJob, **kw: Any
+    ) -> list[core.Effect]:
+        return self(core.QueueObserved({"main": pending}, tuple(done), **kw), at)
+
+    def validated(
+        self, ok: bool, reason: Reason | None = None, *, began: float, at: float, **kw: Any
+    ) -> list[core.Effect]:
+        """A validation that began at `began` and ended at `at` (both on this world's time)."""
+        self.t = at
+        v = core.Validation(
+            ok,
+            reason,
+            T0 + began + self.wall_offset,
+            T0 + at + self.wall_offset,
+            kw.pop("trigger", "schedule"),
+            took=at - began,
+            **kw,
+        )
+        return self(core.ValidationFinished("main", v))
+
+    def answered(self, state: core.TriggerState, enqueue: core.Enqueue, **kw: Any) -> Any:
+        return self(core.RefreshAnswered("main", enqueue.reason, enqueue.origin, state, **kw))
+
+
+def of(effects: list[core.Effect], kind: type[E]) -> list[E]:
+    return [e for e in effects if isinstance(e, kind)]
+
+
+def verdicts(effects: list[core.Effect]) -> list[str]:
+    return [
+        c.labels[1] for c in of(effects, core.Count) if c.metric == "refresh_verifications_total"
+    ]
+
+
+# --- N8: the jar's mtime is another host's clock ------------------------------------------------
+
+
+def test_n8_a_rewrite_seen_just_after_the_end_is_the_jobs_upload_whatever_its_mtime() -> None:
+    """Seed 1000272: the jar is written on a host an hour ahead; the daemon sees the job end,
+    then 0.3 s later the rewrite of the same session: the job's upload, not `no_upload`."""
+    w = World(settings(upload_timeout=120))
+    w.file(jar(None, size=700), 0)  # a logged-out jar
+    w.poll("9", 10)
+    w.poll(None, 60, finished("9", at=T0 + 60, created=T0 + 10))
+    fx = w.file(jar(None, size=700, mtime=T0 + 3600 + 59.8), 60.3)
+    assert w.src.verifying is not None and w.src.verifying.same_session
+    assert of(fx, core.RunValidation)
+
+
+def test_n8_a_rewrite_long_after_the_end_with_a_later_mtime_is_the_backends() -> None:
+    w = World(settings(upload_timeout=120))
+    w.file(jar("A"), 0)
+    w.poll("9", 10)
+    w.poll(None, 60, finished("9", at=T0 + 60, created=T0 + 10))
+    w.file(jar("A", size=2100, mtime=T0 + 90), 90)  # the backend's yt-dlp, 30 s later
+    assert w.src.verifying is not None and w.src.verifying.session_at is None
+    fx = w(core.TimerFired("main", "upload"), 60 + 120)
+    assert verdicts(fx) == ["no_upload"]
