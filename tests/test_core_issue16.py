@@ -104,6 +104,36 @@ def verdicts(effects: list[core.Effect]) -> list[str]:
     ]
 
 
+# --- N7: an upload that kept the session, judged by nobody, renewed nothing -------------------
+
+
+def test_n7_a_same_session_refresh_nobody_could_judge_counts_as_unsuccessful() -> None:
+    """Seed 1001308: YouTube rate-limits every validation; the rotation's refresh re-uploads the
+    same session. `unverified` blames nothing, but an upload of the same session renewed
+    nothing: it is booked unsuccessful, so a due rotation the extractor cannot end backs off."""
+    w = World(settings(upload_timeout=120))
+    w.file(jar("A"), 0)
+    w.poll("9", 10)  # a job (the rotation) runs
+    w.file(jar("A", size=2100, mtime=T0 + 50), 50)  # the extractor rewrites the jar: same session
+    fx = w.poll(None, 52, finished("9", at=T0 + 52, created=T0 + 10))
+    assert of(fx, core.RunValidation)  # the same-session upload is judged by a validation
+    w.validated(False, Reason.RATE_LIMITED, began=53, at=55, trigger="verification")
+    fx = w(core.TimerFired("main", "upload"), 52 + 120)
+    assert verdicts(fx) == ["unverified"]
+    assert of(fx, core.RecordOutcome) == [core.RecordOutcome("main", "9", False)]
+
+
+def test_n7_a_new_session_nobody_could_judge_still_counts_neither_way() -> None:
+    w = World(settings(upload_timeout=120))
+    w.file(jar("A"), 0)
+    w.poll("9", 10)
+    w.file(jar("B", mtime=T0 + 50), 50)  # a new session
+    w.poll(None, 52, finished("9", at=T0 + 52, created=T0 + 10))
+    w.validated(False, Reason.RATE_LIMITED, began=53, at=55, trigger="verification")
+    fx = w(core.TimerFired("main", "upload"), 52 + 120)
+    assert verdicts(fx) == ["unverified"] and of(fx, core.RecordOutcome) == []
+
+
 # --- N8: the jar's mtime is another host's clock ------------------------------------------------
 
 

@@ -202,7 +202,12 @@ def end_verification(src: Source, verdict: Verdict) -> list[Effect]:
             job_id=ver.job_id,
         ),
     ]
-    # `unverified` is neither a success nor an unsuccessful refresh: the count stays as it is.
+    if verdict == "unverified" and ver.same_session:
+        # The upload kept the session: whatever YouTube would have said, it renewed nothing. An
+        # unsuccessful refresh, so a due rotation the extractor cannot end (while YouTube
+        # rate-limits every validation, or nobody looks online) backs off (N7, P1).
+        fx.append(RecordOutcome(src.name, ver.job_id, False))
+    # Otherwise `unverified` is neither a success nor an unsuccessful refresh: the count stays.
     if verdict not in ("superseded", "unverified"):
         fx.append(RecordOutcome(src.name, ver.job_id, ok))
         reason = v_reason if (v_reason := _verdict_reason(src, verdict)) else ver.reason
