@@ -158,3 +158,45 @@ def test_n8_a_rewrite_long_after_the_end_with_a_later_mtime_is_the_backends() ->
     assert w.src.verifying is not None and w.src.verifying.session_at is None
     fx = w(core.TimerFired("main", "upload"), 60 + 120)
     assert verdicts(fx) == ["no_upload"]
+
+
+# --- N9: a diagnosis nobody re-checked answers every report --------------------------------
+
+
+def _diagnosed(w: World) -> None:
+    w.file(jar("A"), 0)
+    w.validated(False, Reason.PO_TOKEN_REQUIRED, began=1, at=5, diagnosis=Reason.PO_TOKEN_REQUIRED)
+    assert w.src.diagnosis is Reason.PO_TOKEN_REQUIRED
+
+
+def test_n9_a_report_within_the_recheck_window_is_answered_by_the_diagnosis() -> None:
+    w = World(settings(validate_every=0))
+    _diagnosed(w)
+    report = core.RefreshAsked("main", Reason.BOT_DETECTION, "report", False, "Sign in")
+    fx = w(report, 5 + core.DIAGNOSIS_RECHECK - 1)
+    assert of(fx, core.RunValidation) == [] and of(fx, core.Enqueue) == []
+    assert [a.state for a in of(fx, core.Answer)] == ["ignored"]
+
+
+def test_n9_a_report_after_the_window_gets_a_validation_that_rechecks_it() -> None:
+    """Seed 1000084: a source that validates only on demand kept po_token_required a day after
+    YouTube stopped asking for it, and ignored every report of a dead session."""
+    w = World(settings(validate_every=0))
+    _diagnosed(w)
+    report = core.RefreshAsked("main", Reason.BOT_DETECTION, "report", False, "Sign in")
+    fx = w(report, 5 + core.DIAGNOSIS_RECHECK)
+    assert of(fx, core.RunValidation) == [core.RunValidation("main", "report", True)]
+    assert [a.state for a in of(fx, core.Answer)] == ["validating"]
+    # the cookie-less probe works now: the session is what fails, and the diagnosis goes
+    fx = w.validated(False, Reason.LOGGED_OUT, began=700, at=705, trigger="report")
+    assert w.src.diagnosis is None
+    assert [e.reason for e in of(fx, core.Enqueue)] == [Reason.LOGGED_OUT]
+
+
+def test_n9_a_restored_diagnosis_is_rechecked_by_the_first_report() -> None:
+    w = World(settings(validate_every=0))
+    w.file(jar("A"), 0)
+    w.src.diagnosed = Reason.IP_FLAGGED  # from the state file: never confirmed by this run
+    report = core.RefreshAsked("main", Reason.BOT_DETECTION, "report", False, "Sign in")
+    fx = w(report, 10)
+    assert of(fx, core.RunValidation) == [core.RunValidation("main", "report", True)]

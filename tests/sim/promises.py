@@ -580,8 +580,7 @@ def _evidence(d: SimDaemon, event: core.Event) -> bool:
         if core.ambiguous(event.reason, event.error or event.detail):
             return False  # the validation it gets is the evidence, if it confirms
         src = d.state.sources[SOURCE]
-        fresh = getattr(core, "diagnosis_fresh", None)
-        if src.diagnosis is not None and fresh is not None and fresh(src, d.now()):
+        if src.diagnosis is not None and core.diagnosis_fresh(src, d.now()):
             # The daemon's own cookie-less probe said minutes ago that fresh cookies cannot help:
             # newer than the report's text, which a flagged IP prints too (D2b). The report after
             # DIAGNOSIS_RECHECK gets a validation, which is the evidence then (N9).

@@ -494,7 +494,6 @@ KNOWN_BROKEN: dict[str, tuple[tuple[str, ...], str]] = {
         "automatic job 1 (scheduled_rotation) while account_restricted stood diagnosed",
     ),
     "N3b": (("P1",), "automatic job 1 (bot_detection) while ip_flagged stood diagnosed"),
-    "N9": (("P2",), "cookies dead and reported at 5766s, no job after 114s"),
     "N10": (("P4",), "d1: a person's request deferred at 1039s was never paid as theirs"),
     "N11": (("P2",), "cookies dead and reported at 380s, no job after 120s"),
     "N12": (("P5",), "bot_detection job 1 (owed) for a healthy, honoured jar"),

@@ -63,6 +63,7 @@ from cookie_supervisor.core.refresh import (
     still_owed,
 )
 from cookie_supervisor.core.source import (
+    DIAGNOSIS_RECHECK,
     FILE_PROBLEMS,
     HISTORY,
     LEARN_FROM,
@@ -73,6 +74,7 @@ from cookie_supervisor.core.source import (
     Spell,
     State,
     Verification,
+    diagnosis_fresh,
     learned_renewal,
     lifetime_median,
 )
@@ -120,6 +122,7 @@ from cookie_supervisor.verdict import (
 )
 
 __all__ = [
+    "DIAGNOSIS_RECHECK",
     "FILE_PROBLEMS",
     "HISTORY",
     "INEFFECTIVE_AFTER",
@@ -182,6 +185,7 @@ __all__ = [
     "as_now",
     "backoff_delay",
     "conclude",
+    "diagnosis_fresh",
     "diagnosis_ttl",
     "judged_key",
     "learned_renewal",

@@ -26,6 +26,7 @@ from cookie_supervisor.core.source import (
     ROTATIONS,
     Source,
     State,
+    diagnosis_fresh,
     file_evidence,
     log_line,
     notification,
@@ -187,7 +188,10 @@ def refresh_asked(state: State, src: Source, ask: RefreshAsked, now: Now) -> lis
         return fx + _answer(src, ask, "ignored", f"{reason.value} is not in trigger_on")
     diag = src.diagnosis
     if not person and diag is not None and src.pending_job is None and reason not in FILE_PROBLEMS:
-        if reason in NOT_HONOURED:  # says the session is dead: newer evidence, check it
+        if reason in NOT_HONOURED or not diagnosis_fresh(src, now):
+            # Says the session is dead (newer evidence), or this run has not confirmed the
+            # diagnosis for a while (a source validating only on demand keeps it for a day,
+            # one restored or shared was never confirmed here): check it first (N9).
             fx += validate(src, "report", diagnose=True)
             return fx + _answer(src, ask, "validating", "Validating the cookies before a refresh")
         why = f"diagnosed {diag.value}: fresh cookies cannot fix this, no refresh asked"

@@ -23,6 +23,7 @@ from cookie_supervisor.model import (
     Policy,
     Usable,
     Validation,
+    as_now,
 )
 
 # --- vocabulary ---------------------------------------------------------------------------------
@@ -39,6 +40,9 @@ REQUESTED_KEPT = 16  # jobs we enqueued and still wait to see finish
 # The extractor writes the jar, then reports success; a write seen this soon after the daemon saw
 # the job end (the watcher's debounce and an inspection behind a poll) is the job's upload (N8).
 UPLOAD_SEEN_LAG = 5.0
+# A diagnosis this run confirmed within this long answers a report itself; an older one (or one
+# restored or shared) is re-checked by a validation first, at most once per this long (N9).
+DIAGNOSIS_RECHECK = 600.0
 # Offline problems that a file change can make and unmake: each waits out a grace period first.
 FILE_PROBLEMS = frozenset(
     {
@@ -123,6 +127,9 @@ class Source:
     # this daemon: it stands until something newer contradicts it (P1), not until the next run.
     diagnosed: Reason | None = None
     shared_diagnosis: Reason | None = None  # what another daemon found, as Redis holds it
+    # mono: when this run's cookie-less probe last confirmed the diagnosis (never persisted: a
+    # diagnosis restored or shared is re-checked by the next report, N9)
+    diagnosis_checked: float | None = None
     reset_by: str | None = None  # the session whose passing validation last reset the backoff
     rewritten_at: float | None = None  # wall time the daemon last saw the logged-in jar change
     validating: bool = False
@@ -253,6 +260,13 @@ def learned_renewal(src: Source) -> float | None:
 
 
 # --- validation ---------------------------------------------------------------------------------
+
+
+def diagnosis_fresh(src: Source, now: Now | float) -> bool:
+    """Did this run confirm the standing diagnosis within `DIAGNOSIS_RECHECK`? Then a report
+    is answered by it; else the report gets a validation that confirms or drops it (N9)."""
+    checked = src.diagnosis_checked
+    return checked is not None and as_now(now).mono - checked < DIAGNOSIS_RECHECK
 
 
 def validate(src: Source, trigger: str, *, diagnose: bool = False) -> list[Effect]:

@@ -92,20 +92,20 @@ def validation_finished(state: State, src: Source, v: Validation, now: Now) -> l
         elif v.reason in NOT_HONOURED:
             fx += session_ended(src, now.wall, v.reason)  # YouTube no longer takes it
     fx += _judge_verification(src, v)
-    fx += _track_diagnosis(src, v)
+    fx += _track_diagnosis(src, v, now)
     if v.ok and not v.offline:  # an offline pass could not look online (N2)
         fx += _reset_backoff(src, fx)
     fx += pursue(state, src, now, origin="validation")
     return fx
 
 
-def _track_diagnosis(src: Source, v: Validation) -> list[Effect]:
+def _track_diagnosis(src: Source, v: Validation, now: Now) -> list[Effect]:
     """A diagnosis stands until something newer contradicts it: a validation that passed on the
     network, or an account check saying the session is dead (that is the cookies after all). A
     run the bot wall also blocked, or one that proved nothing (timeout, rate limit), keeps it."""
     before = src.diagnosis
     if v.diagnosis is not None:
-        src.diagnosed = v.diagnosis
+        src.diagnosed, src.diagnosis_checked = v.diagnosis, now.mono
         fx: list[Effect] = [ShareDiagnosis(src.name, v.diagnosis, diagnosis_ttl(src.settings))]
         if before != v.diagnosis:
             fx.append(Persist())  # it stands across a restart too
@@ -121,7 +121,7 @@ def _track_diagnosis(src: Source, v: Validation) -> list[Effect]:
     contradicted = (v.ok and not v.offline) or v.reason in NOT_HONOURED
     if before is None or not contradicted:
         return []
-    src.diagnosed = src.shared_diagnosis = None
+    src.diagnosed = src.shared_diagnosis = src.diagnosis_checked = None
     return [
         ShareDiagnosis(src.name, None),
         Persist(),
