@@ -200,3 +200,52 @@ def test_n9_a_restored_diagnosis_is_rechecked_by_the_first_report() -> None:
     report = core.RefreshAsked("main", Reason.BOT_DETECTION, "report", False, "Sign in")
     fx = w(report, 10)
     assert of(fx, core.RunValidation) == [core.RunValidation("main", "report", True)]
+
+
+# --- N10 / N12: owed refreshes when Redis comes back ----------------------------------------
+
+
+def _owed_during_outage(w: World, ask: core.Event) -> None:
+    w.file(jar("A"), 0)
+    w(core.RedisDown("connection refused"), 10)
+    w(ask, 20)
+    assert w.src.owed is not None
+
+
+def test_n10_an_owed_persons_request_is_asked_even_with_a_job_pending() -> None:
+    """Seed 1000055: Redis comes back with a peer's job pending; the person's request was
+    dropped unanswered. It is asked: Redis answers `coalesced` with that job."""
+    w = World()
+    _owed_during_outage(w, core.RefreshAsked("main", Reason.MANUAL, "cli", False))
+    fx = w.poll("12", 100)
+    assert [(e.reason, e.origin) for e in of(fx, core.Enqueue)] == [(Reason.MANUAL, "owed")]
+    assert w.src.owed is None
+
+
+def test_n10_an_owed_automatic_refresh_with_a_job_pending_is_dropped() -> None:
+    w = World()
+    _owed_during_outage(w, core.RefreshAsked("main", Reason.COOKIES_ROTATED, "report", False))
+    fx = w.poll("12", 100)
+    assert of(fx, core.Enqueue) == [] and w.src.owed is None
+
+
+def test_n12_a_refresh_owed_on_a_failed_validation_validates_again_first() -> None:
+    """Seed 1000999: a validation failed while Redis was down; when Redis came back minutes
+    later, the owed refresh was paid on that old failure for a jar that was healthy again."""
+    w = World()
+    w.file(jar("A"), 0)
+    w(core.RedisDown("connection refused"), 10)
+    w.validated(False, Reason.BOT_DETECTION, began=20, at=25)
+    assert w.src.owed is not None and w.src.owed.origin == "validation"
+    fx = w.poll(None, 300)
+    assert of(fx, core.Enqueue) == []
+    assert of(fx, core.RunValidation) == [core.RunValidation("main", "retry", False)]
+    fx = w.validated(True, began=301, at=305, trigger="retry")
+    assert of(fx, core.Enqueue) == []
+
+
+def test_n12_a_backend_report_owed_is_still_paid_as_asked() -> None:
+    w = World()
+    _owed_during_outage(w, core.RefreshAsked("main", Reason.COOKIES_ROTATED, "report", False))
+    fx = w.poll(None, 300)
+    assert [e.origin for e in of(fx, core.Enqueue)] == ["owed"]

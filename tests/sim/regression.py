@@ -494,9 +494,7 @@ KNOWN_BROKEN: dict[str, tuple[tuple[str, ...], str]] = {
         "automatic job 1 (scheduled_rotation) while account_restricted stood diagnosed",
     ),
     "N3b": (("P1",), "automatic job 1 (bot_detection) while ip_flagged stood diagnosed"),
-    "N10": (("P4",), "d1: a person's request deferred at 1039s was never paid as theirs"),
     "N11": (("P2",), "cookies dead and reported at 380s, no job after 120s"),
-    "N12": (("P5",), "bot_detection job 1 (owed) for a healthy, honoured jar"),
     "D13": (("P5",), "cookies_rotated job 34 (retry) for a healthy, honoured jar"),
 }
 # Not reproduced by the world: D16 (its cost, one missing_grace after a start, is within P2's

@@ -17,7 +17,7 @@ from cookie_supervisor.core.events import (
     RecordOutcome,
     RedisDown,
 )
-from cookie_supervisor.core.refresh import note_asked, pursue, still_owed
+from cookie_supervisor.core.refresh import by_person, note_asked, pursue, still_owed
 from cookie_supervisor.core.source import (
     REQUESTED_KEPT,
     Source,
@@ -110,9 +110,20 @@ def _pay_owed(state: State, src: Source, now: Now) -> list[Effect]:
             logging.INFO, "owed refresh dropped: its cause is gone", src, reason=owed.reason
         )
         return [*fx, dropped]
-    if src.pending_job is not None:
+    if src.pending_job is not None and not by_person(owed):
         return fx
+    if not by_person(owed) and owed.origin in ("validation", "retry") and _failed_validation(src):
+        # The evidence is a failed validation from before the outage: look again before a login
+        # is spent on it, as a retry does; its result pursues the need (N12).
+        return [*fx, *validate(src, "retry")]
+    # A person's request is asked even with a job pending: Redis answers `coalesced` with that
+    # job, theirs to wait for; dropping it here answered nobody (N10, P4).
     return [*fx, Enqueue(src.name, owed.reason, "owed", owed.force)]
+
+
+def _failed_validation(src: Source) -> bool:
+    v = src.last_validation
+    return v is not None and not v.ok and not v.offline
 
 
 def _job_finished(src: Source, job: FinishedJob, now: Now, *, counted: bool) -> list[Effect]:

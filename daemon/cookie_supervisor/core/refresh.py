@@ -104,7 +104,7 @@ def pursue(state: State, src: Source, now: Now, *, origin: Origin) -> list[Effec
     return [Enqueue(src.name, reason, origin)]
 
 
-def _person(owed: Owed) -> bool:
+def by_person(owed: Owed) -> bool:
     return owed.force or owed.origin in PEOPLE or owed.reason is Reason.MANUAL
 
 
@@ -112,9 +112,9 @@ def _owe(src: Source, owed: Owed, *, quiet: bool = False) -> list[Effect]:
     """Keep the strongest refresh owed — but a person's request is never merged into an automatic
     one (that would drop it with the automatic one's cause): it is paid as theirs (P4)."""
     before = src.owed
-    if before is not None and _person(before) and not _person(owed):
+    if before is not None and by_person(before) and not by_person(owed):
         return []
-    if before is not None and _person(owed) and not _person(before):
+    if before is not None and by_person(owed) and not by_person(before):
         before = None
     if before is not None and before.reason.rank >= owed.reason.rank and not owed.force:
         return []
