@@ -249,3 +249,33 @@ def test_n12_a_backend_report_owed_is_still_paid_as_asked() -> None:
     _owed_during_outage(w, core.RefreshAsked("main", Reason.COOKIES_ROTATED, "report", False))
     fx = w.poll(None, 300)
     assert [e.origin for e in of(fx, core.Enqueue)] == ["owed"]
+
+
+# --- D13: a validation in flight when the upload lands --------------------------------------
+
+
+def test_d13_a_validation_begun_on_the_old_jar_is_followed_by_one_on_the_new() -> None:
+    """Seed 1000312: a scheduled validation was running when the refresh's session landed (the
+    file's own validation was skipped: one in flight); it judged the old session and nothing
+    ever judged the new one: `unverified`, then a second login on the old failure."""
+    w = World(settings(upload_timeout=120))
+    w.file(jar("A"), 0)
+    w.poll("9", 10)
+    fx = w(core.TimerFired("main", "validate"), 40)
+    assert of(fx, core.RunValidation)
+    w.file(jar("B", mtime=T0 + 41), 41)  # the upload lands mid-run: no second validation
+    w.poll(None, 42, finished("9", at=T0 + 42, created=T0 + 10))
+    fx = w.validated(False, Reason.COOKIES_ROTATED, began=40, at=44)  # about session A
+    assert verdicts(fx) == [] and of(fx, core.Enqueue) == []
+    assert of(fx, core.RunValidation) == [core.RunValidation("main", "verification", False)]
+    fx = w.validated(True, began=44, at=48, trigger="verification")
+    assert verdicts(fx) == ["verified"]
+
+
+def test_d13_a_wall_clock_step_does_not_make_every_validation_older_than_the_session() -> None:
+    w = World()
+    w.file(jar("A"), 0)
+    w.file(jar("B"), 10)  # a new session, first seen on the wall clock at T0 + 10
+    w.wall_offset = -3600.0  # stepped back an hour: every later start looks older than B
+    fx = w.validated(False, Reason.COOKIES_ROTATED, began=20, at=25)
+    assert of(fx, core.RunValidation) == []  # began after B on mono: no loop of validations

@@ -495,7 +495,6 @@ KNOWN_BROKEN: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "N3b": (("P1",), "automatic job 1 (bot_detection) while ip_flagged stood diagnosed"),
     "N11": (("P2",), "cookies dead and reported at 380s, no job after 120s"),
-    "D13": (("P5",), "cookies_rotated job 34 (retry) for a healthy, honoured jar"),
 }
 # Not reproduced by the world: D16 (its cost, one missing_grace after a start, is within P2's
 # slack). D13 is reproduced since make sim's seed 1000312.

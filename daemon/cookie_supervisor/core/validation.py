@@ -93,10 +93,22 @@ def validation_finished(state: State, src: Source, v: Validation, now: Now) -> l
             fx += session_ended(src, now.wall, v.reason)  # YouTube no longer takes it
     fx += _judge_verification(src, v)
     fx += _track_diagnosis(src, v, now)
+    if _began_before_session(src, v, now) and src.report and src.report.logged_in:
+        # It began on the old jar, and the new session's own validation was skipped while it
+        # ran (one in flight): look at the new one now, or nothing ever judges it (D13).
+        fx += validate(src, "verification" if src.verifying else "file")
     if v.ok and not v.offline:  # an offline pass could not look online (N2)
         fx += _reset_backoff(src, fx)
     fx += pursue(state, src, now, origin="validation")
     return fx
+
+
+def _began_before_session(src: Source, v: Validation, now: Now) -> bool:
+    """Did `v` begin before this run first saw the current session? Ordered on the monotonic
+    clock (`took` is the runtime's measure): wall dates that a clock step moved cannot make every
+    later validation look older than the session."""
+    arrived = src.arrived_mono.get(src.session) if src.session is not None else None
+    return arrived is not None and v.took is not None and now.mono - v.took < arrived
 
 
 def _track_diagnosis(src: Source, v: Validation, now: Now) -> list[Effect]:
