@@ -17,8 +17,8 @@ import pytest
 from cookie_supervisor.config import SourceSettings
 from cookie_supervisor.reports import ReportInputs
 from cookie_supervisor.watcher import FileWatcher
+from tests.reports_support import BOT, Metrics, Reports, append
 from tests.support import cookie_jar, write_atomic
-from tests.test_reports import BOT, Metrics, Reports, append
 
 
 class Seen:

@@ -15,8 +15,8 @@ import redis
 
 from cookie_supervisor.config import SourceSettings
 from cookie_supervisor.reports import SYMLINK, LogFileFollower, ReportInputs
+from tests.reports_support import BOT, Metrics, Reports, append, until
 from tests.support import Daemon, cookie_jar, daemon_env, wait_for, write_atomic
-from tests.test_reports import BOT, Metrics, Reports, append, until
 
 FILES = 150
 
