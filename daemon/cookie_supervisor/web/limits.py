@@ -140,7 +140,8 @@ async def json_body(request: Request) -> Any:
         raise BodyError(422, "malformed JSON: a number too long") from None
     if not isinstance(body, dict):
         raise BodyError(422, "body must be a JSON object")
-    return clean(body)
+    # Strict UTF-8 decoding yields no surrogate: only a `\\u` escape can make one.
+    return clean(body) if "\\u" in text else body
 
 
 def clean(value: Any) -> Any:

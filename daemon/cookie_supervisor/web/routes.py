@@ -17,7 +17,7 @@ import hmac
 import html
 import json
 import math
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
@@ -51,7 +51,8 @@ from cookie_supervisor.web.openapi import (
 )
 
 READS = "/api/cookies/"  # the GET routes under this prefix need the token off loopback
-MAX_HEALTH_ANSWERS = 1024  # rendered health answers kept (per source and usability)
+MAX_ANSWERS = 1024  # rendered answers kept per route (health: per source and usability)
+MAX_ECHO = 256  # longer reasons (whitespace padding) are answered without being remembered
 
 
 # --- what the routes need from the runtime ----------------------------------------------------
@@ -140,7 +141,39 @@ class JSONResponse(_StarletteJSON):
         return super().render(scrub_tree(content))
 
 
-_HOT = frozenset({"/api/cookies/trigger-refresh", "/api/cookies/health", "/metrics"})
+class Rendered:
+    """JSON answers rendered (and so redacted) once per distinct content: a storm of identical
+    requests pays one `scrub_tree` and one `json.dumps`, not one per request (on the trigger
+    route they were a third of the daemon's own time per request). `key` must determine the
+    content entirely. At most `size` are kept, then all are forgotten at once. Configured
+    secrets are registered before the API is built (app.serve), so no answer is remembered
+    from before a secret was known."""
+
+    def __init__(self, size: int = MAX_ANSWERS) -> None:
+        self.size = size
+        self._answers: dict[Hashable, JSONResponse] = {}
+
+    def get(self, key: Hashable, content: Callable[[], Any], status: int = 200) -> Response:
+        first = self._answers.get(key)
+        if first is None:
+            if len(self._answers) >= self.size:
+                self._answers.clear()
+            first = self._answers[key] = JSONResponse(content())
+        return _Again(first, status)
+
+
+class _Again(Response):
+    """A rendered answer sent again: its body and headers as they were (building the headers
+    anew cost more than the rest of a remembered answer)."""
+
+    def __init__(self, first: Response, status: int) -> None:
+        self.status_code, self.body, self.background = status, first.body, None
+        self.raw_headers = list(first.raw_headers)  # a copy: whoever sends it may add some
+
+
+# The hot routes, tried first and in this order: Starlette matches routes one by one, and a
+# trigger storm, a polled health gate or a scrape should not pay for matching the others.
+_HOT = ("/api/cookies/trigger-refresh", "/api/cookies/health", "/metrics")
 
 _GUARD = {401: Error, 429: Error}
 _SOURCE = {404: Error}
@@ -158,7 +191,8 @@ class Api:
     guard_reads: bool = False
     endpoints: list[Endpoint] = field(init=False)
     auth_failures: AuthFailures = field(init=False)
-    _health_answers: dict[tuple[str, model.Usable], bytes] = field(init=False, default_factory=dict)
+    _health_answers: Rendered = field(init=False, default_factory=Rendered)
+    _trigger_answers: Rendered = field(init=False, default_factory=Rendered)
 
     def __post_init__(self) -> None:
         E = Endpoint
@@ -288,7 +322,7 @@ class Api:
             )
             # the hot routes first: Starlette tries routes in order, and a trigger storm or a
             # scrape should not pay for matching every other path
-            for e in sorted(self.endpoints, key=lambda e: e.path not in _HOT)
+            for e in sorted(self.endpoints, key=_hot_first)
         ]
 
     # --- routes --------------------------------------------------------------------------------
@@ -337,13 +371,8 @@ class Api:
         asked = request.query_params.get("source")
         name, u = self.runtime.usable(self.source_of(asked) if asked else None)
         # The answer changes only when a source's usability does: rendered (and redacted) once.
-        rendered = self._health_answers.get((name, u))
-        if rendered is None:
-            if len(self._health_answers) >= MAX_HEALTH_ANSWERS:
-                self._health_answers.clear()
-            body = {"healthy": u.ok, "source": name, "reason": u.reason, "since": u.since}
-            rendered = self._health_answers[(name, u)] = bytes(JSONResponse(body).body)
-        return Response(rendered, 200 if u.ok else 503, media_type="application/json")
+        body = {"healthy": u.ok, "source": name, "reason": u.reason, "since": u.since}
+        return self._health_answers.get((name, u), lambda: body, 200 if u.ok else 503)
 
     async def sources(self, request: Request) -> Response:
         states = [self.runtime.status(name) for name in self.runtime.sources]
@@ -366,7 +395,7 @@ class Api:
     async def trigger_refresh(self, request: Request) -> Response:
         raw = await json_body(request)
         body = TriggerRequest.model_validate(raw)
-        outcome = await self.runtime.request(
+        o = await self.runtime.request(
             self.source_of(body.source),
             body.reason,
             origin="api",
@@ -374,7 +403,13 @@ class Api:
             video_id=body.video_id,
             force=body.force,
         )
-        return JSONResponse(_trigger_answer(outcome, raw["reason"]))
+        sent: str = raw["reason"]
+        if len(sent) > MAX_ECHO:
+            return JSONResponse(_trigger_answer(o, sent))
+        # Everything the answer says, so one key is one answer (`retry_after` as shown).
+        shown = _shown(o.retry_after)
+        key = (sent, o.message, o.reason, o.triggered, o.state, o.source, o.job_id, o.forced, shown)
+        return self._trigger_answers.get(key, lambda: _trigger_answer(o, sent))
 
     async def validate(self, request: Request) -> Response:
         source = self.source_of(request.query_params.get("source"))
@@ -427,8 +462,16 @@ def _trigger_answer(o: Outcome, sent: str) -> dict[str, Any]:
         "forced": o.forced,
     }
     if o.retry_after is not None:
-        answer["retry_after"] = round(o.retry_after, 1)
+        answer["retry_after"] = _shown(o.retry_after)
     return answer
+
+
+def _shown(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 1)
+
+
+def _hot_first(e: Endpoint) -> int:
+    return _HOT.index(e.path) if e.path in _HOT else len(_HOT)
 
 
 def _bearer_ok(request: Request, token: str) -> bool:
