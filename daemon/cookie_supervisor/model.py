@@ -95,7 +95,7 @@ def as_now(now: Now | float) -> Now:
 @dataclass(frozen=True, slots=True)
 class Policy:
     """What the core applies to one source: its settings as plain data. Built from the validated
-    `config.SourceSettings` by `config.policy_of`, so the core never sees pydantic; the account
+    settings by `config.SourceSettings.policy()`, so the core never sees pydantic; the account
     check URL is already resolved (None: no account check)."""
 
     name: str
