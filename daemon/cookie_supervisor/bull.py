@@ -21,11 +21,11 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from redis.asyncio import Redis
 
-from cookie_supervisor.classify import redact, scrub_tree
+from cookie_supervisor.classify import Reason, redact, scrub_tree
 from cookie_supervisor.model import PendingJob, TriggerState, judged_key
 from cookie_supervisor.redisconn import Notices, retrying
 
@@ -315,40 +315,47 @@ class Observation:
     window: frozenset[str]  # the judged keys of every finished job read
     vanished: frozenset[str]  # pending jobs Redis no longer has, unfinished
     backoffs: dict[str, BackoffState]
-    diagnoses: dict[str, str | None]  # as Redis had them: not trusted yet
+    diagnoses: dict[str, Reason | None]
     progress: dict[str, PendingJob]
 
 
+class JobAsk(Protocol):
+    """What a refresh job is asked for (the core's `Enqueue`)."""
+
+    @property
+    def reason(self) -> Reason: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def origin(self) -> str: ...
+    @property
+    def video_id(self) -> str | None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def detail(self) -> str | None: ...
+
+
 def job_data(
-    *,
-    reason: str,
-    source: str,
-    cookies_file: str,
-    requested_at: float,
-    host: str,
-    origin: str,
-    video_id: str | None = None,
-    error: str | None = None,
-    detail: str | None = None,
-    error_limit: int = 500,
+    ask: JobAsk, cookies_file: str, requested_at: float, host: str, error_limit: int = 500
 ) -> dict[str, Any]:
     """A refresh job's data, as the extractor reads it (docs/bull.md): redacted, scrubbed."""
     data: dict[str, Any] = {
-        "reason": reason,
-        "source": source,
+        "reason": ask.reason.value,
+        "source": ask.source,
         "cookies_file": cookies_file,
         "requested_at": dt.datetime.fromtimestamp(requested_at, dt.UTC)
         .isoformat(timespec="milliseconds")
         .replace("+00:00", "Z"),
         "host": host,
-        "origin": origin,
+        "origin": ask.origin,
     }
-    if video_id:
-        data["video_id"] = video_id
-    if error:
-        data["error"] = redact(error, error_limit)
-    if detail:
-        data["detail"] = redact(detail, 200)
+    if ask.video_id:
+        data["video_id"] = ask.video_id
+    if ask.error:
+        data["error"] = redact(ask.error, error_limit)
+    if ask.detail:
+        data["detail"] = redact(ask.detail, 200)
     return scrub_tree(data)  # type: ignore[no-any-return]
 
 
@@ -644,7 +651,7 @@ class BullQueue:
             ):
                 vanished.add(was)
         found = {name: await self.backoff_state(name) for name in was_pending} if backoffs else {}
-        diagnoses = {name: await self.shared_diagnosis(name) for name in was_pending}
+        diagnoses = {name: _reason(await self.shared_diagnosis(name)) for name in was_pending}
         progress: dict[str, PendingJob] = {}
         for name, job_id in pending.items():
             if job_id is not None and (taken := await self.pending_progress(job_id)):
@@ -659,6 +666,14 @@ class BullQueue:
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         return await retrying(self.redis, call)
+
+
+def _reason(value: str | None) -> Reason | None:
+    """A diagnosis read from Redis: a word we know, else nothing (Redis is not trusted)."""
+    try:
+        return Reason(value) if value else None
+    except ValueError:
+        return None
 
 
 def _backoff(failures: Any, until: Any) -> BackoffState:

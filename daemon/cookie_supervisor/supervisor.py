@@ -1,7 +1,8 @@
 """The runtime: turns what happened into events for the core and carries out the effects it returns.
 
-Every decision is in `core/`. This module inspects files, runs probes, talks to Redis, arms
-timers, counts, logs and notifies — and feeds each result back into the core as an event. A
+Every decision is in `core/`. This module reads files, runs validations (validator.py), talks
+to Redis (bull.py), arms timers, counts, logs and notifies — and feeds each result back into the
+core as an event. It is wired by construction: nothing is assigned into it from outside. A
 `RedisError` is caught in `_redis`, where it becomes the `RedisDown` event, and in `queue_counts`,
 a read the API makes on demand: its failure is answered (503), not acted on.
 """
@@ -23,7 +24,6 @@ from redis.exceptions import RedisError
 from cookie_supervisor import core, views
 from cookie_supervisor.background import Background
 from cookie_supervisor.bull import BullQueue, JobOptions, job_data
-from cookie_supervisor.classify import Reason
 from cookie_supervisor.config import Settings
 from cookie_supervisor.core import Answer
 from cookie_supervisor.metrics import Metrics, state_gauges
@@ -36,15 +36,9 @@ from cookie_supervisor.validator import ERROR_LIMIT, Validator
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-TriggerOutcome = Answer  # what the API and the CLI get back from a request
-
 
 class UnknownSource(KeyError):
     pass
-
-
-def _unowed(n: core.Notify, scope: str) -> bool:
-    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +49,7 @@ class Sink:
     SIGKILL right after cannot lose it."""
 
     metrics: Metrics
-    notify: Callable[[core.Notify, str], bool] = _unowed
+    notify: Callable[[core.Notify, str], bool]
 
 
 class Supervisor:
@@ -296,42 +290,23 @@ class Supervisor:
         return answer
 
     async def _enqueue(self, fx: core.Enqueue) -> Answer | None:
-        data = job_data(
-            reason=fx.reason.value,
-            source=fx.source,
-            cookies_file=str(self.source_settings[fx.source].cookies_file),
-            requested_at=self.clock(),
-            host=self.host,
-            origin=fx.origin,
-            video_id=fx.video_id,
-            error=fx.error,
-            detail=fx.detail,
-            error_limit=ERROR_LIMIT,
-        )
-        default = fx.source == self.state.default_source
+        cfg = self.source_settings[fx.source]
+        data = job_data(fx, str(cfg.cookies_file), self.clock(), self.host, ERROR_LIMIT)
         result = await self._redis(
             self.queue.request_refresh(
                 fx.source,
                 data,
                 self.job_options,
-                cooldown_s=self.source_settings[fx.source].refresh_cooldown,
+                cooldown_s=cfg.refresh_cooldown,
                 force=fx.force,
-                default_source=default,
+                default_source=fx.source == self.state.default_source,
             )
         )
+        asked = (fx.source, fx.reason, fx.origin)
         if result is None:
-            answered = core.RefreshAnswered(fx.source, fx.reason, fx.origin, "deferred")
-        else:
-            answered = core.RefreshAnswered(
-                fx.source,
-                fx.reason,
-                fx.origin,
-                result.state,
-                result.job_id,
-                result.retry_after,
-                fx.force,
-            )
-        return await self.handle(answered)
+            return await self.handle(core.RefreshAnswered(*asked, "deferred"))
+        state, job_id, wait = result.state, result.job_id, result.retry_after
+        return await self.handle(core.RefreshAnswered(*asked, state, job_id, wait, fx.force))
 
     async def _record_outcome(self, fx: core.RecordOutcome) -> None:
         cfg = self.source_settings[fx.source]
@@ -379,13 +354,12 @@ class Supervisor:
         self.scope = seen.epoch
         for name, found in seen.backoffs.items():
             await self.handle(core.BackoffObserved(name, found.failures, found.until))
-        diagnoses = {name: _reason(text) for name, text in seen.diagnoses.items()}
         return core.QueueObserved(
             seen.pending,
             seen.finished,
             seen.vanished,
             seen.counts.as_dict(),
-            diagnoses,
+            seen.diagnoses,
             progress=seen.progress,
             window=seen.window,
         )
@@ -395,11 +369,3 @@ class Supervisor:
     def status(self, source: str) -> dict[str, Any]:
         """The source's status view (views.status): what the API and the CLI show."""
         return views.status(self.source(source), self.redis_up, self.now())
-
-
-def _reason(value: str | None) -> Reason | None:
-    """A diagnosis read from Redis: a word we know, else nothing (Redis is not trusted)."""
-    try:
-        return Reason(value) if value else None
-    except ValueError:
-        return None
