@@ -279,3 +279,27 @@ def test_d13_a_wall_clock_step_does_not_make_every_validation_older_than_the_ses
     w.wall_offset = -3600.0  # stepped back an hour: every later start looks older than B
     fx = w.validated(False, Reason.COOKIES_ROTATED, began=20, at=25)
     assert of(fx, core.RunValidation) == []  # began after B on mono: no loop of validations
+
+
+# --- N14: a diagnosis this daemon holds stays shared while its runs cannot tell -------------
+
+
+def test_n14_a_run_that_cannot_tell_keeps_the_shared_diagnosis_alive() -> None:
+    """Seed 1003003: the daemon that diagnosed ip_flagged met only rate-limited runs for hours;
+    it kept the diagnosis, but the shared copy expired (three periods) and a peer validating on
+    demand asked its due rotation behind the flagged address (P1)."""
+    w = World(settings(validate_every=1800))
+    w.file(jar("A"), 0)
+    w.validated(False, Reason.IP_FLAGGED, began=1, at=5, diagnosis=Reason.IP_FLAGGED)
+    fx = w.validated(False, Reason.RATE_LIMITED, began=1800, at=1803)
+    ttl = core.diagnosis_ttl(w.src.settings)
+    assert of(fx, core.ShareDiagnosis) == [core.ShareDiagnosis("main", Reason.IP_FLAGGED, ttl)]
+    assert w.src.diagnosis is Reason.IP_FLAGGED
+
+
+def test_n14_a_peers_diagnosis_is_not_shared_again_by_a_daemon_that_only_read_it() -> None:
+    w = World(settings(validate_every=1800))
+    w.file(jar("A"), 0)
+    w.poll(None, 1, diagnoses={"main": Reason.IP_FLAGGED})
+    fx = w.validated(False, Reason.RATE_LIMITED, began=1800, at=1803)
+    assert of(fx, core.ShareDiagnosis) == []

@@ -87,6 +87,7 @@ class Promises:
         self.blocked_since: float | None = None
         self.flushes = 0  # Redis's lifetime the P1 window counts in
         self.diagnosed_at: float | None = None
+        self.diagnosers: set[int] = set()  # daemon runs whose own validation diagnosed it
         # P2
         self.stuck_since: dict[int, float] = {}
         self.need_since: dict[int, tuple[float, float]] = {}
@@ -244,7 +245,12 @@ class Promises:
             how = "while a healthy jar was being uploaded" if w.writing else "for a healthy jar"
             self.fail("P5", f"{fx.reason.value} job {job_id} {how}")
         # P1: while the IP/PO token/account is diagnosed, no automatic job
-        if yt.blocked is not None and self.diagnosed_at is not None and yt.honoured(w.jar.session):
+        # A peer's diagnosis reaches this daemon through Redis at its next poll: until then it
+        # could not know (its own runs may not tell: no account check, on demand only).
+        known = self.diagnosed_at is not None and (
+            d.incarnation in self.diagnosers or w.t - self.diagnosed_at > 2 * d.cfg.poll + 1
+        )
+        if yt.blocked is not None and known and yt.honoured(w.jar.session):
             self.fail(
                 "P1",
                 f"automatic job {job_id} ({fx.reason.value}) while {yt.blocked.value} stood "
@@ -337,8 +343,10 @@ class Promises:
                 self.incident = None
         if v.diagnosis is not None and w.youtube.blocked is not None:
             self.diagnosed_at = self.diagnosed_at or w.t
+            self.diagnosers.add(d.incarnation)
         elif v.ok or v.reason in (Reason.LOGGED_OUT, Reason.COOKIES_ROTATED):
             self.diagnosed_at = None  # newer evidence contradicts the diagnosis
+            self.diagnosers.clear()
 
     def _evidence_at(self, d: SimDaemon) -> None:
         """A daemon was told the cookies are dead (while they are, and a refresh can fix it)."""
@@ -420,6 +428,7 @@ class Promises:
             self.futile_since = None
         if w.youtube.blocked is None:
             self.diagnosed_at = None
+            self.diagnosers.clear()
         if w.redis.up and self.redis_up_since is None:
             self.redis_up_since = w.t
         elif not w.redis.up:

@@ -427,6 +427,14 @@ def n12() -> Scenario:
     return seeded(1000999, (3, 4, 5, 7), "N12")
 
 
+def n14() -> Scenario:
+    """New (make sim, seed 1003003): the daemon that diagnosed ip_flagged meets only rate-limited
+    runs for hours; it keeps the diagnosis, but the shared copy expires (three validation
+    periods) and a peer that validates only on demand asks its due rotation behind the flagged
+    address (P1)."""
+    return replace(generate(1003003), name="N14")
+
+
 def n3b() -> Scenario:
     """N3 with a report (make sim, seed 1000951): Redis comes back empty and the shared
     ip_flagged diagnosis with it; a daemon that never diagnosed enqueues the backend's
@@ -454,6 +462,7 @@ def n3() -> Scenario:
 REGRESSIONS: dict[str, tuple[Callable[[], Scenario], str]] = {
     "N3": (n3, "P1"),
     "N3b": (n3b, "P1"),
+    "N14": (n14, "P1"),
     "N7": (n7, "P1"),
     "N8": (n8, "P3"),
     "N9": (n9, "P2"),

@@ -131,8 +131,15 @@ def _track_diagnosis(src: Source, v: Validation, now: Now) -> list[Effect]:
             )
         return fx
     contradicted = (v.ok and not v.offline) or v.reason in NOT_HONOURED
-    if before is None or not contradicted:
+    if before is None:
         return []
+    if not contradicted:
+        if src.diagnosed is None:
+            return []
+        # A run that could not tell keeps this daemon's diagnosis, and so the shared copy: it
+        # stands in Redis as long as here, or a peer that cannot diagnose (no account check, or
+        # validating on demand) asks a login while YouTube still rate-limits our runs (N14).
+        return [ShareDiagnosis(src.name, src.diagnosed, diagnosis_ttl(src.settings))]
     src.diagnosed = src.shared_diagnosis = src.diagnosis_checked = None
     return [
         ShareDiagnosis(src.name, None),
