@@ -8,7 +8,6 @@ neither replays nor skips entries.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import re
@@ -19,6 +18,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from cookie_supervisor.background import Background
 from cookie_supervisor.backoff import backoff_delay
 from cookie_supervisor.children import die_with_parent
 from cookie_supervisor.reports.lines import CHUNK, LineSplitter, journal_message, relevant_text
@@ -115,7 +115,7 @@ class JournalFollower:
         self._backoff = backoff
         self._backoff_max = backoff_max
         self._known: set[str] = set()
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background()  # the follower's one task
         self.restarts = 0
 
     def cursors(self) -> dict[str, str]:
@@ -141,14 +141,10 @@ class JournalFollower:
                 name,
                 self.source,
             )
-        self._task = asyncio.create_task(self._run(), name=f"journal-{self.source}")
+        self._background.spawn(self._run(), name=f"journal-{self.source}")
 
     async def aclose(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._background.aclose()
         self._set_up(running=False)
 
     async def _run(self) -> None:

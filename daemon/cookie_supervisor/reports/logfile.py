@@ -7,7 +7,6 @@ replays nor skips lines, even across a rotation that happened while the daemon w
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import logging
 import os
@@ -17,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cookie_supervisor.background import Background
 from cookie_supervisor.reports.lines import CHUNK, MAX_LINE, LineSplitter, relevant
 from cookie_supervisor.reports.sink import OnReport, ReportMetrics, deliver
 from cookie_supervisor.watcher import DirectoryWatch
@@ -84,7 +84,7 @@ class LogFileFollower:
         # One inotify instance shared by every follower (ReportInputs), else one of its own.
         self._dirwatch = watch
         self._own_watch = watch is None
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background()  # the follower's one task
 
     def cursors(self) -> dict[str, str]:
         if self._position is None:
@@ -98,14 +98,10 @@ class LogFileFollower:
         if self._dirwatch is None:
             self._dirwatch = DirectoryWatch(self._loop)
         self._watch()
-        self._task = asyncio.create_task(self._run(), name=f"logfile-{self.input}")
+        self._background.spawn(self._run(), name=f"logfile-{self.input}")
 
     async def aclose(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._background.aclose()
         if self._own_watch and self._dirwatch is not None:
             self._dirwatch.close()
         self._close()
