@@ -11,7 +11,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from cookie_supervisor.bull import ADD_JOB_LUA, BullQueue
+from cookie_supervisor.bull import BullQueue
+from cookie_supervisor.bull_scripts import ADD_JOB_LUA
 
 _ADD = (
     ADD_JOB_LUA

@@ -1,4 +1,4 @@
-"""The one backoff formula (`backoff.backoff_delay`), and the Lua in bull.py that applies it in
+"""The one backoff formula (`backoff.backoff_delay`), and the Lua in bull_scripts.py that applies it in
 Redis for refreshes: both must say the same wait, or daemons and the simulator disagree on when a
 source may ask again."""
 
@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from cookie_supervisor import bull
+from cookie_supervisor import bull_scripts
 from cookie_supervisor.backoff import backoff_delay
 from cookie_supervisor.bull import BullQueue
 
@@ -37,10 +37,10 @@ def test_backoff_delay(failures: int, base: float, cap: float, expected: float) 
 
 
 def _lua_wait() -> str:
-    """The Lua expression bull.py's outcome script computes the wait with (ARGV[4]: base ms,
+    """The Lua expression bull_scripts.py's outcome script computes the wait with (ARGV[4]: base ms,
     ARGV[5]: cap ms, n: failures so far, this one included)."""
-    found = re.findall(r"local wait = (.+)", bull._OUTCOME)
-    assert len(found) == 1, "bull.py's outcome script computes its wait in one line"
+    found = re.findall(r"local wait = (.+)", bull_scripts.OUTCOME)
+    assert len(found) == 1, "bull_scripts.py's outcome script computes its wait in one line"
     return found[0].strip()
 
 

@@ -97,7 +97,7 @@ class RedisModel:
     def marker(self, source: str) -> Marker:
         return self.markers.setdefault(source, Marker())
 
-    # --- _READ_LUA ------------------------------------------------------------------------
+    # --- READ_LUA -------------------------------------------------------------------------
 
     def is_pending(self, job_id: str) -> bool:
         return job_id in self.delayed or job_id in self.wait or job_id in self.active
@@ -149,7 +149,7 @@ class RedisModel:
         backoff_ms: int = 60_000,
         keep: int = 100,
     ) -> tuple[str | None, str, int]:
-        """_REFRESH: {job id | None, state, ms left}."""
+        """REFRESH: {job id | None, state, ms left}."""
         self.check()
         last = self.own_job(source)
         if last is not None and self.is_pending(last):
@@ -193,7 +193,7 @@ class RedisModel:
         return job_id
 
     def pending_job(self, source: str, *, default_source: bool) -> str | None:
-        """_PENDING."""
+        """PENDING."""
         self.check()
         last = self.own_job(source)
         if last is not None and self.is_pending(last):
@@ -203,7 +203,7 @@ class RedisModel:
         return self.foreign_pending() if default_source else None
 
     def job_state(self, job_id: str, source: str | None) -> str:
-        """_JOB_STATE."""
+        """JOB_STATE."""
         self.check()
         src = self.job_source(job_id)
         if src is None or (source and src is not False and src != source):
@@ -222,7 +222,7 @@ class RedisModel:
     def record_outcome(
         self, source: str, job_id: str, ok: bool, base_ms: int, max_ms: int
     ) -> tuple[int, int | None]:
-        """_OUTCOME: {failures, backoff_until ms | None}."""
+        """OUTCOME: {failures, backoff_until ms | None}."""
         self.check()
         now = self.now_ms()
         outcomes = self.outcomes.setdefault(source, {})
