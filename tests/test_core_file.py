@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import pytest
 
-from cookie_supervisor import core, state
+from cookie_supervisor import core, memory
 from cookie_supervisor.classify import Reason
 from cookie_supervisor.core import (
     Arm,
@@ -125,9 +125,9 @@ def test_defect4_restart_keeps_session_age_through_the_state_file() -> None:
     h = Harness(settings(rotate_after=7 * DAY))
     h.file(jar("A", mtime=T0))
     h.file(jar("B", mtime=T0 + DAY), at=T0 + DAY)  # a refresh brought session B
-    saved = state.snapshot(h.state, b"k" * 32)
+    saved = memory.snapshot(h.state, b"k" * 32)
     later = Harness(settings(rotate_after=7 * DAY))
-    state.restore(later.state, saved)
+    memory.restore(later.state, saved)
     # The backend's yt-dlp rewrote the file just now: mtime says nothing about the session.
     fx = later.file(jar("B", mtime=T0 + 6 * DAY), at=T0 + 6 * DAY)
     assert later.src.session_since == T0 + DAY

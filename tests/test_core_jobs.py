@@ -3,7 +3,7 @@ by id, vanished jobs, bounded memory, Redis going away."""
 
 from __future__ import annotations
 
-from cookie_supervisor import core, state
+from cookie_supervisor import core, memory
 from cookie_supervisor.classify import Reason
 from cookie_supervisor.core import (
     Arm,
@@ -150,9 +150,9 @@ def test_d7_the_record_survives_a_restart_and_books_what_ended_meanwhile() -> No
     h.file(jar())
     old = job("1", "failed", at=T0 + 1, created=T0)
     h(QueueObserved({"main": None}, (old,)), at=T0 + 1)  # first look: history, not booked
-    saved = state.snapshot(h.state, b"k" * 32)
+    saved = memory.snapshot(h.state, b"k" * 32)
     later = Harness(redis_up=None)
-    state.restore(later.state, saved)
+    memory.restore(later.state, saved)
     later.file(jar())
     meanwhile = job("2", "failed", at=T0 + 100, created=T0 + 90)
     fx = later(QueueObserved({"main": None}, (old, meanwhile)), at=T0 + 200)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cookie_supervisor import core, state
+from cookie_supervisor import core, memory
 from cookie_supervisor.classify import Reason
 from cookie_supervisor.core import (
     Answer,
@@ -38,9 +38,9 @@ def test_defect5_owed_refresh_survives_restart_and_is_paid_once() -> None:
     fx = h(RefreshAsked("main", Reason.BOT_DETECTION, "api"))
     [answer] = of(fx, Answer)
     assert answer.state == "deferred" and "owes" in answer.message
-    saved = state.snapshot(h.state, b"k" * 32)
+    saved = memory.snapshot(h.state, b"k" * 32)
     later = Harness(redis_up=None)
-    state.restore(later.state, saved)
+    memory.restore(later.state, saved)
     later.file(jar())
     fx = later(QueueObserved({"main": None}))
     assert enqueued(fx) == Enqueue("main", Reason.BOT_DETECTION, "owed")

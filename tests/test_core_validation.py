@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cookie_supervisor import core, state
+from cookie_supervisor import core, memory
 from cookie_supervisor.classify import Reason
 from cookie_supervisor.core import (
     Arm,
@@ -240,9 +240,9 @@ def test_d6_a_restart_during_verification_books_the_job_again() -> None:
     done = job("1", at=T0 + 10, created=T0)
     h(QueueObserved({"main": None}, (done,)), at=T0 + 10)
     assert h.src.verifying is not None  # the upload is awaited when the daemon restarts
-    saved = state.snapshot(h.state, b"k" * 32)
+    saved = memory.snapshot(h.state, b"k" * 32)
     later = Harness(settings(upload_timeout=600), redis_up=None)
-    state.restore(later.state, saved)
+    memory.restore(later.state, saved)
     later.file(jar("A"), at=T0 + 20)
     fx = later(QueueObserved({"main": None}, (done,)), at=T0 + 30)
     assert later.src.verifying is not None and later.src.verifying.job_id == "1"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from cookie_supervisor import core, state
+from cookie_supervisor import core, memory
 from cookie_supervisor.classify import Reason
 from cookie_supervisor.core import Arm, Enqueue, Observe, Persist, TimerFired
 from cookie_supervisor.metrics import Metrics, state_gauges
@@ -201,9 +201,9 @@ def test_lifetimes_survive_a_restart_and_are_read_bounded() -> None:
     with_sessions(h, "B", "C")
     h.src.lifetimes = {"x": core.Lifetime(1800.0, T0), "y": core.Lifetime(2400.0, T0 + 1)}
     h.src.lifetimes["z"] = core.Lifetime(3000.0, T0 + 2)
-    saved = state.snapshot(h.state, b"k" * 32)
+    saved = memory.snapshot(h.state, b"k" * 32)
     fresh = Harness()
-    state.restore(fresh.state, saved)
+    memory.restore(fresh.state, saved)
     assert fresh.src.lifetimes == h.src.lifetimes
     assert list(fresh.src.lifetimes) == ["x", "y", "z"]  # the order is the age
     fresh.src.sessions, fresh.src.session = dict(h.src.sessions), h.src.session
@@ -214,12 +214,12 @@ def test_lifetimes_survive_a_restart_and_are_read_bounded() -> None:
     many.update({"nan": [math.nan, T0], "neg": [-5.0, T0], "text": ["1h", T0], "flat": 5.0})
     many.update({"bool": [True, T0], "": [5.0, T0], "three": [1.0, T0, 2.0]})
     bounded = Harness()
-    state.restore(bounded.state, {"sources": {"main": {"lifetimes": many, "unmeasured": 7}}})
+    memory.restore(bounded.state, {"sources": {"main": {"lifetimes": many, "unmeasured": 7}}})
     kept = bounded.src.lifetimes
     assert len(kept) <= core.LIFETIMES_KEPT and "nan" not in kept and "neg" not in kept
     assert all(v.seconds >= 0 and v.ended_at == T0 for v in kept.values())
     assert bounded.src.unmeasured is None
-    state.restore(bounded.state, {"sources": {"main": {"lifetimes": [1, 2]}}})
+    memory.restore(bounded.state, {"sources": {"main": {"lifetimes": [1, 2]}}})
     assert bounded.src.lifetimes == {}
 
 

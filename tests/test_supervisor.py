@@ -18,6 +18,7 @@ from cookie_supervisor import core
 from cookie_supervisor.bull import BackoffState, JobCounts, Observation, RefreshResult
 from cookie_supervisor.classify import Reason
 from cookie_supervisor.config import Settings, load_settings
+from cookie_supervisor.memory import CoreMemory
 from cookie_supervisor.metrics import Metrics
 from cookie_supervisor.model import CookieReport, Validation
 from cookie_supervisor.state import Saver, StateFile
@@ -118,7 +119,7 @@ class Rig:
         self.metrics = Metrics()
         state = core.State.of([s.policy() for s in settings.all_sources()])
         self.state_file = tmp_path / "state" / "state.json"
-        self.saver = Saver.load(StateFile(self.state_file.parent), state)
+        self.saver = Saver.load(StateFile(self.state_file.parent), CoreMemory(state))
         self.saver.delay = 0.01
 
         def notify(n: core.Notify, scope: str) -> bool:

@@ -29,6 +29,7 @@ from cookie_supervisor.bull import BullQueue
 from cookie_supervisor.children import die_with_parent
 from cookie_supervisor.classify import register_secret
 from cookie_supervisor.config import Settings, is_loopback
+from cookie_supervisor.memory import CoreMemory
 from cookie_supervisor.metrics import Metrics, outbox_gauges, task_gauge
 from cookie_supervisor.probe import (
     runtime_name,
@@ -104,7 +105,7 @@ def build(
     """Every part of the runtime, the state file read; nothing started (`serve` starts them)."""
     metrics = Metrics()
     state = core.State.of([s.policy() for s in settings.all_sources()])
-    saver = Saver.load(StateFile(settings.state_path()), state)
+    saver = Saver.load(StateFile(settings.state_path()), CoreMemory(state))
     queue = BullQueue(
         redis, settings.queue, prefix=settings.queue_prefix, job_name=settings.job_name
     )
@@ -148,7 +149,7 @@ class Notifications:
         self,
         sender: WebhookSender,
         incidents: Incidents,
-        saver: Saver,
+        saver: Saver[CoreMemory],
         clock: Callable[[], float],
     ) -> None:
         self.sender = sender
@@ -410,7 +411,7 @@ def _status_reporter(supervisor: Supervisor, notifier: Notifier) -> Any:
     return report
 
 
-def _saver(saver: Saver) -> Any:
+def _saver(saver: Saver[CoreMemory]) -> Any:
     async def save() -> None:
         saver.soon()
 

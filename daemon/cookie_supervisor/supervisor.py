@@ -26,6 +26,7 @@ from cookie_supervisor.background import Background
 from cookie_supervisor.bull import BullQueue, JobOptions, job_data
 from cookie_supervisor.config import Settings
 from cookie_supervisor.core import Answer
+from cookie_supervisor.memory import CoreMemory
 from cookie_supervisor.metrics import Metrics, state_gauges
 from cookie_supervisor.model import CookieReport, Validation
 from cookie_supervisor.redisconn import describe_redis_error, masked_url
@@ -61,7 +62,7 @@ class Supervisor:
         settings: Settings,
         queue: BullQueue,
         timers: Timers,
-        store: Saver,
+        store: Saver[CoreMemory],
         validator: Validator,
         sink: Sink,
         *,
@@ -77,7 +78,7 @@ class Supervisor:
         self.metrics = sink.metrics
         self.clock = clock  # dates: wall time
         self.mono = mono  # intervals: a stepped wall clock cannot stretch them
-        self.state = store.state
+        self.state = store.memory.state
         # The runtime's settings of each source (probe, brakes, schedule); the core sees only
         # their policy.
         self.source_settings = {s.name: s for s in settings.all_sources()}

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cookie_supervisor import core, state
+from cookie_supervisor import core, memory, state
 from cookie_supervisor.config import SourceSettings
 from cookie_supervisor.webhooks import Outbox
 from tests.support import Daemon, daemon_env
@@ -74,7 +74,7 @@ def test_absurd_numbers_drop_their_entry_with_one_log_line(
     assert data["schema"] == 1  # the file itself is kept: only the bad entries go
     st_ = source_state()
     with caplog.at_level(logging.WARNING):
-        state.restore(st_, data)
+        memory.restore(st_, data)
         box = Outbox({"ops": 10})
         box.from_state(data["outbox"])
     src = st_.sources["default"]
@@ -96,7 +96,7 @@ def test_wrong_types_drop_their_entry(tmp_path: Path, value: str) -> None:
     owed_json = f'{{"reason":"manual","at":{value},"origin":"api","force":false}}'
     data = load(tmp_path, stored(sessions, owed_json, f"[{outbox_entry(value)}]"))
     st_ = source_state()
-    state.restore(st_, data)
+    memory.restore(st_, data)
     box = Outbox({"ops": 10})
     box.from_state(data["outbox"])
     assert st_.sources["default"].sessions == {FP: NOW}
@@ -107,7 +107,7 @@ def test_wrong_types_drop_their_entry(tmp_path: Path, value: str) -> None:
 def test_a_good_file_is_restored_whole(tmp_path: Path) -> None:
     data = load(tmp_path, stored(f'{{"{FP}":{NOW}}}', owed(), f"[{outbox_entry(str(NOW))}]"))
     st_ = source_state()
-    state.restore(st_, data)
+    memory.restore(st_, data)
     box = Outbox({"ops": 10})
     box.from_state(data["outbox"])
     assert st_.sources["default"].sessions == {FP: NOW}
@@ -141,7 +141,7 @@ def test_restore_never_raises_whatever_the_file_holds(
     ).encode()
     data = state.parse(body)
     st_ = source_state()
-    state.restore(st_, data)
+    memory.restore(st_, data)
     Outbox({"ops": 10}).from_state(data["outbox"])
     for at_ in st_.sources["default"].sessions.values():
         assert 0 <= at_ <= state.LATEST
@@ -153,7 +153,7 @@ def test_thirty_thousand_sessions_keep_the_newest_in_one_pass(tmp_path: Path) ->
     sessions = {f"{i:064x}": NOW + i for i in range(30_000)}
     data = load(tmp_path, stored(json.dumps(sessions)))
     st_ = source_state()
-    state.restore(st_, data)
+    memory.restore(st_, data)
     kept = st_.sources["default"].sessions
     assert list(kept.values()) == [NOW + i for i in range(30_000 - core.SESSIONS_KEPT, 30_000)]
 

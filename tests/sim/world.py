@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from cookie_supervisor import core, state
+from cookie_supervisor import core, memory, state
 from cookie_supervisor.bull import FinishedJob
 from cookie_supervisor.classify import Reason
 from cookie_supervisor.config import SourceSettings
@@ -278,7 +278,7 @@ class SimDaemon:
         stored = json.loads(raw) if raw else {}
         # the real daemon draws a random key on its first run; the world draws it from the seed
         self.key = state.fingerprint_key(stored) if "key" in stored else world.rng.randbytes(32)
-        state.restore(self.state, stored)
+        memory.restore(self.state, stored)
         self.alive = True
         self.redis_failures = 0
         self.redis_retry_at = 0.0
@@ -566,7 +566,7 @@ class SimDaemon:
     def save(self) -> None:
         self.save_armed = False
         if self.alive:
-            self.world.stores[self.idx] = json.dumps(state.snapshot(self.state, self.key))
+            self.world.stores[self.idx] = json.dumps(memory.snapshot(self.state, self.key))
             self.world.on_save(self)
 
     # --- the file ---------------------------------------------------------------------------
