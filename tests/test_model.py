@@ -32,8 +32,16 @@ def test_every_counter_the_core_names_is_a_metric() -> None:
         metrics.observe(name, "x", 1.0)
 
 
-def test_every_event_the_core_notifies_is_a_webhook_event() -> None:
-    assert set(get_args(model.NotifyEvent)) == set(config.WEBHOOK_EVENTS)
+@pytest.mark.parametrize("event", get_args(model.NotifyEvent))
+def test_every_event_the_core_notifies_can_be_subscribed_to(event: str) -> None:
+    hook = config.WebhookSettings(url="http://127.0.0.1:9/hook", events=[event])
+    assert hook.events == [event]
+    assert event in config.WebhookSettings(url="http://127.0.0.1:9/hook").events  # the default
+
+
+def test_an_event_the_core_never_notifies_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown refresh_started"):
+        config.WebhookSettings(url="http://127.0.0.1:9/hook", events=["refresh_started"])
 
 
 def test_verdicts_are_the_verdict_words() -> None:

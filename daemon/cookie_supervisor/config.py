@@ -16,7 +16,7 @@ import tempfile
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -33,7 +33,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from cookie_supervisor.classify import DEFAULT_TRIGGERS, Reason
-from cookie_supervisor.model import Policy
+from cookie_supervisor.model import NotifyEvent, Policy
 from cookie_supervisor.probe import JS_RUNTIMES, default_account_check_url, detect_js_runtime
 from cookie_supervisor.probe_args import check_args, split_args
 
@@ -208,21 +208,9 @@ class SourceSettings(BaseModel):
         )
 
 
-# What a webhook can be told about (the `events` of a `[[webhooks]]` table).
-WEBHOOK_EVENTS = (
-    "refresh_enqueued",
-    "refresh_completed",
-    "refresh_failed",
-    "refresh_verified",
-    "refresh_still_failing",
-    "refresh_no_upload",
-    "validation_failed",
-    "validation_recovered",
-    "cookies_expiring",
-    "file_missing",
-    "logged_out",
-    "cookies_expired",
-)
+# What a webhook can be told about (the `events` of a `[[webhooks]]` table): what the core
+# notifies, named once in model.NotifyEvent.
+WEBHOOK_EVENTS: tuple[str, ...] = get_args(NotifyEvent)
 
 
 class WebhookSettings(BaseModel):
