@@ -303,3 +303,60 @@ def test_n14_a_peers_diagnosis_is_not_shared_again_by_a_daemon_that_only_read_it
     w.poll(None, 1, diagnoses={"main": Reason.IP_FLAGGED})
     fx = w.validated(False, Reason.RATE_LIMITED, began=1800, at=1803)
     assert of(fx, core.ShareDiagnosis) == []
+
+
+# --- N3: a FLUSHALL (or Redis back empty) erases the shared diagnosis ------------------------
+
+
+def test_n3_a_new_epoch_makes_the_holder_share_its_diagnosis_again() -> None:
+    """Seed 1000951 (N3b): Redis came back empty and the shared ip_flagged with it; a peer that
+    never diagnoses enqueued the backend's bot-check report (P1). The holder sees the new epoch
+    and shares its diagnosis again at once."""
+    w = World(settings(validate_every=1800))
+    w.file(jar("A"), 0)
+    w.poll(None, 1, epoch="e1", diagnoses={"main": None})
+    w.validated(False, Reason.IP_FLAGGED, began=2, at=5, diagnosis=Reason.IP_FLAGGED)
+    w.poll(None, 7, epoch="e1", diagnoses={"main": Reason.IP_FLAGGED})
+    fx = w.poll(None, 9, epoch="e2", diagnoses={"main": None})
+    ttl = core.diagnosis_ttl(w.src.settings)
+    assert of(fx, core.ShareDiagnosis) == [core.ShareDiagnosis("main", Reason.IP_FLAGGED, ttl)]
+
+
+def test_n3_a_deliberate_delete_in_the_same_epoch_is_not_undone() -> None:
+    """A peer's validation contradicted the diagnosis and deleted it: same epoch, so the holder
+    does not share it again on sight (its own next run confirms or drops it)."""
+    w = World(settings(validate_every=1800))
+    w.file(jar("A"), 0)
+    w.poll(None, 1, epoch="e1", diagnoses={"main": None})
+    w.validated(False, Reason.IP_FLAGGED, began=2, at=5, diagnosis=Reason.IP_FLAGGED)
+    w.poll(None, 7, epoch="e1", diagnoses={"main": Reason.IP_FLAGGED})
+    assert of(w.poll(None, 9, epoch="e1", diagnoses={"main": None}), core.ShareDiagnosis) == []
+
+
+def test_n3_a_share_lost_while_redis_was_down_is_made_again_when_it_is_back() -> None:
+    w = World(settings(validate_every=1800))
+    w.file(jar("A"), 0)
+    w.poll(None, 1, epoch="e1", diagnoses={"main": None})
+    w(core.RedisDown("refused"), 2)
+    w.validated(False, Reason.IP_FLAGGED, began=2, at=5, diagnosis=Reason.IP_FLAGGED)
+    fx = w.poll(None, 9, epoch="e1", diagnoses={"main": None})
+    assert [e.diagnosis for e in of(fx, core.ShareDiagnosis)] == [Reason.IP_FLAGGED]
+
+
+def test_n3_a_peer_holds_a_shared_diagnosis_that_vanished_with_redis_data() -> None:
+    """Seed 120 (N3): a peer validating on demand learned account_restricted; a FLUSHALL erased
+    it and the peer asked its due rotation at once. It holds the diagnosis `SHARED_HOLD` after a
+    new epoch (the holder shares it again meanwhile); a delete within one epoch drops it."""
+    w = World(settings(validate_every=0))
+    w.file(jar("A"), 0)
+    w.poll(None, 1, epoch="e1", diagnoses={"main": Reason.ACCOUNT_RESTRICTED})
+    w.poll(None, 3, epoch="e2", diagnoses={"main": None})
+    assert w.src.diagnosis is Reason.ACCOUNT_RESTRICTED
+    fx = w.poll(None, 3 + core.SHARED_HOLD - 1, epoch="e2", diagnoses={"main": None})
+    assert w.src.diagnosis is Reason.ACCOUNT_RESTRICTED and of(fx, core.ShareDiagnosis) == []
+    w.poll(None, 3 + core.SHARED_HOLD, epoch="e2", diagnoses={"main": None})
+    assert w.src.diagnosis is None
+    # within one epoch, a delete is a delete
+    w.poll(None, 4000, epoch="e2", diagnoses={"main": Reason.ACCOUNT_RESTRICTED})
+    w.poll(None, 4002, epoch="e2", diagnoses={"main": None})
+    assert w.src.diagnosis is None

@@ -363,6 +363,7 @@ class Supervisor:
             seen.diagnoses,
             progress=seen.progress,
             window=seen.window,
+            epoch=seen.epoch,
         )
 
     # --- status --------------------------------------------------------------------------------

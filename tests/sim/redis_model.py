@@ -261,6 +261,15 @@ class RedisModel:
             self.extra[key] = (diagnosis, self.now_ms() + max(1, int(ttl_s * 1000)))
         self.version += 1
 
+    def epoch(self, candidate: str) -> str:
+        """Notices.epoch (redisconn.py's _EPOCH): the word Redis keeps, made anew once gone."""
+        self.check()
+        cur = self.extra.get("epoch")
+        if not isinstance(cur, str):
+            self.extra["epoch"] = cur = candidate
+            self.version += 1
+        return cur
+
     def shared_diagnosis(self, source: str) -> Any:
         self.check()
         found = self.extra.get("diagnosis:" + source)

@@ -437,8 +437,9 @@ def n14() -> Scenario:
 
 def n3b() -> Scenario:
     """N3 with a report (make sim, seed 1000951): Redis comes back empty and the shared
-    ip_flagged diagnosis with it; a daemon that never diagnosed enqueues the backend's
-    bot-check report (P1)."""
+    ip_flagged diagnosis with it (the holder's share during the outage was lost too); a daemon
+    that never diagnosed enqueues the backend's bot-check report (P1). Fixed: a new epoch makes
+    the holder share it again and a peer hold it meanwhile."""
     return seeded(1000951, (2, 3, 6), "N3b")
 
 
@@ -446,7 +447,7 @@ def n3b() -> Scenario:
 def n3() -> Scenario:
     """New: a FLUSHALL erases the shared diagnosis; a peer that never diagnoses itself
     (validate_every = 0) asks its due rotation at once, while the account is still restricted
-    and the other daemon still holds the diagnosis."""
+    and the other daemon still holds the diagnosis. Fixed: see n3b."""
     a = DaemonConfig(validate_every=300.0, refresh_cooldown=60.0)
     b = DaemonConfig(validate_every=0.0, refresh_cooldown=60.0)
     return Scenario(
@@ -498,11 +499,6 @@ REGRESSIONS: dict[str, tuple[Callable[[], Scenario], str]] = {
 # The defects this tree still has: the promises each breaks (its regression's first; random
 # worlds may show the others too), and what the violation says.
 KNOWN_BROKEN: dict[str, tuple[tuple[str, ...], str]] = {
-    "N3": (
-        ("P1",),
-        "automatic job 1 (scheduled_rotation) while account_restricted stood diagnosed",
-    ),
-    "N3b": (("P1",), "automatic job 1 (bot_detection) while ip_flagged stood diagnosed"),
     "N11": (("P2",), "cookies dead and reported at 380s, no job after 120s"),
 }
 # Not reproduced by the world: D16 (its cost, one missing_grace after a start, is within P2's

@@ -487,6 +487,8 @@ class SimDaemon:
             ):
                 if t is not None:
                     yield t
+        if self.state.emptied_at is not None:  # a shared diagnosis held past a flush (N3)
+            yield self.state.emptied_at + core.SHARED_HOLD
 
     def next_threshold(self, mono: float, wall: float) -> float | None:
         """The earliest true time after the given clocks at which a core threshold is crossed,
@@ -687,6 +689,7 @@ class SimDaemon:
             return
         r = self.world.redis
         try:
+            epoch = r.epoch(f"{self.name}#{self.incarnation}:{self.world.redis.flushes}")
             counts = r.counts()
             pending = {SOURCE: r.pending_job(SOURCE, default_source=True)}
             finished, window = r.recent_finished(self.state.judged or ())
@@ -719,6 +722,7 @@ class SimDaemon:
             diagnoses,
             progress=progress,
             window=window,
+            epoch=epoch,
         )
         self.handle(observed, quiet_job="poll")
 

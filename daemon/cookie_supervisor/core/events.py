@@ -48,6 +48,9 @@ class QueueObserved:
     # judged keys of every finished job the read saw (booked or not): the record keeps only
     # those, so it stays as small as Redis's own retention. None: keep the record as it is.
     window: frozenset[str] | None = None
+    # The queue's epoch (docs/bull.md §9): a word Redis keeps until it loses its data (FLUSHALL,
+    # back empty), then made anew. A new one tells a flush from a peer's deliberate delete (N3).
+    epoch: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,10 +16,12 @@ from cookie_supervisor.core.events import (
     QueueObserved,
     RecordOutcome,
     RedisDown,
+    ShareDiagnosis,
 )
 from cookie_supervisor.core.refresh import by_person, note_asked, pursue, still_owed
 from cookie_supervisor.core.source import (
     REQUESTED_KEPT,
+    SHARED_HOLD,
     Source,
     Spell,
     State,
@@ -29,7 +31,7 @@ from cookie_supervisor.core.source import (
     session_after,
     validate,
 )
-from cookie_supervisor.core.validation import end_verification, job_key
+from cookie_supervisor.core.validation import diagnosis_ttl, end_verification, job_key
 from cookie_supervisor.model import (
     FinishedJob,
     Now,
@@ -41,12 +43,20 @@ from cookie_supervisor.model import (
 
 def queue_observed(state: State, obs: QueueObserved, now: Now) -> list[Effect]:
     fx: list[Effect] = []
+    # Redis lost its data (a FLUSHALL, back empty: a new epoch), or shares made while it was
+    # away were lost: a diagnosis this daemon holds is shared again (N3).
+    emptied = None not in (state.epoch, obs.epoch) and obs.epoch != state.epoch
+    reshare = emptied or state.redis_up is False
+    if obs.epoch is not None:
+        state.epoch = obs.epoch
+    if emptied:
+        state.emptied_at = now.mono
     if state.redis_up is not True:
         fx.append(redis_back(state, now))
     state.redis_up, state.counts = True, obs.counts
     if obs.diagnoses is not None:
         for name, src in state.sources.items():
-            src.shared_diagnosis = obs.diagnoses.get(name)
+            fx += _shared_seen(state, src, obs.diagnoses.get(name), now, reshare=reshare)
     state.history_recovered = True
     initial = state.judged is None
     judged = state.judged if state.judged is not None else set()
@@ -83,6 +93,20 @@ def queue_observed(state: State, obs: QueueObserved, now: Now) -> list[Effect]:
         else:
             fx += pursue(state, src, now, origin="retry")
     return fx
+
+
+def _shared_seen(
+    state: State, src: Source, found: Reason | None, now: Now, *, reshare: bool
+) -> list[Effect]:
+    """The shared diagnosis as this poll read it. Gone with Redis's data (a new epoch), a peer's
+    is held `SHARED_HOLD` for the daemon that found it to share it again; gone within one epoch
+    (a deliberate delete: a validation contradicted it, or it expired) it is gone (N3)."""
+    held = state.emptied_at is not None and now.mono - state.emptied_at < SHARED_HOLD
+    if found is not None or not held:
+        src.shared_diagnosis = found
+    if reshare and found is None and src.diagnosed is not None:
+        return [ShareDiagnosis(src.name, src.diagnosed, diagnosis_ttl(src.settings))]
+    return []
 
 
 def _job_lost(src: Source, job_id: str) -> list[Effect]:

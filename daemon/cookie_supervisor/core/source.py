@@ -43,6 +43,9 @@ UPLOAD_SEEN_LAG = 5.0
 # A diagnosis this run confirmed within this long answers a report itself; an older one (or one
 # restored or shared) is re-checked by a validation first, at most once per this long (N9).
 DIAGNOSIS_RECHECK = 600.0
+# A peer's shared diagnosis that vanished with Redis's data (the epoch changed) is held this long:
+# the daemon that found it shares it again at its next poll (N3).
+SHARED_HOLD = 60.0
 # Offline problems that a file change can make and unmake: each waits out a grace period first.
 FILE_PROBLEMS = frozenset(
     {
@@ -197,6 +200,8 @@ class State:
     # Finished jobs already booked, by `judged_key`: each is judged once, whatever its finishedOn
     # says. None: nothing known (first run) — what Redis holds at the first look is history.
     judged: set[str] | None = None
+    epoch: str | None = None  # the queue's epoch at the last poll (not persisted)
+    emptied_at: float | None = None  # mono: when this run last saw Redis lose its data
 
     @classmethod
     def of(cls, policies: list[Policy]) -> State:
