@@ -360,3 +360,34 @@ def test_n3_a_peer_holds_a_shared_diagnosis_that_vanished_with_redis_data() -> N
     w.poll(None, 4000, epoch="e2", diagnoses={"main": Reason.ACCOUNT_RESTRICTED})
     w.poll(None, 4002, epoch="e2", diagnoses={"main": None})
     assert w.src.diagnosis is None
+
+
+# --- N15: the backend writes an old jar back over a session that failed -----------------------
+
+
+def test_n15_an_old_session_written_back_after_a_failure_is_validated_before_a_login() -> None:
+    """Seed 1006904: session B failed (logged_out by the account check) just as the backend
+    wrote the old jar (session A, seen before, still honoured) back; the failure, about B,
+    stood as evidence and paid a login for a healthy jar once Redis was back (P5)."""
+    w = World()
+    w.file(jar("A"), 0)
+    w.file(jar("B", mtime=T0 + 10), 10)
+    w.validated(True, began=11, at=14, trigger="file")
+    w(core.RedisDown("refused"), 20)
+    w(core.TimerFired("main", "validate"), 40)
+    w.file(jar("A", mtime=T0 + 45), 45)  # the old jar back, mid-run: one in flight
+    fx = w.validated(False, Reason.LOGGED_OUT, began=40, at=46, account_ok=False)  # about B
+    assert of(fx, core.RunValidation) == [core.RunValidation("main", "file", False)]
+    fx = w.validated(True, began=46, at=50, trigger="file")
+    fx += w.poll(None, 60)
+    assert of(fx, core.Enqueue) == [] and core.need(w.src, w.now()) is None
+
+
+def test_n15_an_old_session_seen_after_the_failure_is_validated_too() -> None:
+    w = World()
+    w.file(jar("A"), 0)
+    w.file(jar("B", mtime=T0 + 10), 10)
+    w(core.RedisDown("refused"), 20)
+    w.validated(False, Reason.LOGGED_OUT, began=40, at=44, account_ok=False)
+    fx = w.file(jar("A", mtime=T0 + 45), 46)
+    assert of(fx, core.RunValidation) == [core.RunValidation("main", "file", False)]

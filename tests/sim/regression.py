@@ -443,6 +443,15 @@ def n3b() -> Scenario:
     return seeded(1000951, (2, 3, 6), "N3b")
 
 
+def n15() -> Scenario:
+    """New (make sim, seed 1006904): a scheduled validation of session B ends `logged_out` just
+    as the backend writes the old jar (session A, seen before, still honoured) back while Redis
+    is down; the failure, about B, stands as evidence and pays a login for a healthy jar once
+    Redis is back (P5). Fixed: a switch back to a known session after an online failure (or
+    during the run) is validated before any login."""
+    return seeded(1006904, (4, 5, 7), "N15")
+
+
 # D id -> (its scenario, the promise it breaks while the defect stands)
 def n3() -> Scenario:
     """New: a FLUSHALL erases the shared diagnosis; a peer that never diagnoses itself
@@ -464,6 +473,7 @@ REGRESSIONS: dict[str, tuple[Callable[[], Scenario], str]] = {
     "N3": (n3, "P1"),
     "N3b": (n3b, "P1"),
     "N14": (n14, "P1"),
+    "N15": (n15, "P5"),
     "N7": (n7, "P1"),
     "N8": (n8, "P3"),
     "N9": (n9, "P2"),

@@ -46,7 +46,11 @@ def file_inspected(state: State, src: Source, report: CookieReport, now: Now) ->
     src.read_error = None  # readable again: the INFO line ends the spell after this step
     previous, src.report = src.report, report
     changed = previous is not None and _signature(previous) != _signature(report)
+    before = src.session
     new_session = _track_session(src, report, now, fx)
+    switched = report.fingerprint is not None and before not in (None, report.fingerprint)
+    if switched:
+        src.switched_mono = now.mono
     _track_problem(src, previous, report, now, fx)
     logged_in = report.logged_in_at(now.wall)  # on the core's clock, not the inspection's
     if logged_in:
@@ -87,10 +91,19 @@ def file_inspected(state: State, src: Source, report: CookieReport, now: Now) ->
         # A rewrite of the same session by the backend's yt-dlp is not new evidence, and
         # validating each one would hammer YouTube.
         fx += validate(src, "verification" if src.verifying else "file")
+    elif logged_in and switched and _failed_online(src):
+        # Back to a session seen before (the backend wrote an old jar back): the failure stood
+        # for other cookies; look at these before a login is spent on it (P5).
+        fx += validate(src, "file")
     fx += _arm_rotation(src, now)
     fx += pursue(state, src, now, origin="file")
     track_usable(src, now)
     return fx
+
+
+def _failed_online(src: Source) -> bool:
+    v = src.last_validation
+    return v is not None and not v.ok and not v.offline
 
 
 def _arrived_during_job(src: Source) -> bool:

@@ -125,6 +125,9 @@ class Source:
     asked_mono: dict[str, float] = field(default_factory=dict)
     arrived_mono: dict[str, float] = field(default_factory=dict)
     last_validation: Validation | None = None
+    # mono: when this run last saw the jar switch to another login session, new or seen before
+    # (the backend writing an old jar back): a validation begun earlier judged other cookies.
+    switched_mono: float | None = None
     validated_ok_at: float | None = None
     # Why fresh cookies cannot help (ip_flagged, po_token_required, account_restricted), found by
     # this daemon: it stands until something newer contradicts it (P1), not until the next run.

@@ -108,6 +108,8 @@ def _began_before_session(src: Source, v: Validation, now: Now) -> bool:
     clock (`took` is the runtime's measure): wall dates that a clock step moved cannot make every
     later validation look older than the session."""
     arrived = src.arrived_mono.get(src.session) if src.session is not None else None
+    if src.switched_mono is not None and (arrived is None or src.switched_mono > arrived):
+        arrived = src.switched_mono  # the jar went back to a session seen before
     return arrived is not None and v.took is not None and now.mono - v.took < arrived
 
 
