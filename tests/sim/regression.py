@@ -452,6 +452,14 @@ def n15() -> Scenario:
     return seeded(1006904, (4, 5, 7), "N15")
 
 
+def p4_late_start() -> Scenario:
+    """The checker, not the rules (make sim, seed 1002421): a person's request deferred while
+    Redis was down; the daemon was stopped (SIGTERM) when Redis came back and started three
+    minutes later; P4 counted its minute from Redis's return. The daemon paid it as theirs 2 s
+    after its start, which is what P4 now asks (docs/core.md)."""
+    return seeded(1002421, (5, 6, 8, 9), "P4-late-start")
+
+
 # D id -> (its scenario, the promise it breaks while the defect stands)
 def n3() -> Scenario:
     """New: a FLUSHALL erases the shared diagnosis; a peer that never diagnoses itself
@@ -474,6 +482,7 @@ REGRESSIONS: dict[str, tuple[Callable[[], Scenario], str]] = {
     "N3b": (n3b, "P1"),
     "N14": (n14, "P1"),
     "N15": (n15, "P5"),
+    "P4-late-start": (p4_late_start, "P4"),
     "N7": (n7, "P1"),
     "N8": (n8, "P3"),
     "N9": (n9, "P2"),

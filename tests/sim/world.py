@@ -280,6 +280,7 @@ class SimDaemon:
         self.key = state.fingerprint_key(stored) if "key" in stored else world.rng.randbytes(32)
         memory.restore(self.state, stored)
         self.alive = True
+        self.born = world.t  # true time this incarnation started
         self.redis_failures = 0
         self.redis_retry_at = 0.0
         self.timers: dict[str, int] = {}  # key -> token of the live heap entry
