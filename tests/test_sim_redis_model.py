@@ -30,6 +30,7 @@ SLACK_MS = 250
 SOURCES = ("main", "alt")
 BASE = "bull:cookie-refresh:"
 OWN = "cookie-supervisor:bull:cookie-refresh:"
+OPS = ("request", "outcome", "reset", "take", "finish", "foreign", "age", "flush", "share", "epoch")
 OPTS = JobOptions(attempts=1, backoff_ms=1000, keep=100)
 
 
@@ -126,6 +127,15 @@ class Pair:
         mine = self.m.add_job({"url": "https://example.org"}, stamp, 1, 1000, 100)
         assert job_id == mine, self.log
 
+    async def share(self, source: str, diagnosis: str | None, ttl: int) -> None:
+        await self.tick()
+        await self.q.share_diagnosis(source, diagnosis, ttl)
+        self.m.share_diagnosis(source, diagnosis, ttl)
+
+    async def epoch(self, candidate: str) -> None:
+        """Notices.epoch: the queue's epoch, made anew once a flush erased it (N3)."""
+        assert await self.q.epoch(candidate) == self.m.epoch(candidate), self.log
+
     async def flush(self) -> None:
         await self.r.flushall()
         self.m.flush()
@@ -151,6 +161,14 @@ class Pair:
             outcomes = OWN + "outcomes:" + source
             for member, score in await r.zrange(outcomes, 0, -1, withscores=True):
                 await r.zadd(outcomes, {member: score - ms})
+        for source in SOURCES:  # a shared diagnosis's expiry comes `ms` nearer
+            key = OWN + "diagnosis:" + source
+            left = await r.pttl(key)
+            if left > 0:
+                await (r.pexpire(key, left - ms) if left > ms else r.delete(key))
+            found = self.m.extra.get("diagnosis:" + source)
+            if found is not None:
+                self.m.extra["diagnosis:" + source] = (found[0], found[1] - ms)
         for job in self.m.jobs.values():
             _age_job(job, ms)
         for zset in (self.m.completed, self.m.failed):
@@ -178,6 +196,8 @@ class Pair:
             )
             outcomes = await self.r.zrange(OWN + "outcomes:" + source, 0, -1)
             assert {o.decode() for o in outcomes} == set(self.m.outcomes.get(source, {}))
+            shared = await self.q.shared_diagnosis(source)
+            assert shared == self.m.shared_diagnosis(source), (source, self.log)
             real_b = await self.q.backoff_state(source)
             failures, _ = self.m.backoff_state(source)
             assert real_b.failures == failures, self.log
@@ -218,8 +238,8 @@ def _same_marker(real: dict[str, str], model: Marker | None, log: list[str]) -> 
 async def _sequence(pair: Pair, rng: random.Random, steps: int) -> None:
     for _ in range(steps):
         op = rng.choices(
-            ("request", "outcome", "reset", "take", "finish", "foreign", "age", "flush"),
-            (8, 5, 1, 5, 5, 1, 3, 0.3),
+            OPS,
+            (8, 5, 1, 5, 5, 1, 3, 0.3, 2, 1),
         )[0]
         source = rng.choice(SOURCES)
         pair.log.append(op)
@@ -240,6 +260,11 @@ async def _sequence(pair: Pair, rng: random.Random, steps: int) -> None:
             await pair.finish(rng.random() < 0.6, rng.choice((0, 0, -300_000, 120_000)))
         elif op == "foreign":
             await pair.foreign()
+        elif op == "share":
+            found = rng.choice((None, "ip_flagged", "account_restricted"))
+            await pair.share(source, found, rng.choice((1, 5, 30, 3600)))
+        elif op == "epoch":
+            await pair.epoch(rng.choice(("e1", "e2")))
         elif op == "age":
             await pair.age(rng.choice((0, 1, 3, 7, 40)) * 1000 + 500)
         else:
