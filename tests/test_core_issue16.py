@@ -391,3 +391,67 @@ def test_n15_an_old_session_seen_after_the_failure_is_validated_too() -> None:
     w.validated(False, Reason.LOGGED_OUT, began=40, at=44, account_ok=False)
     fx = w.file(jar("A", mtime=T0 + 45), 46)
     assert of(fx, core.RunValidation) == [core.RunValidation("main", "file", False)]
+
+
+# --- N11, N16, N17: the file's own problem overtakes an open verification -----------------------
+
+
+def portal(at: float) -> CookieReport:
+    """A captive-portal page written over the jar: not a cookie file."""
+    return CookieReport(
+        path=PATH, exists=True, size=28, mtime=T0 + at, mode=0o600, error="not a cookie file"
+    )
+
+
+def missing() -> CookieReport:
+    return CookieReport(path=PATH, exists=False)
+
+
+def test_n11_a_jar_replaced_after_the_ask_ends_the_verification_and_is_refreshed() -> None:
+    """Seed 1000708: the job ended, then a captive-portal page replaced the jar. Once the page
+    outlasts its grace, the open verification ends `unverified` (nothing can judge the upload
+    any more) and the corrupt file's own refresh is asked, not held back for upload_timeout."""
+    w = World(settings(upload_timeout=600, corrupt_grace=30))
+    w.file(jar("A"), 0)
+    w.poll("9", 10)
+    w.poll(None, 60, finished("9", at=T0 + 60, created=T0 + 10))
+    fx = w.file(portal(61), 61)
+    assert w.src.verifying is not None and not w.src.verifying.same_session  # no jar: no upload
+    assert verdicts(fx) == [] and of(fx, core.Enqueue) == []  # within its grace: an upload?
+    fx = w.file(portal(61), 91)
+    assert verdicts(fx) == ["unverified"] and of(fx, core.RecordOutcome) == []
+    assert [e.reason for e in of(fx, core.Enqueue)] == [Reason.CORRUPT_COOKIES]
+
+
+def test_n11_a_jar_missing_since_before_the_ask_waits_for_the_upload_then_no_upload() -> None:
+    """The job was asked for the missing jar, and the jar never changed: the verification is the
+    job's to end — an upload clears the problem, none is `no_upload` at the deadline."""
+    w = World(settings(upload_timeout=120, missing_grace=60))
+    w.file(jar("A"), 0)
+    w.file(missing(), 5)
+    w.poll("9", 70)  # asked for the missing jar
+    w.poll(None, 100, finished("9", at=T0 + 100, created=T0 + 70))
+    fx = w.file(missing(), 110)
+    assert w.src.verifying is not None and verdicts(fx) == []
+    fx = w(core.TimerFired("main", "upload"), 100 + 120)
+    assert verdicts(fx) == ["no_upload"]
+
+
+def test_n16_after_a_restart_the_remembered_upload_is_the_jobs_though_the_jar_is_gone() -> None:
+    """Seeds 1004400, 1002102: the previous run saw the job's session B arrive; the jar was
+    removed while the daemon was down. The job is booked again at start: B, first seen after the
+    ask, is its upload (never `no_upload`), and the missing jar past its grace ends the
+    verification `unverified` and is refreshed."""
+    w = World(settings(upload_timeout=600, missing_grace=60))
+    w.src.sessions = {"A": T0 - 86400, "B": T0 + 55}  # restored from the state file
+    w.state.judged = set()
+    w.t = 300
+    fx = w.poll(None, 300, finished("9", at=T0 + 60, created=T0 + 10))
+    assert w.src.verifying is not None and w.src.verifying.session_at == T0 + 55
+    assert of(fx, core.RunValidation)  # it looks: the offline check
+    w.file(missing(), 300)
+    fx = w.validated(False, Reason.MISSING_COOKIES, began=300, at=300.1, offline=True)
+    assert w.src.verifying is not None and verdicts(fx) == []  # the jar caught mid-write?
+    fx = w.file(missing(), 360)
+    assert verdicts(fx) == ["unverified"]
+    assert [e.reason for e in of(fx, core.Enqueue)] == [Reason.MISSING_COOKIES]

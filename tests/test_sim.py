@@ -8,16 +8,20 @@ random run may break no promise outside that list.
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 from dataclasses import replace
 
 import pytest
 
+from cookie_supervisor.core import jobs as core_jobs
 from tests.sim.regression import KNOWN_BROKEN, REGRESSIONS
 from tests.sim.scenarios import generate, replay_command, run, shrink
 from tests.sim.world import DaemonConfig, World
 
 SCENARIOS = 500
+# the module, not `core.step` the function that the package exports under the same name
+core_step = importlib.import_module("cookie_supervisor.core.step")
 # How fixed defects showed in a violation's message: D1/D8 (a new session or a peer resetting
 # the shared backoff). (D2's "a job while a diagnosis stood" is held by D2a-c's scenarios: N3
 # still shows it after a FLUSHALL.)
@@ -83,15 +87,23 @@ def test_a_run_replays_exactly() -> None:
     assert a.trace == b.trace and a.steps == b.steps > 0
 
 
-def test_shrinking_keeps_the_violation_and_drops_actions() -> None:
-    # a defect still broken whose scenario has several actions (the list shrinks as fixes land)
-    # (the shortest world among those with several actions: each shrinking try runs it again)
+def test_shrinking_keeps_the_violation_and_drops_actions(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A defect still broken whose scenario has several actions, the shortest world among them
+    # (each shrinking try runs it again); with none left, N11 put back into the core (an open
+    # verification holds back the replaced jar's own refresh) gives the shrinker its violation.
     several = [d for d in sorted(KNOWN_BROKEN) if len(REGRESSIONS[d][0]().actions) >= 2]
-    defect = min(several, key=lambda d: REGRESSIONS[d][0]().span)
+    if several:
+        defect = min(several, key=lambda d: REGRESSIONS[d][0]().span)
+        promises = set(KNOWN_BROKEN[defect][0])
+    else:
+        defect, promises = "N11", {"P2"}
+        for module in (core_step, core_jobs):
+            monkeypatch.setattr(module, "overtaken", lambda src, now: [])
     base = REGRESSIONS[defect][0]()
     padding = tuple((base.span * 0.9 + i, "clock", (0, 0.0)) for i in range(3))  # do nothing
     sc = replace(base, actions=base.actions + padding)
-    promise = {v.promise for v in run(sc).violations} & set(KNOWN_BROKEN[defect][0])
+    promise = {v.promise for v in run(sc).violations} & promises
+    assert promise, f"{defect} does not break {promises}"
     small = shrink(sc, min(promise), budget=40)
     assert len(small.actions) < len(sc.actions)
     assert min(promise) in {v.promise for v in run(small).violations}

@@ -17,12 +17,12 @@ from cookie_supervisor.core.source import (
     Source,
     Spell,
     State,
+    arrival_after,
     awaiting_verification,
     file_evidence,
     learned_renewal,
     log_line,
     notification,
-    session_after,
     validate,
 )
 from cookie_supervisor.model import (
@@ -75,10 +75,10 @@ def file_inspected(state: State, src: Source, report: CookieReport, now: Now) ->
     if new_session and src.verifying is not None:
         # The latest session is the refresh's, also after a rewrite of the old one (D14).
         src.verifying.session_at, src.verifying.same_session = now.wall, False
-    elif _arrived_during_job(src):
+    elif (arrived := _arrived_during_job(src)) is not None:
         # A job booked again after a restart: the session it uploaded was seen before (D6).
         assert src.verifying is not None
-        src.verifying.session_at = src.session_since
+        src.verifying.session_at = arrived
         fx += validate(src, "verification")
     elif (changed or previous is None) and _written_by_job(src, report, now):
         # The extractor wrote the jar, then reported; the watcher saw the write late, or the
@@ -106,11 +106,11 @@ def _failed_online(src: Source) -> bool:
     return v is not None and not v.ok and not v.offline
 
 
-def _arrived_during_job(src: Source) -> bool:
+def _arrived_during_job(src: Source) -> float | None:
     ver = src.verifying
     if ver is None or ver.session_at is not None:
-        return False
-    return session_after(src, ver)
+        return None
+    return arrival_after(src, ver)
 
 
 def _written_by_job(src: Source, report: CookieReport, now: Now) -> bool:
@@ -120,8 +120,8 @@ def _written_by_job(src: Source, report: CookieReport, now: Now) -> bool:
     jar's mtime, which is the writing host's clock: alone it cannot tell when that host's clock
     is off from this one's (N8: an hour ahead, the job's rewrite looked later than its end)."""
     ver = src.verifying
-    if ver is None or ver.session_at is not None or not report.exists:
-        return False
+    if ver is None or ver.session_at is not None or not report.valid:
+        return False  # not a cookie file (a captive-portal page): no upload of a jar (N11)
     if ver.ended_mono is not None and now.mono - ver.ended_mono <= UPLOAD_SEEN_LAG:
         return True
     return report.mtime is not None and ver.asked_at < report.mtime <= ver.ended_at
@@ -185,11 +185,11 @@ def _track_problem(
         return
     src.problem = problem
     if problem is None:
-        src.problem_since = src.problem_confirm_at = None
+        src.problem_since = src.problem_mono = src.problem_confirm_at = None
         src.announced.difference_update(event for event, _ in _PROBLEM_EVENTS.values())
         fx.append(Cancel(src.name, "grace"))
         return
-    src.problem_since = now.wall
+    src.problem_since, src.problem_mono = now.wall, now.mono
     src.problem_key = _problem_key(problem, previous, report)
     grace = _grace(src.settings, problem, previous, report)
     if problem in (Reason.LOGGED_OUT, Reason.EXPIRED) and _shrank(src.last_good, report):

@@ -26,12 +26,12 @@ from cookie_supervisor.core.source import (
     Spell,
     State,
     Verification,
+    arrival_after,
     log_line,
     notification,
-    session_after,
     validate,
 )
-from cookie_supervisor.core.validation import diagnosis_ttl, end_verification, job_key
+from cookie_supervisor.core.validation import diagnosis_ttl, end_verification, job_key, overtaken
 from cookie_supervisor.model import (
     FinishedJob,
     Now,
@@ -195,15 +195,15 @@ def _job_finished(src: Source, job: FinishedJob, now: Now, *, counted: bool) -> 
     src.verifying = ver
     fx.append(Arm(src.name, "upload", ver.deadline))
     # The extractor uploads before it reports success: the new session may be here already.
-    if session_after(src, ver):
-        ver.session_at = src.session_since
+    if (arrived := arrival_after(src, ver)) is not None:
+        ver.session_at = arrived
         fx += validate(src, "verification")
     elif src.rewritten_at is not None and src.rewritten_at > ver.asked_at:
         # The jar was rewritten with the session already there while the job ran: the
         # extractor uploaded the same login (D14). The validation judges it, not `no_upload`.
         ver.session_at, ver.same_session = src.rewritten_at, True
         fx += validate(src, "verification")
-    return fx
+    return fx + overtaken(src, now)  # the jar replaced while the job ran: pursued below
 
 
 def redis_went_down(state: State, event: RedisDown, now: Now) -> list[Effect]:

@@ -101,6 +101,7 @@ class Source:
     read_error: str | None = None  # errno name while the daemon itself cannot read the file
     problem: Reason | None = None
     problem_since: float | None = None
+    problem_mono: float | None = None  # the same moment on the monotonic clock (this run's)
     problem_confirm_at: float | None = None  # the problem counts as evidence from then on
     # What names this spell of the problem for its webhook event: the file as every daemon sees
     # it (so daemons sharing the jar make one event id), else the time this daemon saw it start.
@@ -215,14 +216,29 @@ class State:
         return next(iter(self.sources))
 
 
-def session_after(src: Source, ver: Verification) -> bool:
-    """The current session was first seen after the job was asked: on the monotonic clock when
-    this run saw both, else on the wall clock."""
-    if (first_seen := src.session_since) is None or src.session is None:
-        return False
-    if ver.asked_mono is not None and (mono := src.arrived_mono.get(src.session)) is not None:
-        return mono > ver.asked_mono
-    return first_seen > ver.asked_at
+def arrival_after(src: Source, ver: Verification) -> float | None:
+    """When the jar's session was first seen (wall), if that was after the job was asked: on the
+    monotonic clock when this run saw both, else on the wall clock. While the jar shows no
+    session (a restart found it missing or corrupt), the newest session remembered stands for
+    it: what was in the jar last (the job's upload, when a run before the restart saw it)."""
+    fp = src.session
+    if fp is None and src.sessions:
+        fp = max(src.sessions, key=src.sessions.__getitem__)
+    if fp is None or (first_seen := src.sessions.get(fp)) is None:
+        return None
+    if ver.asked_mono is not None and (mono := src.arrived_mono.get(fp)) is not None:
+        return first_seen if mono > ver.asked_mono else None
+    return first_seen if first_seen > ver.asked_at else None
+
+
+def replaced_since_asked(src: Source, ver: Verification) -> bool:
+    """Did the file's current problem begin after the job was asked (N11)? Then the jar changed
+    since the ask: whatever the job uploaded was replaced or removed, and nothing can judge it.
+    A problem that stood since before the ask (the job was asked for it) is the job's to end:
+    an upload clears it, none is `no_upload`. On the monotonic clock when this run saw both."""
+    if ver.asked_mono is not None and src.problem_mono is not None:
+        return src.problem_mono > ver.asked_mono
+    return src.problem_since is not None and src.problem_since > ver.asked_at
 
 
 def file_evidence(src: Source, now: Now) -> Reason | None:

@@ -43,7 +43,7 @@ from cookie_supervisor.core.jobs import queue_observed, redis_went_down
 from cookie_supervisor.core.problems import problem_lines
 from cookie_supervisor.core.refresh import need, pursue, refresh_answered, refresh_asked
 from cookie_supervisor.core.source import Source, State, notification, validate
-from cookie_supervisor.core.validation import end_verification, validation_finished
+from cookie_supervisor.core.validation import end_verification, overtaken, validation_finished
 from cookie_supervisor.model import (
     Now,
     TimerKey,
@@ -66,7 +66,11 @@ def step(state: State, event: Event, now: Now | float) -> list[Effect]:
 def _step(state: State, event: Event, now: Now) -> list[Effect]:
     match event:
         case FileInspected():
-            return file_inspected(state, state.sources[event.source], event.report, now)
+            src = state.sources[event.source]
+            fx = file_inspected(state, src, event.report, now)
+            if ended := overtaken(src, now):  # the file's problem ended the verification (N11)
+                fx += ended + pursue(state, src, now, origin="file")
+            return fx
         case ValidationFinished():
             return validation_finished(state, state.sources[event.source], event.validation, now)
         case QueueObserved():

@@ -25,8 +25,10 @@ from cookie_supervisor.core.source import (
     FILE_STATES,
     Source,
     State,
+    file_evidence,
     log_line,
     notification,
+    replaced_since_asked,
     validate,
 )
 from cookie_supervisor.model import (
@@ -203,6 +205,18 @@ def _judge_verification(src: Source, v: Validation) -> list[Effect]:
         # Fresh cookies did not help: before asking again, find out whether they ever could.
         fx += validate(src, "diagnosis", diagnose=True)
     return fx
+
+
+def overtaken(src: Source, now: Now) -> list[Effect]:
+    """The file's own problem (missing, corrupt, logged out) outlasted its grace while a
+    verification is open, and the jar changed since the job was asked: whatever the job uploaded
+    was replaced or removed, no validation can judge it any more, and the open verification must
+    not hold back the file's own refresh until `upload_timeout` (N11). `unverified`: it blames
+    nothing. A jar that never changed since the ask waits for the deadline: `no_upload`."""
+    ver = src.verifying
+    if ver is None or file_evidence(src, now) is None or not replaced_since_asked(src, ver):
+        return []
+    return end_verification(src, "unverified")
 
 
 def end_verification(src: Source, verdict: Verdict) -> list[Effect]:
