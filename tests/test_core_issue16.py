@@ -15,6 +15,7 @@ from cookie_supervisor.bull import FinishedJob
 from cookie_supervisor.classify import Reason
 from cookie_supervisor.config import SourceSettings
 from cookie_supervisor.model import CookieReport
+from cookie_supervisor.verdict import conclude
 
 E = TypeVar("E")
 T0 = 1_800_000_000.0
@@ -455,3 +456,42 @@ def test_n16_after_a_restart_the_remembered_upload_is_the_jobs_though_the_jar_is
     fx = w.file(missing(), 360)
     assert verdicts(fx) == ["unverified"]
     assert [e.reason for e in of(fx, core.Enqueue)] == [Reason.MISSING_COOKIES]
+
+
+# --- N18: without an account check, a guest getting through does not make it the account -------
+
+
+def test_n18_a_failure_a_guest_does_not_meet_is_the_account_only_for_an_honoured_session() -> None:
+    """Seed 1001544: a daemon without an account check called a logged-out session
+    `account_restricted` (fails with cookies, works without) and never asked its refresh."""
+    bot, forbidden = Reason.BOT_DETECTION, Reason.FORBIDDEN
+    # no account check, a session of unknown standing: the cookies' failure, a refresh tells
+    assert conclude(bot, None, False, None) == (bot, None)
+    assert conclude(forbidden, None, False, None) == (forbidden, None)
+    # the account check passed, or a refresh's fresh login just failed: the account
+    restricted = (Reason.ACCOUNT_RESTRICTED, Reason.ACCOUNT_RESTRICTED)
+    assert conclude(forbidden, None, True, None) == restricted
+    assert conclude(bot, None, False, None, fresh=True) == restricted
+    # the guest fails the same way: the address, whatever the account check
+    assert conclude(bot, None, False, bot) == (Reason.IP_FLAGGED, Reason.IP_FLAGGED)
+
+
+def test_n18_a_guest_getting_through_drops_an_address_or_po_token_diagnosis() -> None:
+    """The diagnosis (po_token_required, a day old) is re-checked by a report; the cookie-less
+    probe passes, the cookies fail: the PO token is not the cause, the diagnosis goes, and the
+    failed validation asks its refresh."""
+    w = World(settings(validate_every=0))
+    w.file(jar("A"), 0)
+    w.src.diagnosed = Reason.PO_TOKEN_REQUIRED
+    fx = w.validated(False, Reason.BOT_DETECTION, began=10, at=15, bare_ok=True, trigger="report")
+    assert w.src.diagnosis is None
+    assert core.ShareDiagnosis("main", None) in fx
+    assert [e.reason for e in of(fx, core.Enqueue)] == [Reason.BOT_DETECTION]
+
+
+def test_n18_a_guest_getting_through_keeps_an_account_diagnosis() -> None:
+    w = World(settings(validate_every=0))
+    w.file(jar("A"), 0)
+    w.src.diagnosed = Reason.ACCOUNT_RESTRICTED
+    fx = w.validated(False, Reason.FORBIDDEN, began=10, at=15, bare_ok=True, trigger="report")
+    assert w.src.diagnosis is Reason.ACCOUNT_RESTRICTED and of(fx, core.Enqueue) == []

@@ -208,6 +208,7 @@ class Validation:
     offline: bool = False
     media_reason: Reason | None = None  # the media probe's own failure, before any diagnosis
     account_ok: bool | None = None  # the account check: None when it did not run
+    bare_ok: bool | None = None  # the cookie-less probe: None when it did not run
     diagnosis: Reason | None = None  # ip_flagged, po_token_required, account_restricted
     read_error: str | None = None  # the daemon could not read the jar (errno): no verdict at all
     # How long it took on the monotonic clock (the runtime's measure): a wall clock stepped

@@ -40,11 +40,21 @@ def wants_diagnosis(media: Reason | None, account_ok: bool | None, asked: bool) 
 
 
 def conclude(
-    media: Reason | None, account: Reason | None, account_ran: bool, without: Reason | bool | None
+    media: Reason | None,
+    account: Reason | None,
+    account_ran: bool,
+    without: Reason | bool | None,
+    fresh: bool = False,
 ) -> tuple[Reason | None, Reason | None]:
     """(verdict, diagnosis) from the media probe, the account check and the cookie-less probe.
 
     `without` is False when the cookie-less probe did not run, else its failure or None (passed).
+    `fresh`: the session is a refresh's new login that was just `still_failing`.
+
+    Failing with cookies and working without is `account_restricted` only for a session known to
+    be honoured: the account check passed, or it is a fresh login. A session of unknown standing
+    (no account check) fails the same way when YouTube no longer honours it, which fresh
+    cookies do fix: that is the cookies' failure, and a refresh's fresh session tells (N18).
     """
     if account_ran and account in NOT_HONOURED:
         return account, None  # the session is not honoured: that is the cookies, whatever else
@@ -53,6 +63,9 @@ def conclude(
     if without is False:
         return media, None
     found = diagnose(media, without if isinstance(without, Reason) else None)
+    honoured = (account_ran and account is None) or fresh
+    if found is Reason.ACCOUNT_RESTRICTED and not honoured:
+        return media, None
     return (found, found) if found is not None else (media, None)
 
 
@@ -129,7 +142,11 @@ def validation_of(
     bare = next((p for p in said if p.kind == "bare"), None)
     without: Reason | bool | None = False if bare is None else bare.reason
     verdict, diagnosis = conclude(
-        media.reason, account.reason if account else None, account is not None, without
+        media.reason,
+        account.reason if account else None,
+        account is not None,
+        without,
+        fresh=trigger == "diagnosis",  # asked after a refresh's new session was still_failing
     )
     parts = [media.message, account.message if account else ""]
     return Validation(
@@ -143,6 +160,7 @@ def validation_of(
         account_cookies=media.account_cookies,
         media_reason=media.reason,
         account_ok=None if account is None else account.ok,
+        bare_ok=None if bare is None else bare.ok,
         diagnosis=diagnosis,
     )
 

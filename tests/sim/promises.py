@@ -88,6 +88,7 @@ class Promises:
         self.flushes = 0  # Redis's lifetime the P1 window counts in
         self.diagnosed_at: float | None = None
         self.diagnosers: set[int] = set()  # daemon runs whose own validation diagnosed it
+        self.diagnosis: Reason | None = None  # what the diagnosis named
         # P2
         self.stuck_since: dict[int, float] = {}
         self.need_since: dict[int, tuple[float, float]] = {}
@@ -341,10 +342,19 @@ class Promises:
                 self.eco.logins_repaired += w.logins - logins
                 self.eco.repair_times.append(w.t - start)
                 self.incident = None
+        # A guest getting through (the cookie-less probe passed) contradicts a diagnosis that
+        # named the address or the PO token: it proves both wrong (N18). What stops the cookies
+        # then (the account, or a session YouTube dropped) a daemon without an account check
+        # learns from a refresh's fresh session: P1's ration holds that refresh, not the zero.
+        guest = v.bare_ok is True and self.diagnosis in (
+            Reason.IP_FLAGGED,
+            Reason.PO_TOKEN_REQUIRED,
+        )
         if v.diagnosis is not None and w.youtube.blocked is not None:
             self.diagnosed_at = self.diagnosed_at or w.t
             self.diagnosers.add(d.incarnation)
-        elif v.ok or v.reason in (Reason.LOGGED_OUT, Reason.COOKIES_ROTATED):
+            self.diagnosis = v.diagnosis
+        elif v.ok or v.reason in (Reason.LOGGED_OUT, Reason.COOKIES_ROTATED) or guest:
             self.diagnosed_at = None  # newer evidence contradicts the diagnosis
             self.diagnosers.clear()
 

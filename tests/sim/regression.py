@@ -433,6 +433,14 @@ def d13() -> Scenario:
     return seeded(1000312, tuple(range(11)), "D13")
 
 
+def n18() -> Scenario:
+    """New (make sim, seed 1001544): a daemon without an account check re-checks a day-old
+    po_token_required on a backend report; the session is logged out (the cookies fail, a guest
+    gets through) and it concludes `account_restricted`: the dead session's refresh is never
+    asked (P2)."""
+    return seeded(1001544, (7, 20, 22, 23), "N18")
+
+
 def n12() -> Scenario:
     """New (make sim, seed 1000999): a validation failing while Redis is down (the bot wall,
     before a diagnosis) is owed; when Redis is back 5 minutes later the wall is gone and the
@@ -505,6 +513,7 @@ REGRESSIONS: dict[str, tuple[Callable[[], Scenario], str]] = {
     "N12": (n12, "P5"),
     "N16": (n16, "P3"),
     "N17": (n17, "P3"),
+    "N18": (n18, "P2"),
     "D13": (d13, "P5"),
     "N1": (n1, "P2"),
     "N2": (n2, "P6"),

@@ -134,7 +134,10 @@ def _track_diagnosis(src: Source, v: Validation, now: Now) -> list[Effect]:
                 )
             )
         return fx
-    contradicted = (v.ok and not v.offline) or v.reason in NOT_HONOURED
+    # A guest getting through (the cookie-less probe passed) proves the address is not flagged
+    # and no PO token is wanted: only the account could still be the cause (N18).
+    guest_passed = v.bare_ok is True and before in (Reason.IP_FLAGGED, Reason.PO_TOKEN_REQUIRED)
+    contradicted = (v.ok and not v.offline) or v.reason in NOT_HONOURED or guest_passed
     if before is None:
         return []
     if not contradicted:
