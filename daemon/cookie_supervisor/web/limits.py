@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 
 from cookie_supervisor.classify import clean_text
 from cookie_supervisor.metrics import Metrics
@@ -113,21 +113,21 @@ class BodyError(Exception):
 async def json_body(request: Request) -> Any:
     """The body as JSON, whatever the content type says (backends send what they send); every
     way it can be wrong is a 4xx with a reason."""
+    return parse_json(await read_body(request))
+
+
+async def read_body(request: Request) -> bytes:
+    """The body's bytes, at most MAX_BODY of them (else 413)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY:
         raise BodyError(413, f"body larger than {MAX_BODY} bytes")
-    # Read in chunks and stop at the limit: a chunked body has no Content-Length to refuse early.
-    chunks, size = [], 0
+    return await _read(request)
+
+
+def parse_json(data: bytes) -> Any:
+    """A body's bytes as a JSON object; every way they can be wrong is a 422 with a reason."""
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_BODY:
-                raise BodyError(413, f"body larger than {MAX_BODY} bytes")
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise BodyError(400, "client disconnected") from None
-    try:
-        text = b"".join(chunks).decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BodyError(422, f"body is not UTF-8 (byte {exc.start})") from None
     try:
@@ -142,6 +142,24 @@ async def json_body(request: Request) -> Any:
         raise BodyError(422, "body must be a JSON object")
     # Strict UTF-8 decoding yields no surrogate: only a `\\u` escape can make one.
     return clean(body) if "\\u" in text else body
+
+
+async def _read(request: Request) -> bytes:
+    """The body, read message by message from the server and refused once over the limit (a
+    chunked body has no Content-Length to refuse early). Straight from `receive`, not through
+    `request.stream()`: its async generator was a fifth of the trigger route's own time."""
+    receive, chunks, size = request.receive, list[bytes](), 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise BodyError(400, "client disconnected")
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise BodyError(413, f"body larger than {MAX_BODY} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def clean(value: Any) -> Any:

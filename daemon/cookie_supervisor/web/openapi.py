@@ -25,7 +25,8 @@ class TriggerRequest(BaseModel):
     """The backend's body, plus optional extras. Unknown keys are ignored for old clients; known
     ones are strict (`"force": "yes"` is refused, not read as true)."""
 
-    model_config = ConfigDict(extra="ignore", strict=True)
+    # frozen: the routes remember validated bodies and hand the same one out again
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
 
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     source: str | None = None

@@ -33,7 +33,13 @@ from starlette.routing import Route
 from cookie_supervisor import __version__, model, runbook
 from cookie_supervisor.classify import Reason, scrub_tree
 from cookie_supervisor.metrics import Metrics
-from cookie_supervisor.web.limits import AuthFailures, BodyError, RateLimiter, json_body
+from cookie_supervisor.web.limits import (
+    AuthFailures,
+    BodyError,
+    RateLimiter,
+    parse_json,
+    read_body,
+)
 from cookie_supervisor.web.openapi import (
     CookieHealth,
     CookiesStatus,
@@ -53,6 +59,8 @@ from cookie_supervisor.web.openapi import (
 READS = "/api/cookies/"  # the GET routes under this prefix need the token off loopback
 MAX_ANSWERS = 1024  # rendered answers kept per route (health: per source and usability)
 MAX_ECHO = 256  # longer reasons (whitespace padding) are answered without being remembered
+MAX_BODIES = 1024  # trigger bodies remembered parsed and validated
+MAX_REMEMBERED_BODY = 2048  # bytes; a longer body is parsed every time
 
 
 # --- what the routes need from the runtime ----------------------------------------------------
@@ -193,6 +201,9 @@ class Api:
     auth_failures: AuthFailures = field(init=False)
     _health_answers: Rendered = field(init=False, default_factory=Rendered)
     _trigger_answers: Rendered = field(init=False, default_factory=Rendered)
+    _trigger_bodies: dict[bytes, tuple[TriggerRequest, str]] = field(
+        init=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         E = Endpoint
@@ -393,8 +404,7 @@ class Api:
         return JSONResponse({"success": True, "queue": queue, "status": status, "redis_up": True})
 
     async def trigger_refresh(self, request: Request) -> Response:
-        raw = await json_body(request)
-        body = TriggerRequest.model_validate(raw)
+        body, sent = self._trigger_request(await read_body(request))
         o = await self.runtime.request(
             self.source_of(body.source),
             body.reason,
@@ -403,13 +413,29 @@ class Api:
             video_id=body.video_id,
             force=body.force,
         )
-        sent: str = raw["reason"]
         if len(sent) > MAX_ECHO:
             return JSONResponse(_trigger_answer(o, sent))
         # Everything the answer says, so one key is one answer (`retry_after` as shown).
         shown = _shown(o.retry_after)
         key = (sent, o.message, o.reason, o.triggered, o.state, o.source, o.job_id, o.forced, shown)
         return self._trigger_answers.get(key, lambda: _trigger_answer(o, sent))
+
+    def _trigger_request(self, data: bytes) -> tuple[TriggerRequest, str]:
+        """The body validated, and its reason as sent (echoed in the answer). A pure function of
+        the bytes, so a storm of identical triggers parses and validates them once (JSON,
+        surrogates and pydantic were a quarter of the route's own time); a body refused is
+        refused every time, never remembered. At most MAX_BODIES are kept, then all are
+        forgotten at once."""
+        known = self._trigger_bodies.get(data)
+        if known is not None:
+            return known
+        raw = parse_json(data)
+        known = TriggerRequest.model_validate(raw), raw["reason"]
+        if len(data) <= MAX_REMEMBERED_BODY:
+            if len(self._trigger_bodies) >= MAX_BODIES:
+                self._trigger_bodies.clear()
+            self._trigger_bodies[data] = known
+        return known
 
     async def validate(self, request: Request) -> Response:
         source = self.source_of(request.query_params.get("source"))
