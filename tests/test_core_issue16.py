@@ -495,3 +495,20 @@ def test_n18_a_guest_getting_through_keeps_an_account_diagnosis() -> None:
     w.src.diagnosed = Reason.ACCOUNT_RESTRICTED
     fx = w.validated(False, Reason.FORBIDDEN, began=10, at=15, bare_ok=True, trigger="report")
     assert w.src.diagnosis is Reason.ACCOUNT_RESTRICTED and of(fx, core.Enqueue) == []
+
+
+# --- N19: a rewrite during the job, with the wall clock stepped back ----------------------------
+
+
+def test_n19_a_same_session_rewrite_during_the_job_is_ordered_on_the_monotonic_clock() -> None:
+    """Seed 1009707: the wall clock is stepped back an hour while the job runs; the extractor's
+    rewrite of the same session (scp) is dated an hour before the ask on the wall clock, and the
+    job was booked `no_upload`. On the monotonic clock the rewrite came after the ask."""
+    w = World(settings(upload_timeout=120))
+    w.file(jar("A"), 0)
+    w.poll("9", 10)  # the job is asked (seen pending)
+    w.wall_offset = -3600.0
+    w.file(jar("A", size=2100, mtime=T0 + 70 - 3600), 70)  # the same session, written again
+    fx = w.poll(None, 72, finished("9", at=T0 + 72, created=T0 + 10))
+    assert w.src.verifying is not None and w.src.verifying.same_session
+    assert of(fx, core.RunValidation)  # judged by a validation, not `no_upload` at the deadline

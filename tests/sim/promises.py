@@ -570,7 +570,13 @@ class Promises:
         for info in self.jobs.values():
             if info.seen is None or info.seen > end - longest - 180:
                 continue
-            if not info.verdicts and any(d.alive for d in w.daemons.values()):
+            # A restart re-books a job whose verification was open (the deadline is on the
+            # monotonic clock, which a restart begins again): its verdict is due a whole
+            # upload_timeout after the run that books it started, not after the job's end.
+            since = [max(info.seen, d.born) for d in w.daemons.values() if d.alive]
+            if not since or min(since) > end - longest - 180:
+                continue
+            if not info.verdicts:
                 self.fail(
                     "P3",
                     f"job {info.job_id} (uid {info.uid}, {info.reason}) finished "

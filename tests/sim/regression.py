@@ -441,6 +441,13 @@ def n18() -> Scenario:
     return seeded(1001544, (7, 20, 22, 23), "N18")
 
 
+def n19() -> Scenario:
+    """New (make sim, seed 1009707): the wall clock is stepped back an hour while a job runs;
+    the extractor's scp rewrite of the same session is dated before the ask on the wall clock
+    and the job is booked `no_upload` (P3)."""
+    return replace(generate(1009707), name="N19")
+
+
 def n12() -> Scenario:
     """New (make sim, seed 1000999): a validation failing while Redis is down (the bot wall,
     before a diagnosis) is owed; when Redis is back 5 minutes later the wall is gone and the
@@ -514,6 +521,7 @@ REGRESSIONS: dict[str, tuple[Callable[[], Scenario], str]] = {
     "N16": (n16, "P3"),
     "N17": (n17, "P3"),
     "N18": (n18, "P2"),
+    "N19": (n19, "P3"),
     "D13": (d13, "P5"),
     "N1": (n1, "P2"),
     "N2": (n2, "P6"),

@@ -71,7 +71,8 @@ def file_inspected(state: State, src: Source, report: CookieReport, now: Now) ->
             )
         )
     if changed and report.exists:
-        src.rewritten_at = now.wall  # a write, whatever it holds: perhaps a refresh's upload
+        # a write, whatever it holds: perhaps a refresh's upload
+        src.rewritten_at, src.rewritten_mono = now.wall, now.mono
     if new_session and src.verifying is not None:
         # The latest session is the refresh's, also after a rewrite of the old one (D14).
         src.verifying.session_at, src.verifying.same_session = now.wall, False

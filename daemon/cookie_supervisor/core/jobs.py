@@ -29,6 +29,7 @@ from cookie_supervisor.core.source import (
     arrival_after,
     log_line,
     notification,
+    rewritten_since_asked,
     validate,
 )
 from cookie_supervisor.core.validation import diagnosis_ttl, end_verification, job_key, overtaken
@@ -198,7 +199,7 @@ def _job_finished(src: Source, job: FinishedJob, now: Now, *, counted: bool) -> 
     if (arrived := arrival_after(src, ver)) is not None:
         ver.session_at = arrived
         fx += validate(src, "verification")
-    elif src.rewritten_at is not None and src.rewritten_at > ver.asked_at:
+    elif src.rewritten_at is not None and rewritten_since_asked(src, ver):
         # The jar was rewritten with the session already there while the job ran: the
         # extractor uploaded the same login (D14). The validation judges it, not `no_upload`.
         ver.session_at, ver.same_session = src.rewritten_at, True

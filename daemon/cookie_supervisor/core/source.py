@@ -139,6 +139,7 @@ class Source:
     diagnosis_checked: float | None = None
     reset_by: str | None = None  # the session whose passing validation last reset the backoff
     rewritten_at: float | None = None  # wall time the daemon last saw the logged-in jar change
+    rewritten_mono: float | None = None  # the same moment on this run's monotonic clock
     validating: bool = False
     verifying: Verification | None = None
     history: deque[FinishedJob] = field(default_factory=lambda: deque(maxlen=HISTORY))
@@ -229,6 +230,15 @@ def arrival_after(src: Source, ver: Verification) -> float | None:
     if ver.asked_mono is not None and (mono := src.arrived_mono.get(fp)) is not None:
         return first_seen if mono > ver.asked_mono else None
     return first_seen if first_seen > ver.asked_at else None
+
+
+def rewritten_since_asked(src: Source, ver: Verification) -> bool:
+    """Did this daemon see the jar written after the job was asked? On the monotonic clock when
+    this run saw both (N19: a wall clock stepped back an hour during the job hid the
+    extractor's rewrite of the same session, booked `no_upload`), else on the wall dates."""
+    if ver.asked_mono is not None and src.rewritten_mono is not None:
+        return src.rewritten_mono > ver.asked_mono
+    return src.rewritten_at is not None and src.rewritten_at > ver.asked_at
 
 
 def replaced_since_asked(src: Source, ver: Verification) -> bool:
