@@ -340,6 +340,33 @@ def test_a_bad_body_is_refused_with_its_reason(
     assert rig.runtime.requests == []
 
 
+def test_a_remembered_body_is_passed_on_as_the_first_and_a_refused_one_is_refused_again(
+    rig: Rig,
+) -> None:
+    """Bodies are parsed and validated once per distinct bytes: the runtime sees the same
+    request each time, a refused body is never remembered, and the memo stays bounded."""
+    body = b'{"reason": " bot_detection ", "error": "Sign in", "force": true}'
+    answers = [rig.client.post(TRIGGER, content=body).json() for _ in range(3)]
+    assert answers[0]["reason"] == " bot_detection " and answers == answers[:1] * 3
+    assert rig.runtime.requests == rig.runtime.requests[:1] * 3
+    assert rig.runtime.requests[0]["reason"] == "bot_detection" and rig.runtime.requests[0]["force"]
+    for _ in range(2):
+        bad = rig.client.post(TRIGGER, content=b'{"reason": "x", "force": "yes"}')
+        assert _error(bad, 422).startswith("force: Input should be a valid boolean")
+    assert len(rig.runtime.requests) == 3
+    for i in range(routes.MAX_BODIES + 5):
+        assert rig.client.post(TRIGGER, json={"reason": f"r{i}"}).json()["reason"] == f"r{i}"
+    assert rig.runtime.requests[-1]["reason"] == f"r{routes.MAX_BODIES + 4}"
+    api_bodies = [
+        len(cell.cell_contents._trigger_bodies)
+        for route in rig.client.app.routes  # type: ignore[attr-defined]
+        if route.path == TRIGGER
+        for cell in route.endpoint.__closure__ or ()
+        if hasattr(cell.cell_contents, "_trigger_bodies")
+    ]
+    assert api_bodies and 0 < api_bodies[0] <= routes.MAX_BODIES
+
+
 def test_a_chunked_body_over_the_limit_is_refused_while_read(rig: Rig) -> None:
     def chunks() -> Iterator[bytes]:  # no Content-Length: only counting can stop it
         yield b'{"reason": "x", "pad": "'
