@@ -512,3 +512,15 @@ def test_n19_a_same_session_rewrite_during_the_job_is_ordered_on_the_monotonic_c
     fx = w.poll(None, 72, finished("9", at=T0 + 72, created=T0 + 10))
     assert w.src.verifying is not None and w.src.verifying.same_session
     assert of(fx, core.RunValidation)  # judged by a validation, not `no_upload` at the deadline
+
+
+def test_n18_a_guest_getting_through_drops_our_address_diagnosis_not_a_peers_account_one() -> None:
+    """Seed 1009296: a daemon without an account check held its own ip_flagged; a peer shared
+    account_restricted. The guest getting through disproves the address only: the peer's
+    diagnosis stays in Redis and here, and no job is asked."""
+    w = World(settings(validate_every=3600))
+    w.file(jar("A"), 0)
+    w.src.diagnosed, w.src.shared_diagnosis = Reason.IP_FLAGGED, Reason.ACCOUNT_RESTRICTED
+    fx = w.validated(False, Reason.FORBIDDEN, began=10, at=15, bare_ok=True)
+    assert w.src.diagnosis is Reason.ACCOUNT_RESTRICTED
+    assert of(fx, core.ShareDiagnosis) == [] and of(fx, core.Enqueue) == []

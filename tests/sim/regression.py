@@ -448,6 +448,13 @@ def n19() -> Scenario:
     return replace(generate(1009707), name="N19")
 
 
+def n20() -> Scenario:
+    """New (make sim, seed 1009296, after N18's first cut): a daemon without an account check
+    holds its own ip_flagged; a peer shares account_restricted; the guest getting through drops
+    both, the peer's deleted from Redis, and a job is asked for a restricted account (P1)."""
+    return replace(generate(1009296), name="N20")
+
+
 def n12() -> Scenario:
     """New (make sim, seed 1000999): a validation failing while Redis is down (the bot wall,
     before a diagnosis) is owed; when Redis is back 5 minutes later the wall is gone and the
@@ -522,6 +529,7 @@ REGRESSIONS: dict[str, tuple[Callable[[], Scenario], str]] = {
     "N17": (n17, "P3"),
     "N18": (n18, "P2"),
     "N19": (n19, "P3"),
+    "N20": (n20, "P1"),
     "D13": (d13, "P5"),
     "N1": (n1, "P2"),
     "N2": (n2, "P6"),

@@ -134,12 +134,11 @@ def _track_diagnosis(src: Source, v: Validation, now: Now) -> list[Effect]:
                 )
             )
         return fx
-    # A guest getting through (the cookie-less probe passed) proves the address is not flagged
-    # and no PO token is wanted: only the account could still be the cause (N18).
-    guest_passed = v.bare_ok is True and before in (Reason.IP_FLAGGED, Reason.PO_TOKEN_REQUIRED)
-    contradicted = (v.ok and not v.offline) or v.reason in NOT_HONOURED or guest_passed
+    contradicted = (v.ok and not v.offline) or v.reason in NOT_HONOURED
     if before is None:
         return []
+    if not contradicted and v.bare_ok is True and before in _GUEST_DISPROVES:
+        return _guest_passed(src, v)
     if not contradicted:
         if src.diagnosed is None:
             return []
@@ -148,8 +147,31 @@ def _track_diagnosis(src: Source, v: Validation, now: Now) -> list[Effect]:
         # validating on demand) asks a login while YouTube still rate-limits our runs (N14).
         return [ShareDiagnosis(src.name, src.diagnosed, diagnosis_ttl(src.settings))]
     src.diagnosed = src.shared_diagnosis = src.diagnosis_checked = None
+    return [ShareDiagnosis(src.name, None), *_dropped(src, before, v)]
+
+
+# What a guest getting through (the cookie-less probe passed) proves wrong: the address is not
+# flagged, no PO token is wanted. The account may still be the cause (N18).
+_GUEST_DISPROVES = frozenset({Reason.IP_FLAGGED, Reason.PO_TOKEN_REQUIRED})
+
+
+def _guest_passed(src: Source, v: Validation) -> list[Effect]:
+    """Drop the address or PO-token diagnosis, this daemon's and the shared copy; a peer's
+    `account_restricted` in Redis stays (a guest getting through is what it says too)."""
+    before = src.diagnosis
+    fx: list[Effect] = []
+    if src.diagnosed in _GUEST_DISPROVES:
+        src.diagnosed = src.diagnosis_checked = None
+    if src.shared_diagnosis in _GUEST_DISPROVES:
+        src.shared_diagnosis = None
+        fx.append(ShareDiagnosis(src.name, None))
+    elif src.diagnosed is None and src.shared_diagnosis is None:
+        fx.append(ShareDiagnosis(src.name, None))  # ours was the shared one
+    return [*fx, *_dropped(src, before, v)]
+
+
+def _dropped(src: Source, before: Reason | None, v: Validation) -> list[Effect]:
     return [
-        ShareDiagnosis(src.name, None),
         Persist(),
         log_line(
             logging.INFO,
