@@ -524,3 +524,19 @@ def test_n18_a_guest_getting_through_drops_our_address_diagnosis_not_a_peers_acc
     fx = w.validated(False, Reason.FORBIDDEN, began=10, at=15, bare_ok=True)
     assert w.src.diagnosis is Reason.ACCOUNT_RESTRICTED
     assert of(fx, core.ShareDiagnosis) == [] and of(fx, core.Enqueue) == []
+
+
+# --- N21: a failure taken under a peer's diagnosis is looked at again when it goes --------------
+
+
+def test_n21_a_failed_validation_under_a_lifted_diagnosis_validates_again_first() -> None:
+    """Seed 1001387: a daemon without an account check failed `forbidden` while a peer's
+    account_restricted stood; the account was lifted, the peer's pass deleted the diagnosis, and
+    the old failure paid a login for a healthy jar. It validates again first."""
+    w = World(settings(validate_every=1800))
+    w.file(jar("A"), 0)
+    w.poll(None, 1, diagnoses={"main": Reason.ACCOUNT_RESTRICTED})
+    fx = w.validated(False, Reason.FORBIDDEN, began=10, at=15, bare_ok=True)
+    assert of(fx, core.Enqueue) == []  # the peer's diagnosis explains it
+    fx = w.poll(None, 100, diagnoses={})
+    assert of(fx, core.Enqueue) == [] and of(fx, core.RunValidation)

@@ -455,6 +455,13 @@ def n20() -> Scenario:
     return replace(generate(1009296), name="N20")
 
 
+def n21() -> Scenario:
+    """New (make sim, seed 1001387, after N18): a daemon without an account check fails
+    `forbidden` while a peer's account_restricted stands; the account is lifted, the peer's pass
+    deletes the diagnosis, and the old failure pays a login for a healthy jar (P5)."""
+    return replace(generate(1001387), name="N21")
+
+
 def n12() -> Scenario:
     """New (make sim, seed 1000999): a validation failing while Redis is down (the bot wall,
     before a diagnosis) is owed; when Redis is back 5 minutes later the wall is gone and the
@@ -530,6 +537,7 @@ REGRESSIONS: dict[str, tuple[Callable[[], Scenario], str]] = {
     "N18": (n18, "P2"),
     "N19": (n19, "P3"),
     "N20": (n20, "P1"),
+    "N21": (n21, "P5"),
     "D13": (d13, "P5"),
     "N1": (n1, "P2"),
     "N2": (n2, "P6"),

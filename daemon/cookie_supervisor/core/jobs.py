@@ -55,9 +55,13 @@ def queue_observed(state: State, obs: QueueObserved, now: Now) -> list[Effect]:
     if state.redis_up is not True:
         fx.append(redis_back(state, now))
     state.redis_up, state.counts = True, obs.counts
+    lifted: set[str] = set()  # a diagnosis that stood here is gone from Redis
     if obs.diagnoses is not None:
         for name, src in state.sources.items():
+            stood = src.diagnosis
             fx += _shared_seen(state, src, obs.diagnoses.get(name), now, reshare=reshare)
+            if stood is not None and src.diagnosis is None:
+                lifted.add(name)
     state.history_recovered = True
     initial = state.judged is None
     judged = state.judged if state.judged is not None else set()
@@ -91,6 +95,10 @@ def queue_observed(state: State, obs: QueueObserved, now: Now) -> list[Effect]:
     for src in state.sources.values():
         if src.owed is not None:  # after an outage, or restored from the state file
             fx += _pay_owed(state, src, now)
+        elif src.name in lifted and _failed_validation(src) and src.pending_job is None:
+            # The diagnosis that explained the last failed validation is gone (a peer's pass
+            # deleted it): that failure was taken under it, look again before a login (N21).
+            fx += validate(src, "retry")
         else:
             fx += pursue(state, src, now, origin="retry")
     return fx
