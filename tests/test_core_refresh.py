@@ -255,4 +255,9 @@ def test_d2c_a_diagnosis_shared_through_redis_is_honoured() -> None:
     plan = core.plan_validation(h.src)
     assert plan.account_url is None and plan.diagnose
     fx = h(QueueObserved({"main": None}, diagnoses={"main": None}))  # expired, or dropped
-    assert enqueued(fx).reason is Reason.BOT_DETECTION  # the failed validation stands again
+    # The failed validation was taken under the diagnosis: it is checked again before a login
+    # (N21: the peer may have dropped it because the address works again).
+    assert of(fx, Enqueue) == []
+    assert [(v.source, v.trigger) for v in of(fx, core.RunValidation)] == [("main", "retry")]
+    fx = h.validated(False, Reason.BOT_DETECTION, media_reason=Reason.BOT_DETECTION)
+    assert enqueued(fx).reason is Reason.BOT_DETECTION  # failing still, with nothing in the way
