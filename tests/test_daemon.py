@@ -52,11 +52,18 @@ def jar(daemon: Daemon, jar_dir: Path) -> Path:
     """The daemon's cookie file, restored to a good jar before each test."""
     path = jar_dir / "cookies.txt"
     write_atomic(path, cookie_jar())
+    st = path.stat()
+    # Present and logged in is what the previous test may have left too: wait until the daemon
+    # has seen this very file (its size and mtime), or a test starts on the old one's numbers.
     wait_for(
         lambda: (
             daemon.metric("cookie_supervisor_file_present", source="default") == 1
             and daemon.metric("cookie_supervisor_logged_in", source="default") == 1
-        )
+            and daemon.metric("cookie_supervisor_file_size_bytes", source="default") == st.st_size
+            and daemon.metric("cookie_supervisor_file_modified_timestamp_seconds", source="default")
+            == st.st_mtime
+        ),
+        what="the daemon to see the restored jar",
     )
     return path
 
