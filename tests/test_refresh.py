@@ -305,8 +305,13 @@ def test_outcomes_are_followed_and_recovered_after_restart(
         # the failed job started a cooldown and a backoff; an automatic trigger meets one of them
         assert trigger(d).json()["state"] in ("coalesced", "cooldown", "backoff")
         worker.wait("completed")
+        # Booked (the ratio) and no longer pending: one poll can book the job while its pending
+        # read, taken a moment before it ended, still names it (the next poll clears it).
         wait_for(
-            lambda: d.metric("cookie_supervisor_refresh_success_ratio", source="default") == 0.5
+            lambda: (
+                d.metric("cookie_supervisor_refresh_success_ratio", source="default") == 0.5
+                and d.metric("cookie_supervisor_refresh_pending", source="default") == 0
+            )
         )
         cooled = trigger(d).json()
         assert cooled["state"] in ("cooldown", "backoff") and cooled["retry_after"] > 0
