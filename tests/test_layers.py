@@ -30,10 +30,11 @@ FLOOR = {
 CORE = "cookie_supervisor.core"
 CORE_MAY_IMPORT = {f"{PACKAGE}.{m}" for m in ("model", "classify", "verdict", "backoff")}
 # The runtime: the only modules above the core that may import it. supervisor carries out the
-# core's effects and app wires it; the rest are views of the core's state the runtime serves:
-# the status and the one verdict (views), the scrape-time gauges (metrics), and what the state
-# file remembers of it across a restart (memory). No edge (state, bull, webhooks, reports, ...).
-RUNTIME = {f"{PACKAGE}.{m}" for m in ("supervisor", "app", "views", "metrics", "memory")}
+# core's effects, poller tells it what the queue holds, and app wires them; the rest are views
+# of the core's state the runtime serves: the status and the one verdict (views), the
+# scrape-time gauges (metrics), and what the state file remembers of it across a restart
+# (memory). No edge (state, bull, redisconn, webhooks, reports, ...).
+RUNTIME = {f"{PACKAGE}.{m}" for m in ("supervisor", "poller", "app", "views", "metrics", "memory")}
 
 
 def module_name(path: Path) -> str:

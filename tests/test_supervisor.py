@@ -160,7 +160,7 @@ async def test_start_polls_inspects_arms_and_validates(rig: Rig) -> None:
     sup = rig.sup
     await sup.start()
     await rig.settle()
-    assert sup.started and sup.redis_up and sup.scope == "epoch-1"
+    assert sup.started and sup.redis_up and sup.poller.scope == "epoch-1"
     assert rig.timers.every_["queue-poll"] == sup.settings.queue_poll_interval
     assert rig.timers.every_["validate:default"] == 3600.0
     assert rig.validator.runs == ["schedule"]  # the first validation, run by the core's ask
@@ -224,7 +224,7 @@ async def test_redis_down_owes_the_refresh_and_persists_it(rig: Rig) -> None:
     assert rig.saved()["sources"]["default"]["owed"]["reason"] == "manual"
     # Redis back: the next poll sees it, and the owed refresh is paid once.
     rig.queue.down = False
-    sup._redis_retry_at = 0.0  # the reconnect backoff is not what this test waits for
+    sup.outage.retry_at = 0.0  # the reconnect backoff is not what this test waits for
     await sup.poll_queue()
     await rig.settle()
     assert [data["reason"] for _, data in rig.queue.enqueued] == ["manual"]

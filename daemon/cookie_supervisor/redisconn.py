@@ -1,23 +1,26 @@
-"""Redis as a connection: dialling it, surviving its restarts, saying why it failed, and the
-notification leases several daemons on one Redis share.
+"""Redis as a connection: dialling it, surviving its restarts, living through its outages, saying
+why it failed, and the notification leases several daemons on one Redis share.
 
 What it owns: the client the daemon dials (a bounded pool, no retries inside redis-py), the one
-retry on a fresh connection after a restart (`retrying`), the description of any Redis error for
-logs and status, the URL fit for a log line (a configured URL may carry a password: it is never
-logged or exported as configured), and the Lua primitives behind webhook notifications that any
-daemon may send but only one does (docs/bull.md §9). Bull's own keys and scripts are bull.py's.
+retry on a fresh connection after a restart (`retrying`), an outage's bookkeeping (`Outage`: the
+one place the runtime catches a Redis error, and how long its poll then waits), the description
+of any Redis error for logs and status, the URL fit for a log line (a configured URL may carry a
+password: it is never logged or exported as configured), and the Lua primitives behind webhook
+notifications that any daemon may send but only one does (docs/bull.md §9). Bull's own keys and
+scripts are bull.py's.
 """
 
 from __future__ import annotations
 
 import errno
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import (
     AuthenticationError,
     AuthorizationError,
@@ -77,6 +80,44 @@ async def retrying(redis: Redis, call: Callable[[], Awaitable[T]]) -> T:
         # the pool's idle connections died with the same server: drop them, dial afresh
         await redis.connection_pool.disconnect(inuse_connections=False)
         return await call()
+
+
+class Outage:
+    """Redis away, as the runtime lives it: a failed call is told to `down` in words fit for a
+    log line (the URL masked), and each failure in a row pushes the next poll back (exponential
+    with jitter, capped at `cap`) until a poll reads the queue again (`ended`)."""
+
+    def __init__(
+        self,
+        url: str,
+        cap: float,
+        down: Callable[[str], Awaitable[object]],
+        mono: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.url = url
+        self.down = down
+        self.mono = mono
+        self.failures = 0  # in a row
+        self.retry_at = 0.0  # monotonic: the poll waits until then while Redis is down
+        self._backoff = ExponentialWithJitterBackoff(cap=cap, base=0.5)
+
+    async def guard(self, call: Awaitable[T]) -> T | None:
+        """`call`'s result, or None when Redis failed it: the one place a RedisError is caught."""
+        try:
+            return await call
+        except RedisError as exc:
+            self.failures += 1
+            self.retry_at = self.mono() + self._backoff.compute(self.failures)
+            await self.down(f"{describe_redis_error(exc)} at {masked_url(self.url)}")
+            return None
+
+    def waiting(self) -> bool:
+        """Whether the poll still waits out the backoff of the last failure."""
+        return self.mono() < self.retry_at
+
+    def ended(self) -> None:
+        """A poll read the queue: the next failure backs off from the start."""
+        self.failures = 0
 
 
 def describe_redis_error(exc: BaseException) -> str:

@@ -2,23 +2,22 @@
 
 Every decision is in `core/`. This module reads files, runs validations (validator.py), talks
 to Redis (bull.py), arms timers, counts, logs and notifies — and feeds each result back into the
-core as an event. It is wired by construction: nothing is assigned into it from outside. A
-`RedisError` is caught in `_redis`, where it becomes the `RedisDown` event, and in `queue_counts`,
-a read the API makes on demand: its failure is answered (503), not acted on.
+core as an event; the queue poll (poller.py) feeds it what Redis holds. It is wired by
+construction: nothing is assigned into it from outside. A `RedisError` is caught by the outage's
+`guard` (redisconn.Outage), where it becomes the `RedisDown` event, and in `queue_counts`, a read
+the API makes on demand: its failure is answered (503), not acted on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
 
 from cookie_supervisor import core, views
@@ -29,13 +28,13 @@ from cookie_supervisor.core import Answer
 from cookie_supervisor.memory import CoreMemory
 from cookie_supervisor.metrics import Metrics, state_gauges
 from cookie_supervisor.model import CookieReport, Validation
-from cookie_supervisor.redisconn import describe_redis_error, masked_url
+from cookie_supervisor.poller import QueuePoller
+from cookie_supervisor.redisconn import Outage
 from cookie_supervisor.schedule import Timers
 from cookie_supervisor.state import Saver
 from cookie_supervisor.validator import ERROR_LIMIT, Validator
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 class UnknownSource(KeyError):
@@ -83,19 +82,14 @@ class Supervisor:
         # their policy.
         self.source_settings = {s.name: s for s in settings.all_sources()}
         self.host = socket.gethostname()
-        # What event ids are derived in (webhooks.event_id_for): the queue's epoch in Redis once
-        # read, until then words of this process alone (docs/bull.md §9).
-        self.scope = f"local:{self.host}:{secrets.token_hex(8)}"
-        self._epoch_candidate = secrets.token_hex(16)
         self.job_options = JobOptions(
             attempts=settings.job_attempts,
             backoff_ms=int(settings.job_backoff * 1000),
             keep=settings.job_keep,
         )
-        self._redis_failures = 0
-        self._redis_retry_at = 0.0
-        self._backoff = ExponentialWithJitterBackoff(cap=settings.redis_backoff_max, base=0.5)
-        self._poll_failing = False
+        # A RedisError in an effect becomes the core's RedisDown event (the outage's `guard`).
+        self.outage = Outage(settings.redis_url, settings.redis_backoff_max, self._redis_down, mono)
+        self.poller = QueuePoller(queue, self.state, self.outage, self.handle, self.host)
         self.background = Background()
         self._inspect_locks = {name: asyncio.Lock() for name in self.state.sources}
         self.started = False  # every file inspected once, every timer armed
@@ -205,15 +199,15 @@ class Supervisor:
             case core.Log():
                 log.log(fx.level, fx.message, extra=fx.fields)
             case core.Notify():
-                if self.sink.notify(fx, self.scope):
+                if self.sink.notify(fx, self.poller.scope):
                     await self.saver.now()
             case core.RecordOutcome():
                 await self._record_outcome(fx)
             case core.ResetBackoff():
-                await self._redis(self.queue.reset_backoff(fx.source))
+                await self.outage.guard(self.queue.reset_backoff(fx.source))
             case core.ShareDiagnosis():
                 value = fx.diagnosis.value if fx.diagnosis else None
-                await self._redis(self.queue.share_diagnosis(fx.source, value, fx.ttl))
+                await self.outage.guard(self.queue.share_diagnosis(fx.source, value, fx.ttl))
             case core.Persist():
                 self.saver.soon()
         return None
@@ -224,16 +218,8 @@ class Supervisor:
 
         return fire
 
-    async def _redis(self, call: Awaitable[T]) -> T | None:
-        """The one place a RedisError is caught: it becomes the core's RedisDown event."""
-        try:
-            return await call
-        except RedisError as exc:
-            self._redis_failures += 1
-            self._redis_retry_at = self.mono() + self._backoff.compute(self._redis_failures)
-            why = f"{describe_redis_error(exc)} at {masked_url(self.settings.redis_url)}"
-            await self.handle(core.RedisDown(why))
-            return None
+    async def _redis_down(self, why: str) -> None:
+        await self.handle(core.RedisDown(why))
 
     # --- the cookie file -------------------------------------------------------------------------
 
@@ -300,7 +286,7 @@ class Supervisor:
     async def _enqueue(self, fx: core.Enqueue) -> Answer | None:
         cfg = self.source_settings[fx.source]
         data = job_data(fx, str(cfg.cookies_file), self.clock(), self.host, ERROR_LIMIT)
-        result = await self._redis(
+        result = await self.outage.guard(
             self.queue.request_refresh(
                 fx.source,
                 data,
@@ -318,7 +304,7 @@ class Supervisor:
 
     async def _record_outcome(self, fx: core.RecordOutcome) -> None:
         cfg = self.source_settings[fx.source]
-        found = await self._redis(
+        found = await self.outage.guard(
             self.queue.record_refresh_outcome(
                 fx.source,
                 fx.job_id or "",
@@ -333,45 +319,8 @@ class Supervisor:
     # --- the queue -----------------------------------------------------------------------------
 
     async def poll_queue(self) -> None:
-        """Queue counts, pending and finished jobs; also how Redis outages end."""
-        if self.state.redis_up is False and self.mono() < self._redis_retry_at:
-            return
-        try:
-            observed = await self._redis(self._observe())
-        except Exception:
-            # What Redis held could not be read (a bug or data no bound foresaw): no outage, and
-            # the next poll tries again. Logged once per spell, not once per poll.
-            if not self._poll_failing:
-                log.exception("queue poll failed on data read from Redis")
-            self._poll_failing = True
-            return
-        self._poll_failing = False
-        if observed is not None:
-            self._redis_failures = 0
-            await self.handle(observed)
-
-    async def _observe(self) -> core.QueueObserved:
-        state = self.state
-        seen = await self.queue.observe(
-            {name: src.pending_job for name, src in state.sources.items()},
-            default_source=state.default_source,
-            judged=state.judged or (),
-            candidate=self._epoch_candidate,
-            backoffs=not state.history_recovered,
-        )
-        self.scope = seen.epoch
-        for name, found in seen.backoffs.items():
-            await self.handle(core.BackoffObserved(name, found.failures, found.until))
-        return core.QueueObserved(
-            seen.pending,
-            seen.finished,
-            seen.vanished,
-            seen.counts.as_dict(),
-            seen.diagnoses,
-            progress=seen.progress,
-            window=seen.window,
-            epoch=seen.epoch,
-        )
+        """One look at the queue (poller.py); also how Redis outages end."""
+        await self.poller.poll()
 
     # --- status --------------------------------------------------------------------------------
 

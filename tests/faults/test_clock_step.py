@@ -129,7 +129,7 @@ async def test_webhook_retries_keep_their_rhythm(
     sender.start()
     try:
         failed = core.Notify("refresh_failed", source, "job-1", "refresh job 1 failed")
-        assert runtime.notifications.notify(failed, sup.scope)
+        assert runtime.notifications.notify(failed, sup.poller.scope)
         for step in (-3600.0, +3600.0, +3600.0, -3600.0):
             seen = len(rx.requests)
             await until(lambda seen=seen: len(rx.requests) >= seen + 4, timeout=3)
