@@ -540,3 +540,28 @@ def test_n21_a_failed_validation_under_a_lifted_diagnosis_validates_again_first(
     assert of(fx, core.Enqueue) == []  # the peer's diagnosis explains it
     fx = w.poll(None, 100, diagnoses={})
     assert of(fx, core.Enqueue) == [] and of(fx, core.RunValidation)
+
+
+# --- N22: a job booked finished in a poll is not pending after it --------------------------------
+
+
+def test_n22_a_job_read_pending_and_finished_in_one_poll_is_finished() -> None:
+    """CI (test_problem_logs::test_refreshes_that_do_not_help_warn_once): the runtime's poll reads
+    each source's pending job, then the finished jobs; a job that ends between the two reads is
+    named by both. The core booked it finished and kept it pending, so a person's trigger right
+    after was answered `coalesced` onto a finished job and no job was ever asked."""
+    w = World()
+    w.file(jar("A"), 0)
+    ask = core.RefreshAsked("main", Reason.MANUAL, "api", False)
+    w.answered("enqueued", of(w(ask, 5), core.Enqueue)[0], job_id="9")
+    w.poll("9", 6)
+    fx = w.poll("9", 40, finished("9", at=T0 + 40, created=T0 + 5))
+    assert of(fx, core.Arm) == [core.Arm("main", "upload", M0 + 40 + w.src.settings.upload_timeout)]
+    assert w.src.pending_job is None and w.src.pending_progress is None
+    assert "9" not in w.src.watched and "9" not in w.src.asked_mono  # not seen pending anew
+    fx = w(core.RefreshAsked("main", Reason.MANUAL, "api", True), 41)
+    assert of(fx, core.Answer) == [] and of(fx, core.Enqueue) == [
+        core.Enqueue("main", Reason.MANUAL, "api", True)
+    ]
+    fx = w.poll(None, 42)  # the next poll reads it neither pending nor newly finished
+    assert of(fx, core.Count) == [] and w.src.verifying is not None

@@ -94,6 +94,8 @@ class Promises:
         self.need_since: dict[int, tuple[float, float]] = {}
         # P4
         self.owed_people: dict[int, list[tuple[float, int]]] = defaultdict(list)
+        # (daemon run, job id, Redis's lifetime): jobs a run's poll read finished (N22)
+        self.seen_ended: set[tuple[int, str, int]] = set()
         self.saved_at: dict[int, float] = {}
         self.redis_up_since: float | None = T0
         # P2, from the world's side: evidence delivered while the cookies are truly dead
@@ -147,6 +149,9 @@ class Promises:
             self._evidence_at(d)
         if isinstance(event, core.QueueObserved) and self.recent:
             self._watched(d, {j.job_id for j in event.finished})
+        if isinstance(event, core.QueueObserved):
+            flushes = self.w.redis.flushes
+            self.seen_ended.update((d.incarnation, j.job_id, flushes) for j in event.finished)
         if isinstance(event, core.QueueObserved) and self.unseen:
             r = self.w.redis
             for uid in list(self.unseen):
@@ -412,6 +417,14 @@ class Promises:
             return
         if answer.state in ("ignored", "validating"):
             self.fail("P4", f"{d.name} answered a person's request {answer.state}")
+        ended = (d.incarnation, answer.job_id or "", self.w.redis.flushes)
+        if answer.state == "coalesced" and ended in self.seen_ended:
+            # The job it names ended, and this daemon's poll said so: nothing runs for them (N22)
+            self.fail(
+                "P4",
+                f"{d.name} answered a person's request coalesced onto job {answer.job_id}, "
+                "which its poll had read finished",
+            )
         if answer.state == "deferred":
             self.owed_people[d.idx].append((self.w.t, d.incarnation))
 

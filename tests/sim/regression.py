@@ -462,6 +462,24 @@ def n21() -> Scenario:
     return replace(generate(1001387), name="N21")
 
 
+def n22() -> Scenario:
+    """New (CI: test_problem_logs::test_refreshes_that_do_not_help_warn_once): the poll reads the
+    pending job, the worker ends it, the poll reads it finished; the core booked it and kept it
+    pending, and a person's forced trigger half a second later was answered `coalesced` onto the
+    finished job: no job ran for them (P4). Seed 148 puts job 1's end between the reads."""
+    cfg = DaemonConfig(
+        validate_every=1800.0, refresh_cooldown=5.0, refresh_backoff=3.0, refresh_backoff_max=600.0
+    )
+    person = (0, True, "api")
+    return Scenario(
+        seed=148,
+        span=600,
+        configs=(cfg,),
+        actions=((30.0, "person", person), (100.5, "person", person)),
+        name="N22",
+    )
+
+
 def n12() -> Scenario:
     """New (make sim, seed 1000999): a validation failing while Redis is down (the bot wall,
     before a diagnosis) is owed; when Redis is back 5 minutes later the wall is gone and the
@@ -538,6 +556,7 @@ REGRESSIONS: dict[str, tuple[Callable[[], Scenario], str]] = {
     "N19": (n19, "P3"),
     "N20": (n20, "P1"),
     "N21": (n21, "P5"),
+    "N22": (n22, "P4"),
     "D13": (d13, "P5"),
     "N1": (n1, "P2"),
     "N2": (n2, "P6"),

@@ -262,6 +262,9 @@ class DaemonConfig:
 _HAS_NOW = hasattr(core, "Now")
 _WALL_TIMERS: frozenset[str] = getattr(core, "WALL_TIMERS", frozenset(core.TimerKey.__args__))  # type: ignore[attr-defined]
 RESCAN_EVERY = 60.0
+# How long one poll's reads take (BullQueue.observe: about ten round trips, one after another):
+# a job that ends meanwhile is read pending, then finished (N22).
+POLL_READS = 0.01
 DEBOUNCE = 0.25
 SAVE_DELAY = 1.0
 
@@ -465,6 +468,8 @@ class SimDaemon:
         if last is None or last[5] != self.changes:
             return False
         w = self.world
+        if key == "queue-poll" and w.job_end_due(POLL_READS):
+            return False  # a job may end between its reads: this poll is not the last one again
         if (w.redis.version, w.jar.version, w.redis.up) != last[:3]:
             return False
         shared = w.redis.extra.get("diagnosis:" + SOURCE)
@@ -686,6 +691,11 @@ class SimDaemon:
         self.handle(core.RedisDown("connection refused (ECONNREFUSED)"))
 
     def poll(self) -> None:
+        """BullQueue.observe: one read after another, not one atomic look. The pending jobs
+        are read before the finished ones; a worker ending a job within `POLL_READS` of the
+        poll's start ends it between those reads (the poll then names it both pending and
+        finished, as the real one does); otherwise nothing can change Redis in between and the
+        poll is taken at once."""
         if self.state.redis_up is False and self.mono() < self.redis_retry_at:
             return
         r = self.world.redis
@@ -693,9 +703,22 @@ class SimDaemon:
             epoch = r.epoch(f"{self.name}#{self.incarnation}:{self.world.redis.flushes}")
             counts = r.counts()
             pending = {SOURCE: r.pending_job(SOURCE, default_source=True)}
+        except RedisDownError:
+            self.redis_down()
+            return
+        was = self.state.sources[SOURCE].pending_job  # what the runtime passes to observe
+        if self.world.job_end_due(POLL_READS):
+            self.world.later(POLL_READS, self, lambda: self.poll_rest(epoch, counts, pending, was))
+        else:
+            self.poll_rest(epoch, counts, pending, was)
+
+    def poll_rest(
+        self, epoch: str, counts: dict[str, int], pending: dict[str, str | None], was: str | None
+    ) -> None:
+        r = self.world.redis
+        try:
             finished, window = r.recent_finished(self.state.judged or ())
             vanished = set()
-            was = self.state.sources[SOURCE].pending_job
             if (
                 was is not None
                 and pending[SOURCE] is None
@@ -794,6 +817,7 @@ class World:
         self.incarnations = itertools.count(1)
         self.turn = 0
         self.wakeups: set[float] = set()
+        self.job_ends: list[float] = []  # when a worker's scheduled step may end a job (a heap)
 
     # --- scheduling -------------------------------------------------------------------------
 
@@ -804,6 +828,26 @@ class World:
 
     def later(self, delay: float, owner: Any, fn: Callable[[], Any]) -> int:
         return self.at(self.t + delay, owner, fn)
+
+    def worker_step(self, delay: float, fn: Callable[[], Any]) -> None:
+        """A worker's step that may end a job: a poll under way then may read it both pending
+        and finished (`SimDaemon.poll`)."""
+        heapq.heappush(self.job_ends, self.t + delay)
+        self.later(delay, None, fn)
+        # A dormant poll (the quiet rule) is due again if its next run would straddle the step.
+        self.at(self.t + delay - POLL_READS, None, self.wake_polls)
+
+    def wake_polls(self) -> None:
+        for d in self.daemons.values():
+            if d.alive and (plan := d.dormant.pop("queue-poll", None)) is not None:
+                plan()
+
+    def job_end_due(self, within: float) -> bool:
+        """Does a worker's step fall within `within` seconds from now?"""
+        ends = self.job_ends
+        while ends and ends[0] < self.t:
+            heapq.heappop(ends)
+        return bool(ends) and ends[0] <= self.t + within
 
     def run(self, until: float, check: Callable[[], None] | None = None) -> None:
         """Run events up to true time `until`; `check` after every one."""
@@ -1001,16 +1045,16 @@ class World:
             else:
                 finish(True)
 
-        self.later(duration, None, work)
+        self.worker_step(duration, work)
 
     def at_upload_end(self, fn: Callable[[], None]) -> None:
         def poll() -> None:
             if self.writing:
-                self.later(0.5, None, poll)
+                self.worker_step(0.5, poll)
             else:
                 fn()
 
-        self.later(0.5, None, poll)
+        self.worker_step(0.5, poll)
 
 
 __all__ = ["AMBIGUOUS_TEXTS", "DaemonConfig", "SimDaemon", "World", "jar_text"]

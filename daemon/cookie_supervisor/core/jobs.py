@@ -81,6 +81,11 @@ def queue_observed(state: State, obs: QueueObserved, now: Now) -> list[Effect]:
     for name, src in state.sources.items():
         before = src.pending_job
         src.pending_job = obs.pending.get(name)
+        if src.pending_job in finished_ids:
+            # The poll reads each pending job before the finished ones: a job that ended between
+            # the two reads is named by both. It is finished; kept pending, a trigger was
+            # answered `coalesced` onto it and never asked (N22).
+            src.pending_job = None
         if src.pending_job is not None and src.pending_job not in src.requested:
             src.watched.setdefault(src.pending_job, now.wall)
             note_asked(src, src.pending_job, now)
