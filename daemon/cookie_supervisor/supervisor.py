@@ -20,7 +20,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from cookie_supervisor import core, views
+from cookie_supervisor import core
 from cookie_supervisor.background import Background
 from cookie_supervisor.bull import BullQueue, JobOptions, job_data
 from cookie_supervisor.config import Settings
@@ -33,12 +33,9 @@ from cookie_supervisor.redisconn import Outage
 from cookie_supervisor.schedule import Timers
 from cookie_supervisor.state import Saver
 from cookie_supervisor.validator import ERROR_LIMIT, Validator
+from cookie_supervisor.views import StateView
 
 log = logging.getLogger(__name__)
-
-
-class UnknownSource(KeyError):
-    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +49,10 @@ class Sink:
     notify: Callable[[core.Notify, str], bool]
 
 
-class Supervisor:
+class Supervisor(StateView):
     """Wired by construction: the queue (Redis), the timers, the state file's saver (which holds
-    the core's state it persists), the validator, the sink."""
+    the core's state it persists), the validator, the sink. What the API and the CLI read of
+    the core's state is its `StateView` (views.py)."""
 
     def __init__(
         self,
@@ -68,6 +66,7 @@ class Supervisor:
         clock: Callable[[], float] = time.time,
         mono: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(store.memory.state, clock, mono)
         self.settings = settings
         self.queue = queue
         self.timers = timers
@@ -75,9 +74,6 @@ class Supervisor:
         self.validator = validator
         self.sink = sink
         self.metrics = sink.metrics
-        self.clock = clock  # dates: wall time
-        self.mono = mono  # intervals: a stepped wall clock cannot stretch them
-        self.state = store.memory.state
         # The runtime's settings of each source (probe, brakes, schedule); the core sees only
         # their policy.
         self.source_settings = {s.name: s for s in settings.all_sources()}
@@ -97,31 +93,7 @@ class Supervisor:
         for name in self.state.sources:
             self.metrics.init_source(name)
 
-    # --- views the API and the CLI use -----------------------------------------------------------
-
-    def now(self) -> core.Now:
-        return core.Now(self.mono(), self.clock())
-
-    @property
-    def sources(self) -> dict[str, core.Source]:
-        return self.state.sources
-
-    @property
-    def redis_up(self) -> bool:
-        return self.state.redis_up is True
-
-    def source(self, name: str) -> core.Source:
-        try:
-            return self.state.sources[name]
-        except KeyError:
-            raise UnknownSource(name) from None
-
-    def usable(self, name: str | None) -> tuple[str, core.Usable]:
-        """The health gate's answer: the named source's usability, or without a name the one
-        that decides for all (the worst). From the core's state only: no I/O."""
-        if not name:
-            return core.worst_usable(self.sources)
-        return name, self.source(name).usable or core.Usable(core.NOT_INSPECTED, None)
+    # --- reads the API makes (the state's are StateView's) --------------------------------------
 
     async def queue_counts(self) -> dict[str, int] | None:
         """Bull's job counts by state, or None when Redis does not answer."""
@@ -137,16 +109,10 @@ class Supervisor:
         for name in self.state.sources:
             await self.inspect(name)
         self.timers.every("queue-poll", self.settings.queue_poll_interval, self.poll_queue)
-        for name, src in self.state.sources.items():
-            every = src.settings.validate_every
-            if every > 0:
-                fire = self._fire(name, "validate")
-                self.timers.every(
-                    f"validate:{name}",
-                    every,
-                    fire,
-                    jitter=every * self.source_settings[name].validate_jitter,
-                )
+        for name, cfg in self.source_settings.items():  # each source's scheduled validation
+            if (every := cfg.validate_every) > 0:
+                fire, jitter = self._fire(name, "validate"), every * cfg.validate_jitter
+                self.timers.every(f"validate:{name}", every, fire, jitter=jitter)
             await self.handle(core.TimerFired(name, "validate"))
         self.started = True
 
@@ -164,8 +130,8 @@ class Supervisor:
         """Feed one event to the core and carry out what it decides, in order."""
         answer: Answer | None = None
         for fx in core.step(self.state, event, self.now()):
-            # The effects every trigger brings, carried out here without a coroutine each (a
-            # coalesced trigger is two counts and an answer; `_carry_out` does the same).
+            # The effects every trigger brings are carried out here, without a coroutine each
+            # (a coalesced trigger is two counts and an answer); `_carry_out` does the others.
             if isinstance(fx, core.Count):
                 self.metrics.count(fx.metric, fx.labels)
             elif isinstance(fx, core.Answer):
@@ -176,12 +142,8 @@ class Supervisor:
 
     async def _carry_out(self, fx: core.Effect) -> Answer | None:
         match fx:
-            case core.Count():
-                self.metrics.count(fx.metric, fx.labels)
             case core.Observe():
                 self.metrics.observe(fx.metric, fx.source, fx.value)
-            case core.Answer():
-                return fx
             case core.Enqueue():
                 return await self._enqueue(fx)
             case core.RunValidation():
@@ -321,9 +283,3 @@ class Supervisor:
     async def poll_queue(self) -> None:
         """One look at the queue (poller.py); also how Redis outages end."""
         await self.poller.poll()
-
-    # --- status --------------------------------------------------------------------------------
-
-    def status(self, source: str) -> dict[str, Any]:
-        """The source's status view (views.status): what the API and the CLI show."""
-        return views.status(self.source(source), self.redis_up, self.now())

@@ -6,7 +6,9 @@
   The daemon serves it in the status view (`verdict`), `cookie-supervisor check` prints it and
   turns it into a monitoring exit code, the STATUS= line below words it;
 - `health_line`: the STATUS= line systemd shows, e.g. "2 sources: main ok, alt refresh pending":
-  the verdict, with what the daemon is doing about it first.
+  the verdict, with what the daemon is doing about it first;
+- `StateView`: these reads as the API and the CLI make them of the running daemon (the
+  supervisor is one), by source name.
 
 The health gate (`/api/cookies/health`) is another question, answered by the core as it steps:
 are the cookies usable, and since when (`core.track_usable`).
@@ -16,12 +18,61 @@ Views only read the core's state; nothing here changes it.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from cookie_supervisor import core
 from cookie_supervisor.classify import Reason
 from cookie_supervisor.model import CookieReport, Now
+
+
+class UnknownSource(KeyError):
+    pass
+
+
+class StateView:
+    """The reads the API and the CLI make of the core's state: from it alone, no I/O. Dates on
+    the wall `clock`, intervals on `mono`."""
+
+    def __init__(
+        self,
+        state: core.State,
+        clock: Callable[[], float] = time.time,
+        mono: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.state = state
+        self.clock = clock  # dates: wall time
+        self.mono = mono  # intervals: a stepped wall clock cannot stretch them
+
+    def now(self) -> core.Now:
+        return core.Now(self.mono(), self.clock())
+
+    @property
+    def sources(self) -> dict[str, core.Source]:
+        return self.state.sources
+
+    @property
+    def redis_up(self) -> bool:
+        return self.state.redis_up is True
+
+    def source(self, name: str) -> core.Source:
+        try:
+            return self.state.sources[name]
+        except KeyError:
+            raise UnknownSource(name) from None
+
+    def usable(self, name: str | None) -> tuple[str, core.Usable]:
+        """The health gate's answer: the named source's usability, or without a name the one
+        that decides for all (the worst)."""
+        if not name:
+            return core.worst_usable(self.sources)
+        return name, self.source(name).usable or core.Usable(core.NOT_INSPECTED, None)
+
+    def status(self, source: str) -> dict[str, Any]:
+        """The source's status view (`status`): what the API and the CLI show."""
+        return status(self.source(source), self.redis_up, self.now())
 
 
 @dataclass(frozen=True, slots=True)
