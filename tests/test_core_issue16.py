@@ -565,3 +565,72 @@ def test_n22_a_job_read_pending_and_finished_in_one_poll_is_finished() -> None:
     ]
     fx = w.poll(None, 42)  # the next poll reads it neither pending nor newly finished
     assert of(fx, core.Count) == [] and w.src.verifying is not None
+
+
+# --- N23: a person's request coalesced from the last poll's view --------------------------------
+
+
+def _riding(job: str = "9") -> tuple[World, list[core.Effect]]:
+    """A job the last poll (t=6) read pending; a person asks at t=7: `coalesced` onto it."""
+    w = World()
+    w.file(jar("A"), 0)
+    w.poll(job, 6)
+    fx = w(core.RefreshAsked("main", Reason.MANUAL, "api", True), 7)
+    assert [a.state for a in of(fx, core.Answer)] == ["coalesced"] and not of(fx, core.Enqueue)
+    return w, fx
+
+
+def test_n23_a_job_that_failed_before_any_later_read_asks_the_persons_request_again() -> None:
+    """The job may have failed between the poll that read it pending and the person's trigger:
+    nothing then ran for them. The next poll finds it failed: their request is asked as made."""
+    w, _ = _riding()
+    fx = w.poll(None, 8, finished("9", at=T0 + 6.5, created=T0 + 1, outcome="failed"))
+    assert of(fx, core.Enqueue) == [core.Enqueue("main", Reason.MANUAL, "owed", True)]
+    assert w.src.riding is None
+    assert not of(w.poll(None, 10), core.Enqueue)  # asked once
+
+
+def test_n23_a_job_a_later_read_found_pending_is_theirs_to_wait_for() -> None:
+    """A read taken after the request found the job pending: it was on its way when they
+    asked, so its failure is the answer they were given (no second login)."""
+    w, _ = _riding()
+    w.poll("9", 8, read_at=M0 + 7.5)
+    assert w.src.riding is None
+    fx = w.poll(None, 10, finished("9", at=T0 + 9, created=T0 + 1, outcome="failed"))
+    assert not of(fx, core.Enqueue)
+
+
+def test_n23_a_read_begun_before_the_request_proves_nothing() -> None:
+    """The poll's reads were awaited while the trigger was handled: what they found pending may
+    have ended before the request. Only a read begun after it settles the ride."""
+    w, _ = _riding()
+    w.poll("9", 8, read_at=M0 + 6.9)  # began before the request at 7
+    assert w.src.riding is not None
+    fx = w.poll(None, 10, finished("9", at=T0 + 6.95, created=T0 + 1, outcome="failed"))
+    assert of(fx, core.Enqueue) == [core.Enqueue("main", Reason.MANUAL, "owed", True)]
+
+
+def test_n23_a_completed_job_or_another_on_its_way_serves_the_request() -> None:
+    w, _ = _riding()
+    fx = w.poll(None, 8, finished("9", at=T0 + 6.5, created=T0 + 1))
+    assert not of(fx, core.Enqueue) and w.src.riding is None
+    w, _ = _riding()
+    fx = w.poll("10", 8, finished("9", at=T0 + 6.5, created=T0 + 1, outcome="failed"))
+    assert not of(fx, core.Enqueue) and w.src.riding is None
+
+
+def test_n23_a_vanished_job_asks_the_request_once() -> None:
+    """The job vanished (a peer removed it): the person's request is asked once, whoever else
+    asked for the lost job."""
+    w, _ = _riding()
+    fx = w.poll(None, 8, vanished=frozenset({"9"}))
+    assert of(fx, core.Enqueue) == [core.Enqueue("main", Reason.MANUAL, "owed", True)]
+
+
+def test_n23_only_a_persons_request_rides() -> None:
+    """An automatic report coalesced onto the job is pursued by the need, not remembered."""
+    w = World()
+    w.file(jar("A"), 0)
+    w.poll("9", 6)
+    fx = w(core.RefreshAsked("main", Reason.BOT_DETECTION, "report", False, error="x"), 7)
+    assert w.src.riding is None, fx

@@ -33,11 +33,13 @@ class QueuePoller:
         outage: Outage,
         handle: Callable[[core.Event], Awaitable[object]],
         host: str,
+        mono: Callable[[], float],
     ) -> None:
         self.queue = queue
         self.state = state
         self.outage = outage
         self.handle = handle
+        self.mono = mono  # the core's monotonic clock: `read_at` is compared with its events
         self.scope = f"local:{host}:{secrets.token_hex(8)}"
         self._epoch_candidate = secrets.token_hex(16)
         self._failing = False
@@ -61,7 +63,7 @@ class QueuePoller:
             await self.handle(observed)
 
     async def _observe(self) -> core.QueueObserved:
-        state = self.state
+        state, read_at = self.state, self.mono()
         seen = await self.queue.observe(
             {name: src.pending_job for name, src in state.sources.items()},
             default_source=state.default_source,
@@ -81,4 +83,5 @@ class QueuePoller:
             progress=seen.progress,
             window=seen.window,
             epoch=seen.epoch,
+            read_at=read_at,
         )

@@ -85,7 +85,7 @@ class Supervisor(StateView):
         )
         # A RedisError in an effect becomes the core's RedisDown event (the outage's `guard`).
         self.outage = Outage(settings.redis_url, settings.redis_backoff_max, self._redis_down, mono)
-        self.poller = QueuePoller(queue, self.state, self.outage, self.handle, self.host)
+        self.poller = QueuePoller(queue, self.state, self.outage, self.handle, self.host, mono)
         self.background = Background()
         self._inspect_locks = {name: asyncio.Lock() for name in self.state.sources}
         self.started = False  # every file inspected once, every timer armed

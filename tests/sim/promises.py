@@ -14,7 +14,7 @@ from typing import Any
 
 from cookie_supervisor import core
 from cookie_supervisor.classify import Reason
-from tests.sim.redis_model import Job
+from tests.sim.redis_model import Job, RedisDownError
 from tests.sim.world import SOURCE, T0, SimDaemon, World
 
 FILE_PROBLEMS = frozenset(
@@ -96,6 +96,9 @@ class Promises:
         self.owed_people: dict[int, list[tuple[float, int]]] = defaultdict(list)
         # (daemon run, job id, Redis's lifetime): jobs a run's poll read finished (N22)
         self.seen_ended: set[tuple[int, str, int]] = set()
+        # (when, daemon run, job id): a person answered `coalesced` onto a job that had already
+        # failed or vanished in Redis, which the daemon's last poll could not know (N23)
+        self.riders: dict[int, list[tuple[float, int, str]]] = defaultdict(list)
         self.saved_at: dict[int, float] = {}
         self.redis_up_since: float | None = T0
         # P2, from the world's side: evidence delivered while the cookies are truly dead
@@ -224,8 +227,10 @@ class Promises:
             # a person's request, asked as theirs: Redis's answer (a job, the pending one, or the
             # cooldown/backoff a person without `force` meets when asking directly) is theirs
             self.owed_people[d.idx] = []
+            self.riders[d.idx] = []
         if st != "enqueued" or job_id is None:
             return
+        self.riders.clear()  # a job is on its way for everyone who asked before it
         w = self.w
         job = w.redis.jobs[job_id]
         info = JobInfo(
@@ -427,6 +432,14 @@ class Promises:
             )
         if answer.state == "deferred":
             self.owed_people[d.idx].append((self.w.t, d.incarnation))
+        if answer.state == "coalesced" and answer.job_id and self._ended_badly(answer.job_id):
+            self.riders[d.idx].append((self.w.t, d.incarnation, answer.job_id))
+
+    def _ended_badly(self, job_id: str) -> bool:
+        try:
+            return self.w.redis.job_state(job_id, SOURCE) in ("failed", "missing")
+        except RedisDownError:
+            return False
 
     def person_lost(self, idx: int) -> None:
         """SIGKILL before the state file held the owed request: the process died with it."""
@@ -560,6 +573,7 @@ class Promises:
 
     def _people(self) -> None:
         w = self.w
+        self._riders()
         if self.redis_up_since is None or w.t - self.redis_up_since < 60:
             return
         for idx, owed in self.owed_people.items():
@@ -574,6 +588,24 @@ class Promises:
                     f"{d.name}: a person's request deferred at {first - T0:.0f}s was never paid "
                     "as theirs",
                 )
+
+    def _riders(self) -> None:
+        """A person's request coalesced onto a job that had already failed is asked again once
+        the next poll read after it tells the daemon so (N23). Not kept across a restart."""
+        w = self.w
+        for idx, rides in self.riders.items():
+            d = w.daemons.get(idx)
+            rides[:] = [r for r in rides if d is not None and d.alive and r[1] == d.incarnation]
+            if not rides or not w.redis.up or d is None or d.state.redis_up is not True:
+                continue
+            t, _, job_id = rides[0]
+            if w.t - t > 2 * d.cfg.poll + 1:
+                self.fail(
+                    "P4",
+                    f"{d.name}: a person's request at {t - T0:.0f}s, answered coalesced onto job "
+                    f"{job_id} that had already ended unsuccessfully, was never asked",
+                )
+                rides.clear()
 
     def finish(self, end: float) -> None:
         """At the end of the scenario: every job seen finished got a verdict (P3)."""

@@ -480,6 +480,25 @@ def n22() -> Scenario:
     )
 
 
+def n23() -> Scenario:
+    """New (found reading the trigger's fast path after N22): a person's forced trigger is
+    answered `coalesced` from what the last poll read, and the job it names had failed a moment
+    before (its third attempt ends about 360 s in); the next poll books the failure and nothing
+    ran for them (P4). Fixed: a request that no later read found riding a pending job is asked
+    again as it was made."""
+    cfg = DaemonConfig(
+        validate_every=1800.0, refresh_cooldown=5.0, refresh_backoff=3.0, refresh_backoff_max=600.0
+    )
+    person = (0, True, "api")
+    return Scenario(
+        seed=200,
+        span=900,
+        configs=(cfg,),
+        actions=((1.0, "worker", ("fail",)), (30.0, "person", person), (361.0, "person", person)),
+        name="N23",
+    )
+
+
 def n12() -> Scenario:
     """New (make sim, seed 1000999): a validation failing while Redis is down (the bot wall,
     before a diagnosis) is owed; when Redis is back 5 minutes later the wall is gone and the
@@ -557,6 +576,7 @@ REGRESSIONS: dict[str, tuple[Callable[[], Scenario], str]] = {
     "N20": (n20, "P1"),
     "N21": (n21, "P5"),
     "N22": (n22, "P4"),
+    "N23": (n23, "P4"),
     "D13": (d13, "P5"),
     "N1": (n1, "P2"),
     "N2": (n2, "P6"),

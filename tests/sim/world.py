@@ -698,7 +698,7 @@ class SimDaemon:
         poll is taken at once."""
         if self.state.redis_up is False and self.mono() < self.redis_retry_at:
             return
-        r = self.world.redis
+        r, read_at = self.world.redis, self.mono()
         try:
             epoch = r.epoch(f"{self.name}#{self.incarnation}:{self.world.redis.flushes}")
             counts = r.counts()
@@ -708,12 +708,19 @@ class SimDaemon:
             return
         was = self.state.sources[SOURCE].pending_job  # what the runtime passes to observe
         if self.world.job_end_due(POLL_READS):
-            self.world.later(POLL_READS, self, lambda: self.poll_rest(epoch, counts, pending, was))
+            self.world.later(
+                POLL_READS, self, lambda: self.poll_rest(epoch, counts, pending, was, read_at)
+            )
         else:
-            self.poll_rest(epoch, counts, pending, was)
+            self.poll_rest(epoch, counts, pending, was, read_at)
 
     def poll_rest(
-        self, epoch: str, counts: dict[str, int], pending: dict[str, str | None], was: str | None
+        self,
+        epoch: str,
+        counts: dict[str, int],
+        pending: dict[str, str | None],
+        was: str | None,
+        read_at: float,
     ) -> None:
         r = self.world.redis
         try:
@@ -747,6 +754,7 @@ class SimDaemon:
             progress=progress,
             window=window,
             epoch=epoch,
+            read_at=read_at,
         )
         self.handle(observed, quiet_job="poll")
 

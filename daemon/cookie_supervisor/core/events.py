@@ -51,6 +51,9 @@ class QueueObserved:
     # The queue's epoch (docs/bull.md §9): a word Redis keeps until it loses its data (FLUSHALL,
     # back empty), then made anew. A new one tells a flush from a peer's deliberate delete (N3).
     epoch: str | None = None
+    # When the poll began reading, on the runtime's monotonic clock. Events handled while its
+    # reads were awaited (a person's trigger) may come after what it read. None: after them all.
+    read_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

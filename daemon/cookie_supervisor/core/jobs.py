@@ -4,6 +4,7 @@ jobs that vanished, owed refreshes paid once Redis answers, Redis going away and
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from cookie_supervisor.classify import Reason
 from cookie_supervisor.core.events import (
@@ -66,6 +67,7 @@ def queue_observed(state: State, obs: QueueObserved, now: Now) -> list[Effect]:
     initial = state.judged is None
     judged = state.judged if state.judged is not None else set()
     finished_ids = {j.job_id for j in obs.finished}
+    outcomes = {j.job_id: j.outcome for j in obs.finished}
     booked = False
     for job in sorted(obs.finished, key=lambda j: j.finished_at):
         key = judged_key(job.job_id, job.finished_at)
@@ -92,8 +94,11 @@ def queue_observed(state: State, obs: QueueObserved, now: Now) -> list[Effect]:
             while len(src.watched) > REQUESTED_KEPT:
                 del src.watched[next(iter(src.watched))]
         lost = src.pending_job is None and before in obs.vanished - finished_ids
+        asked_again = before is not None and lost and src.pending_reason is Reason.MANUAL
         if before is not None and lost:
             fx += _job_lost(src, before)
+        if src.riding is not None:
+            fx += _ride_over(src, obs, outcomes, asked_again=asked_again)
         if src.pending_job is None:
             src.pending_reason = None
         src.pending_progress = obs.progress.get(name) if src.pending_job is not None else None
@@ -121,6 +126,26 @@ def _shared_seen(
     if reshare and found is None and src.diagnosed is not None:
         return [ShareDiagnosis(src.name, src.diagnosed, diagnosis_ttl(src.settings))]
     return []
+
+
+def _ride_over(
+    src: Source, obs: QueueObserved, outcomes: Mapping[str, str], *, asked_again: bool
+) -> list[Effect]:
+    """A person's request answered `coalesced` from what the last poll read (N23). Found pending
+    by a read taken after it, the job is theirs to wait for. Found ended before any such read,
+    it may have ended before they asked: unless it brought fresh cookies or another job is on
+    its way, their request is asked again as they made it, never dropped (P4)."""
+    riding = src.riding
+    assert riding is not None
+    if src.pending_job == riding.job_id:
+        if obs.read_at is None or obs.read_at >= riding.asked_mono:
+            src.riding = None
+        return []
+    src.riding = None
+    if outcomes.get(riding.job_id) == "completed" or src.pending_job is not None or asked_again:
+        return []
+    owed = riding.owed
+    return [Enqueue(src.name, owed.reason, "owed", owed.force)]
 
 
 def _job_lost(src: Source, job_id: str) -> list[Effect]:

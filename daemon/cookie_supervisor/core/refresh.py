@@ -24,6 +24,7 @@ from cookie_supervisor.core.source import (
     REPORTERS,
     REQUESTED_KEPT,
     ROTATIONS,
+    Riding,
     Source,
     State,
     diagnosis_fresh,
@@ -204,6 +205,10 @@ def refresh_asked(state: State, src: Source, ask: RefreshAsked, now: Now) -> lis
     if src.pending_job is not None and state.redis_up:
         # A job is already on its way: that is the answer Redis would give, without asking it.
         fx += _counts(src, reason, ask.origin, "coalesced")
+        if person and src.riding is None:  # until a poll read after it finds the job pending
+            src.riding = Riding(
+                src.pending_job, Owed(reason, now.wall, ask.origin, ask.force), now.mono
+            )
         message = _MESSAGES["coalesced"]
         return [*fx, Answer("coalesced", src.name, reason, message, src.pending_job)]
     if state.redis_up is False:

@@ -84,6 +84,16 @@ class Verification:
     ended_mono: float | None = None  # the same moment as ended_at on the monotonic clock
 
 
+@dataclass(frozen=True, slots=True)
+class Riding:
+    """A person's request answered `coalesced` onto a pending job this daemon knew of only from
+    its last poll: the job may have ended since, and then nothing runs for them (N23)."""
+
+    job_id: str
+    owed: Owed  # the request as they made it, asked again if the job turns out to have ended
+    asked_mono: float
+
+
 @dataclass(slots=True)
 class Spell:
     """A standing problem that was logged at WARNING: since when, and how often it was seen
@@ -117,6 +127,7 @@ class Source:
     pending_job: str | None = None
     pending_reason: Reason | None = None
     pending_progress: PendingJob | None = None  # as of the last poll (or our own enqueue)
+    riding: Riding | None = None  # the first person's request coalesced since the last poll
     requested: dict[str, float] = field(default_factory=dict)  # job id → when we enqueued it
     # a peer's job id → when this daemon first saw it pending (wall, on our clock: the job's
     # creation time is the enqueuing host's clock)
