@@ -26,6 +26,10 @@ FAST = DaemonConfig(
     validate_every=300.0, refresh_cooldown=5.0, refresh_backoff=3.0, refresh_backoff_max=600.0
 )
 
+# FAST, validating every half hour: the people's scenarios (N22, N23) are about the queue alone.
+ON_DEMAND = replace(FAST, validate_every=1800.0)
+FORCED = (0, True, "api")  # daemon 0, force, by the API
+
 
 def d1() -> Scenario:
     """Refreshes upload new sessions that still fail: each new session reset the backoff."""
@@ -467,15 +471,11 @@ def n22() -> Scenario:
     pending job, the worker ends it, the poll reads it finished; the core booked it and kept it
     pending, and a person's forced trigger half a second later was answered `coalesced` onto the
     finished job: no job ran for them (P4). Seed 148 puts job 1's end between the reads."""
-    cfg = DaemonConfig(
-        validate_every=1800.0, refresh_cooldown=5.0, refresh_backoff=3.0, refresh_backoff_max=600.0
-    )
-    person = (0, True, "api")
     return Scenario(
         seed=148,
         span=600,
-        configs=(cfg,),
-        actions=((30.0, "person", person), (100.5, "person", person)),
+        configs=(ON_DEMAND,),
+        actions=((30.0, "person", FORCED), (100.5, "person", FORCED)),
         name="N22",
     )
 
@@ -486,15 +486,11 @@ def n23() -> Scenario:
     before (its third attempt ends about 360 s in); the next poll books the failure and nothing
     ran for them (P4). Fixed: a request that no later read found riding a pending job is asked
     again as it was made."""
-    cfg = DaemonConfig(
-        validate_every=1800.0, refresh_cooldown=5.0, refresh_backoff=3.0, refresh_backoff_max=600.0
-    )
-    person = (0, True, "api")
     return Scenario(
         seed=200,
         span=900,
-        configs=(cfg,),
-        actions=((1.0, "worker", ("fail",)), (30.0, "person", person), (361.0, "person", person)),
+        configs=(ON_DEMAND,),
+        actions=((1.0, "worker", ("fail",)), (30.0, "person", FORCED), (361.0, "person", FORCED)),
         name="N23",
     )
 
