@@ -89,9 +89,10 @@ class Promises:
         self.diagnosed_at: float | None = None
         self.diagnosers: set[int] = set()  # daemon runs whose own validation diagnosed it
         self.diagnosis: Reason | None = None  # what the diagnosis named
-        # P2
+        # P2, per daemon run (incarnation): a run's clock starts at its start, at the latest
         self.stuck_since: dict[int, float] = {}
-        self.need_since: dict[int, tuple[float, float]] = {}
+        # when the need began, the seconds allowed, and Redis's backoff end then (ms)
+        self.need_since: dict[int, tuple[float, float, int | None]] = {}
         # P4
         self.owed_people: dict[int, list[tuple[float, int]]] = defaultdict(list)
         # (daemon run, job id, Redis's lifetime): jobs a run's poll read finished (N22)
@@ -478,10 +479,18 @@ class Promises:
         r = w.redis
         last = r.own_job(SOURCE) if r.up else None  # read only: the checker changes nothing
         pending = last is not None and r.is_pending(last)
-        if self.evidence is not None and not r.up:
-            self.evidence = (math.inf, self.evidence[1])  # paused while Redis is away
-        elif self.evidence is not None and self.evidence[0] == math.inf:
-            self.evidence = (w.t, self.evidence[1])  # Redis is back: the clock starts again
+        ev, by = self.evidence, self.evidence_by
+        if ev is not None and by is not None and not by.alive:
+            run = w.daemons.get(by.idx)
+            if run is not None and run.alive:
+                # A new run of the daemon that was told: it looks at the jar anew, and a file
+                # problem's grace starts again at its start (D16); its clock starts there too.
+                self.evidence_by, by, ev = run, run, (math.inf, ev[1])
+        if ev is not None and (not r.up or (by is not None and not by.alive)):
+            ev = (math.inf, ev[1])  # paused while Redis is away, or the daemon told is down
+        elif ev is not None and ev[0] == math.inf:
+            ev = (w.t, ev[1])  # Redis is back, or the daemon: the clock starts again
+        self.evidence = ev
         if self.incident is None or not broken or w.youtube.rate_limited or pending:
             self.evidence = None
         elif (
@@ -531,16 +540,16 @@ class Promises:
         self.need_checked[d.idx] = (mark, w.t)
         src = d.state.sources[SOURCE]
         if d.state.redis_up is not True or not w.redis.up:
-            self.stuck_since.pop(d.idx, None)
-            self.need_since.pop(d.idx, None)
+            self.stuck_since.pop(d.incarnation, None)
+            self.need_since.pop(d.incarnation, None)
             return
         reason = core.need(src, d.now())
         ver = src.verifying
         verifying = ver is not None and _before(d, ver.deadline + 120.0)
         busy = src.pending_job is not None or verifying
         if reason is None or busy:
-            self.stuck_since.pop(d.idx, None)
-            self.need_since.pop(d.idx, None)
+            self.stuck_since.pop(d.incarnation, None)
+            self.need_since.pop(d.incarnation, None)
             return
         # P2 (a): something must be on its way, or armed
         armed = (
@@ -550,9 +559,9 @@ class Promises:
             or any(k.endswith(":" + SOURCE) and not k.startswith("rotation") for k in d.timers)
         )
         if armed:
-            self.stuck_since.pop(d.idx, None)
+            self.stuck_since.pop(d.incarnation, None)
         else:
-            since = self.stuck_since.setdefault(d.idx, w.t)
+            since = self.stuck_since.setdefault(d.incarnation, w.t)
             if w.t - since > SLACK:
                 self.fail(
                     "P2",
@@ -560,10 +569,18 @@ class Promises:
                     "pending, owed or armed",
                 )
         # P2 (b): asked within cooldown (+ backoff after unsuccessful refreshes)
-        if d.idx not in self.need_since:
+        run = d.incarnation
+        if run not in self.need_since:
             allowed = d.settings.refresh_cooldown + SLACK + 2 * d.cfg.poll + self._backoff(d)
-            self.need_since[d.idx] = (w.t, allowed)
-        start, allowed = self.need_since[d.idx]
+            self.need_since[run] = (w.t, allowed, w.redis.backoff_state(SOURCE)[1])
+        start, allowed, until = self.need_since[run]
+        if w.t - start > allowed:
+            # An unsuccessful refresh booked after the need began (a peer's verification of the
+            # job before it still open) set a backoff that this need waits too: its end + slack.
+            booked = w.redis.backoff_state(SOURCE)[1]
+            if booked is not None and booked != until:
+                allowed = max(allowed, booked / 1000 - start + SLACK + 2 * d.cfg.poll)
+                self.need_since[run] = (start, allowed, until)
         if w.t - start > allowed:
             self.fail(
                 "P2",

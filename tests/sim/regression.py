@@ -602,6 +602,6 @@ REGRESSIONS: dict[str, tuple[Callable[[], Scenario], str]] = {
 # The defects this tree still has: the promises each breaks (its regression's first; random
 # worlds may show the others too), and what the violation says.
 KNOWN_BROKEN: dict[str, tuple[tuple[str, ...], str]] = {}
-# Not reproduced by the world: D16 (its cost, one missing_grace after a start, is within P2's
-# slack). D13 is reproduced since make sim's seed 1000312.
+# Not reproduced by the world: D16 (its cost, one missing_grace after a start, is what P2 allows:
+# a new run's clock starts at its start, P2-restart-grace). D13 is reproduced since make sim's seed 1000312.
 NOT_REPRODUCED = ("D16",)
