@@ -634,3 +634,96 @@ def test_n23_only_a_persons_request_rides() -> None:
     w.poll("9", 6)
     fx = w(core.RefreshAsked("main", Reason.BOT_DETECTION, "report", False, error="x"), 7)
     assert w.src.riding is None, fx
+
+
+# --- N24: a retry waits for the backoff Redis holds, not an older, longer one -------------------
+
+
+def test_n24_a_retry_armed_for_a_longer_backoff_comes_back_when_redis_s_ends() -> None:
+    """Seed 1005978: a daemon validating on demand was told `backoff` for a day; Redis came back
+    empty, a person's refresh failed, and the daemon's own booking read the new count's wait
+    (30 min). Its retry stayed a day away: the dead jar's refresh waited 14 511 s past it."""
+    w = World(settings(validate_every=0))
+    w.file(jar("A"), 0)
+    fx = w.validated(False, Reason.LOGGED_OUT, began=5, at=10)
+    w.answered("backoff", of(fx, core.Enqueue)[0], retry_after=86400.0)
+    assert w.src.retry_at == M0 + 10 + 86400
+    fx = w(core.BackoffObserved("main", 1, T0 + 100 + 1800), 100)  # Redis: the new count's wait
+    assert of(fx, core.Arm) == [core.Arm("main", "retry", M0 + 100 + 1800)]
+    fx = w(core.TimerFired("main", "retry"), 100 + 1800)
+    assert of(fx, core.RunValidation)  # the evidence is looked at again, then asked
+    fx = w.validated(False, Reason.LOGGED_OUT, began=1901, at=1905, trigger="retry")
+    assert of(fx, core.Enqueue)
+
+
+def test_n24_a_longer_or_unchanged_backoff_leaves_the_retry_alone() -> None:
+    w = World(settings(validate_every=0))
+    w.file(jar("A"), 0)
+    fx = w.validated(False, Reason.LOGGED_OUT, began=5, at=10)
+    w.answered("backoff", of(fx, core.Enqueue)[0], retry_after=1800.0)
+    assert of(w(core.BackoffObserved("main", 2, T0 + 10 + 1800), 20), core.Arm) == []
+    assert of(w(core.BackoffObserved("main", 3, T0 + 20 + 3600), 20), core.Arm) == []
+    assert w.src.retry_at == M0 + 10 + 1800
+
+
+# --- N25: the diagnosis we hold, deleted from Redis by a peer, is looked at again --------------
+
+
+def test_n25_our_diagnosis_deleted_from_redis_within_an_epoch_is_validated_again() -> None:
+    """Seed 1002241: a daemon validating on demand, without an account check, diagnosed
+    account_restricted; the account was lifted and a peer's pass deleted the shared copy, but
+    this daemon held its own for a day: an old, dead jar written back was `bot_detection` with a
+    guest getting through (it cannot tell), the diagnosis was shared again and no refresh came."""
+    w = World(settings(validate_every=0, account_check_url=""))
+    w.file(jar("A"), 0)
+    w.poll(None, 1, epoch="e1", diagnoses={})
+    fx = w.validated(
+        False, Reason.ACCOUNT_RESTRICTED, began=5, at=10, diagnosis=Reason.ACCOUNT_RESTRICTED
+    )
+    assert of(fx, core.ShareDiagnosis)
+    w.poll(None, 12, epoch="e1", diagnoses={"main": Reason.ACCOUNT_RESTRICTED})
+    fx = w.poll(None, 600, epoch="e1", diagnoses={})  # a peer's pass deleted it
+    assert of(fx, core.RunValidation) == [core.RunValidation("main", "retry", True)]
+    fx = w.validated(True, began=601, at=605, trigger="retry", bare_ok=True)
+    assert w.src.diagnosis is None
+
+
+def test_n25_a_flush_shares_our_diagnosis_again_without_a_validation() -> None:
+    w = World(settings(validate_every=0, account_check_url=""))
+    w.file(jar("A"), 0)
+    w.poll(None, 1, epoch="e1", diagnoses={})
+    w.validated(
+        False, Reason.ACCOUNT_RESTRICTED, began=5, at=10, diagnosis=Reason.ACCOUNT_RESTRICTED
+    )
+    w.poll(None, 12, epoch="e1", diagnoses={"main": Reason.ACCOUNT_RESTRICTED})
+    fx = w.poll(None, 14, epoch="e2", diagnoses={})  # Redis lost its data: not a contradiction
+    assert of(fx, core.RunValidation) == [] and of(fx, core.ShareDiagnosis)
+
+
+# --- N26: only an upload this run saw arrive is a fresh login ----------------------------------
+
+
+def test_n26_a_job_first_met_finished_uploaded_a_session_of_unknown_age() -> None:
+    """Seed 1005300: a daemon without an account check was down while a job ran and a peer
+    verified it; YouTube dropped that session five minutes later; the daemon came back, booked
+    the job, and its `still_failing` took the session for a fresh login: the guest getting
+    through named account_restricted, shared for a day, and the dead jar was never refreshed."""
+    w = World(settings(validate_every=0, account_check_url=""))
+    w.file(jar("A"), 0)
+    w.poll(None, 1)
+    w.poll(None, 400, finished("9", at=T0 + 320, created=T0 + 250))  # back: the job is done
+    fx = w.file(jar("B", mtime=T0 + 300), 400)  # its upload, first seen by this run now
+    assert of(fx, core.RunValidation)  # the verification
+    fx = w.validated(False, Reason.BOT_DETECTION, began=401, at=405, trigger="verification")
+    assert verdicts(fx) == ["still_failing"]
+    assert of(fx, core.RunValidation) == [core.RunValidation("main", "retry", True)]
+
+
+def test_n26_an_upload_seen_after_the_ask_is_a_fresh_login() -> None:
+    w = World(settings(validate_every=0, account_check_url=""))
+    w.file(jar("A"), 0)
+    w.poll("9", 10)  # seen pending: this run saw it asked
+    w.file(jar("B", mtime=T0 + 60), 60)
+    fx = w.poll(None, 62, finished("9", at=T0 + 61, created=T0 + 9))
+    fx = w.validated(False, Reason.BOT_DETECTION, began=63, at=66, trigger="verification")
+    assert of(fx, core.RunValidation) == [core.RunValidation("main", "diagnosis", True)]

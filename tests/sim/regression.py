@@ -495,6 +495,58 @@ def n23() -> Scenario:
     )
 
 
+def n24() -> Scenario:
+    """New (make sim, seed 1005978): a daemon validating on demand was told `backoff` for a day;
+    Redis came back empty, a person's refresh failed, and the daemon's own booking read the new
+    count's wait (30 min, then 4 h). Its retry stayed a day away: the dead jar's refresh waited
+    past the shared backoff's end (P2)."""
+    return seeded(1005978, (0, 1, 2, 5, 7, 8, 14, 15, 16, 17, 18), "N24")
+
+
+def n24b() -> Scenario:
+    """New (make sim, seed 1004284): N24 after a person's verified refresh reset the count: the
+    daemon read failures 0 and kept its retry 4 h away; the next dead jar waited for it (P2)."""
+    return seeded(1004284, (11, 13, 16, 17, 18, 19, 32, 35, 36, 37), "N24b")
+
+
+def n25() -> Scenario:
+    """New (make sim, seed 1002241): a daemon validating on demand without an account check held
+    its own account_restricted for a day after a peer's pass deleted the shared copy; an old,
+    dead jar written back could not be told apart, the diagnosis was shared again and no
+    refresh came (P2)."""
+    return seeded(1002241, (38, 40, 42, 43, 44), "N25")
+
+
+def n26() -> Scenario:
+    """New (make sim, seed 1005300): a daemon without an account check was down while a job ran
+    and a peer verified it; YouTube dropped the session minutes later; back, the daemon booked
+    the job `still_failing` and took the session for a fresh login: a guest getting through named
+    account_restricted, and the dead jar was never refreshed (P2)."""
+    return seeded(1005300, (8, 9, 10, 11), "N26")
+
+
+def p2_restart_grace() -> Scenario:
+    """Checker (make sim, seed 1009877): the jar vanished while the daemon was stopped; it came
+    back, saw it missing, was restarted again before the grace ended, and the new run waited a
+    grace from its own start (D16: a restarted run cannot know the jar stayed missing). P2
+    counted from the first run's evidence, across the stop; it now counts from the new run's
+    start (docs/core.md)."""
+    return seeded(1009877, (1, 4, 5), "P2-restart-grace")
+
+
+def p2_late_backoff() -> Scenario:
+    """Checker (make sim, seed 1009208; 1001474 the same): a daemon's need began a second before
+    a peer's open verification of the job before it booked `still_failing`; the daemon rightly
+    waited for that backoff, which P2 had not allowed (it read the backoff once, at the start)."""
+    return seeded(1009208, (0, 5, 6, 7), "P2-late-backoff")
+
+
+def p2_per_run() -> Scenario:
+    """Checker (make sim, seed 1000272): P2's clock for a daemon ran across its SIGTERM restart,
+    while a peer's job came and went: the new run's need was counted from the old run's."""
+    return seeded(1000272, (23, 24, 27, 28), "P2-per-run")
+
+
 def n12() -> Scenario:
     """New (make sim, seed 1000999): a validation failing while Redis is down (the bot wall,
     before a diagnosis) is owed; when Redis is back 5 minutes later the wall is gone and the
@@ -573,6 +625,13 @@ REGRESSIONS: dict[str, tuple[Callable[[], Scenario], str]] = {
     "N21": (n21, "P5"),
     "N22": (n22, "P4"),
     "N23": (n23, "P4"),
+    "N24": (n24, "P2"),
+    "N24b": (n24b, "P2"),
+    "N25": (n25, "P2"),
+    "N26": (n26, "P2"),
+    "P2-restart-grace": (p2_restart_grace, "P2"),
+    "P2-late-backoff": (p2_late_backoff, "P2"),
+    "P2-per-run": (p2_per_run, "P2"),
     "D13": (d13, "P5"),
     "N1": (n1, "P2"),
     "N2": (n2, "P6"),

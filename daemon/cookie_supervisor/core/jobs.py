@@ -57,12 +57,16 @@ def queue_observed(state: State, obs: QueueObserved, now: Now) -> list[Effect]:
         fx.append(redis_back(state, now))
     state.redis_up, state.counts = True, obs.counts
     lifted: set[str] = set()  # a diagnosis that stood here is gone from Redis
+    withdrawn: set[str] = set()  # our own diagnosis's shared copy is gone from Redis
     if obs.diagnoses is not None:
         for name, src in state.sources.items():
-            stood = src.diagnosis
+            stood, shared = src.diagnosis, src.shared_diagnosis
             fx += _shared_seen(state, src, obs.diagnoses.get(name), now, reshare=reshare)
             if stood is not None and src.diagnosis is None:
                 lifted.add(name)
+            gone = shared is not None and src.shared_diagnosis is None and not reshare
+            if gone and src.diagnosed is not None:
+                withdrawn.add(name)
     state.history_recovered = True
     initial = state.judged is None
     judged = state.judged if state.judged is not None else set()
@@ -109,6 +113,12 @@ def queue_observed(state: State, obs: QueueObserved, now: Now) -> list[Effect]:
             # The diagnosis that explained the last failed validation is gone (a peer's pass
             # deleted it): that failure was taken under it, look again before a login (N21).
             fx += validate(src, "retry")
+        elif src.name in withdrawn:
+            # The shared copy of the diagnosis we hold is gone within one epoch: a peer's
+            # validation contradicted it (or it expired). Look again: the run confirms it and
+            # shares it anew, or drops it here too. Held, it kept a dead jar's refresh back for
+            # a day after the account was lifted (N25).
+            fx += validate(src, "retry", diagnose=True)
         else:
             fx += pursue(state, src, now, origin="retry")
     return fx

@@ -302,6 +302,25 @@ def refresh_answered(state: State, src: Source, ans: RefreshAnswered, now: Now) 
     return [*fx, answer]
 
 
+def backoff_observed(src: Source, failures: int, until: float | None, now: Now) -> list[Effect]:
+    """What Redis holds of the shared backoff (read after booking an outcome, or at start). When
+    it ends earlier than the backoff this daemon's retry waits for (a peer's pass reset the
+    count, and it grew again from one), the retry comes back when Redis's ends: it held a needed
+    refresh up to a day past it (N24). Redis answers the cooldown, if one is left."""
+    believed, src.failures, src.backoff_until = src.backoff_until, failures, until
+    retry = src.retry_at
+    if retry is None or believed is None or believed <= now.wall:
+        return []
+    ends_wall = until if until is not None else now.wall
+    if ends_wall >= believed:
+        return []
+    ends = now.mono + max(0.0, ends_wall - now.wall)
+    if ends >= retry:
+        return []
+    src.retry_at = ends
+    return [Arm(src.name, "retry", ends)]
+
+
 def note_asked(src: Source, job_id: str, now: Now) -> None:
     src.asked_mono.setdefault(job_id, now.mono)
     while len(src.asked_mono) > REQUESTED_KEPT:

@@ -41,7 +41,13 @@ from cookie_supervisor.core.events import (
 from cookie_supervisor.core.file import announce_problem, file_inspected
 from cookie_supervisor.core.jobs import queue_observed, redis_went_down
 from cookie_supervisor.core.problems import problem_lines
-from cookie_supervisor.core.refresh import need, pursue, refresh_answered, refresh_asked
+from cookie_supervisor.core.refresh import (
+    backoff_observed,
+    need,
+    pursue,
+    refresh_answered,
+    refresh_asked,
+)
 from cookie_supervisor.core.source import Source, State, notification, validate
 from cookie_supervisor.core.validation import end_verification, overtaken, validation_finished
 from cookie_supervisor.model import (
@@ -85,8 +91,7 @@ def _step(state: State, event: Event, now: Now) -> list[Effect]:
             return refresh_answered(state, state.sources[event.source], event, now)
         case BackoffObserved():
             src = state.sources[event.source]
-            src.failures, src.backoff_until = event.failures, event.until
-            return []
+            return backoff_observed(src, event.failures, event.until, now)
     raise TypeError(f"not an event: {event!r}")
 
 

@@ -228,7 +228,11 @@ def _judge_verification(src: Source, v: Validation) -> list[Effect]:
     fx = end_verification(src, verdict)
     if not v.ok:
         # Fresh cookies did not help: before asking again, find out whether they ever could.
-        fx += validate(src, "diagnosis", diagnose=True)
+        # The session is a fresh login (`diagnosis`: known honoured, N18) only when this run saw
+        # the job asked or pending and the upload come after it; a job this run first met
+        # finished (it was down when it ran) uploaded a session of unknown age, which YouTube
+        # may have dropped since: a guest getting through then is the cookies' failure (N26).
+        fx += validate(src, "diagnosis" if ver.asked_mono is not None else "retry", diagnose=True)
     return fx
 
 
