@@ -11,7 +11,6 @@ from cookie_supervisor.classify import Reason
 from cookie_supervisor.core.events import Arm, Cancel, Count, Effect, Observe, Persist
 from cookie_supervisor.core.health import track_usable
 from cookie_supervisor.core.problems import PROBLEM_TEXT
-from cookie_supervisor.core.refresh import pursue
 from cookie_supervisor.core.source import (
     UPLOAD_SEEN_LAG,
     Source,
@@ -97,7 +96,6 @@ def file_inspected(state: State, src: Source, report: CookieReport, now: Now) ->
         # for other cookies; look at these before a login is spent on it (P5).
         fx += validate(src, "file")
     fx += _arm_rotation(src, now)
-    fx += pursue(state, src, now, origin="file")
     track_usable(src, now)
     return fx
 

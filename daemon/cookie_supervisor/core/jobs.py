@@ -19,7 +19,7 @@ from cookie_supervisor.core.events import (
     RedisDown,
     ShareDiagnosis,
 )
-from cookie_supervisor.core.refresh import by_person, note_asked, pursue, still_owed
+from cookie_supervisor.core.refresh import by_person, note_asked, still_owed
 from cookie_supervisor.core.source import (
     REQUESTED_KEPT,
     SHARED_HOLD,
@@ -108,7 +108,7 @@ def queue_observed(state: State, obs: QueueObserved, now: Now) -> list[Effect]:
         src.pending_progress = obs.progress.get(name) if src.pending_job is not None else None
     for src in state.sources.values():
         if src.owed is not None:  # after an outage, or restored from the state file
-            fx += _pay_owed(state, src, now)
+            fx += _pay_owed(state, src, now)  # instead of the need's pursuit (step)
         elif src.name in lifted and _failed_validation(src) and src.pending_job is None:
             # The diagnosis that explained the last failed validation is gone (a peer's pass
             # deleted it): that failure was taken under it, look again before a login (N21).
@@ -119,8 +119,6 @@ def queue_observed(state: State, obs: QueueObserved, now: Now) -> list[Effect]:
             # shares it anew, or drops it here too. Held, it kept a dead jar's refresh back for
             # a day after the account was lifted (N25).
             fx += validate(src, "retry", diagnose=True)
-        else:
-            fx += pursue(state, src, now, origin="retry")
     return fx
 
 
@@ -252,7 +250,7 @@ def _job_finished(src: Source, job: FinishedJob, now: Now, *, counted: bool) -> 
         # extractor uploaded the same login (D14). The validation judges it, not `no_upload`.
         ver.session_at, ver.same_session = src.rewritten_at, True
         fx += validate(src, "verification")
-    return fx + overtaken(src, now)  # the jar replaced while the job ran: pursued below
+    return fx + overtaken(src, now)  # the jar replaced while the job ran: pursued after (step)
 
 
 def redis_went_down(state: State, event: RedisDown, now: Now) -> list[Effect]:

@@ -20,7 +20,6 @@ from cookie_supervisor.core.events import (
 from cookie_supervisor.core.file import session_ended
 from cookie_supervisor.core.health import track_usable
 from cookie_supervisor.core.problems import validation_level
-from cookie_supervisor.core.refresh import pursue
 from cookie_supervisor.core.source import (
     FILE_STATES,
     Source,
@@ -101,7 +100,6 @@ def validation_finished(state: State, src: Source, v: Validation, now: Now) -> l
         fx += validate(src, "verification" if src.verifying else "file")
     if v.ok and not v.offline:  # an offline pass could not look online (N2)
         fx += _reset_backoff(src, fx)
-    fx += pursue(state, src, now, origin="validation")
     return fx
 
 
