@@ -117,3 +117,21 @@ def test_no_import_cycles() -> None:
 
     for name in sorted(GRAPH):
         visit(name, [])
+
+
+def test_only_step_pursues_the_refresh_need() -> None:
+    """Issue 15: `step` runs the sub-machine for the event, then pursues the refresh need once
+    (`refresh.pursue`, the one place a refresh is asked for); no sub-machine pursues it itself."""
+    callers: dict[str, int] = {}
+    for name, path in MODULES.items():
+        if in_core(name):
+            calls = [
+                node
+                for node in ast.walk(ast.parse(path.read_text(), str(path)))
+                if isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "pursue"
+            ]
+            if calls:
+                callers[name] = len(calls)
+    assert callers == {f"{CORE}.step": 1}
