@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypeVar
 
-from cookie_supervisor import core
+from cookie_supervisor import core, memory
 from cookie_supervisor.bull import FinishedJob
 from cookie_supervisor.classify import Reason
 from cookie_supervisor.config import SourceSettings
@@ -727,3 +727,153 @@ def test_n26_an_upload_seen_after_the_ask_is_a_fresh_login() -> None:
     fx = w.poll(None, 62, finished("9", at=T0 + 61, created=T0 + 9))
     fx = w.validated(False, Reason.BOT_DETECTION, began=63, at=66, trigger="verification")
     assert of(fx, core.RunValidation) == [core.RunValidation("main", "diagnosis", True)]
+
+
+# --- N30: uploads nobody could judge, one after another ------------------------------------------
+
+
+def _unjudged_refresh(w: World, job_id: str, session: str, at: float) -> list[core.Effect]:
+    """A peer's job uploads a new session; YouTube rate-limits the validation; the deadline."""
+    w.poll(job_id, at)
+    w.file(jar(session, mtime=T0 + at + 40), at + 40)
+    w.poll(None, at + 42, finished(job_id, at=T0 + at + 42, created=T0 + at))
+    w.validated(False, Reason.RATE_LIMITED, began=at + 43, at=at + 45, trigger="verification")
+    return w(core.TimerFired("main", "upload"), at + 42 + 120)
+
+
+def test_n30_a_second_upload_nobody_could_judge_counts_as_unsuccessful() -> None:
+    """Seed 1004847: YouTube rate-limits every validation while the extractor uploads sessions
+    that fail; each verification ended `unverified`, which counted neither way, so the backoff
+    never grew and the learned renewal asked a login every 21 minutes (10 jobs in 3 h 16 min
+    against P1's 9). The first such upload since the source last worked is excused; the next
+    one is an unsuccessful refresh."""
+    w = World(settings(upload_timeout=120))
+    w.file(jar("A"), 0)
+    fx = _unjudged_refresh(w, "9", "B", 10)
+    assert verdicts(fx) == ["unverified"] and of(fx, core.RecordOutcome) == []
+    fx = _unjudged_refresh(w, "10", "C", 1000)
+    assert verdicts(fx) == ["unverified"]
+    assert of(fx, core.RecordOutcome) == [core.RecordOutcome("main", "10", False)]
+    fx = _unjudged_refresh(w, "11", "D", 2000)
+    assert of(fx, core.RecordOutcome) == [core.RecordOutcome("main", "11", False)]
+
+
+def test_n30_a_pass_online_in_between_excuses_the_next_one_again() -> None:
+    w = World(settings(upload_timeout=120))
+    w.file(jar("A"), 0)
+    _unjudged_refresh(w, "9", "B", 10)
+    w.validated(True, began=500, at=505)  # the rate limit lifted: session B works
+    fx = _unjudged_refresh(w, "10", "C", 1000)
+    assert verdicts(fx) == ["unverified"] and of(fx, core.RecordOutcome) == []
+
+
+def test_n30_an_offline_pass_in_between_does_not() -> None:
+    w = World(settings(upload_timeout=120))
+    w.file(jar("A"), 0)
+    _unjudged_refresh(w, "9", "B", 10)
+    w.validated(True, began=500, at=505, offline=True)  # it looked at the jar only
+    fx = _unjudged_refresh(w, "10", "C", 1000)
+    assert of(fx, core.RecordOutcome) == [core.RecordOutcome("main", "10", False)]
+
+
+def test_n30_a_restart_does_not_excuse_a_second_one() -> None:
+    w = World(settings(upload_timeout=120))
+    w.file(jar("A"), 0)
+    _unjudged_refresh(w, "9", "B", 10)
+    later = World(settings(upload_timeout=120))
+    memory.restore(later.state, memory.snapshot(w.state, b"k" * 32))
+    later.file(jar("B"), 500)
+    fx = _unjudged_refresh(later, "10", "C", 1000)
+    assert of(fx, core.RecordOutcome) == [core.RecordOutcome("main", "10", False)]
+
+
+# --- N31: a job id repeats after Redis lost its data --------------------------------------------
+
+
+def _logged_out_jar_rewritten(w: World, job_id: str, at: float) -> list[core.Effect]:
+    """The job re-uploads the logged-out jar (the extractor's same session), then ends."""
+    w.file(jar(None, mtime=T0 + at + 30, size=2100), at + 30)
+    return w.poll(None, at + 32, finished(job_id, at=T0 + at + 32, created=T0 + at))
+
+
+def test_n31_our_new_job_with_an_old_id_is_dated_by_its_own_ask() -> None:
+    """Seed 1000555: after a FLUSHALL bull's ids start again; the daemon asked job 9 for the
+    logged-out jar, but kept the ask of the old epoch's job 9 (days before the jar logged out):
+    the jar's problem looked newer than the ask, so the verification ended `unverified` at once
+    (N11), booked nothing, and the refresh was asked again at every cooldown (P1). Seed 1002210
+    is the same stale ask: the extractor's re-upload of the session looked like a new session
+    arriving after the ask, so N7 did not count it, and rotations repeated every 11 minutes."""
+    w = World(settings(upload_timeout=600))
+    w.file(jar("A"), 0)
+    ask = of(w(core.RefreshAsked("main", Reason.MANUAL, "api"), 10), core.Enqueue)[0]
+    w.answered("enqueued", ask, job_id="9")  # the old epoch's job 9, lost in a FLUSHALL
+    w.poll(None, 20, vanished=frozenset({"9"}))
+    # the jar logs out: its refresh is asked, and Redis gives the new job id 9 again
+    ask = of(w.file(jar(None), 100), core.Enqueue)[0]
+    assert ask.reason is Reason.LOGGED_OUT
+    w.t = 101
+    w.answered("enqueued", ask, job_id="9")
+    fx = _logged_out_jar_rewritten(w, "9", 110)
+    assert verdicts(fx) == [] and w.src.verifying is not None  # the validation judges it
+    fx = w.validated(False, Reason.LOGGED_OUT, began=143, at=143.1, offline=True)
+    assert verdicts(fx) == ["still_failing"]
+    assert of(fx, core.RecordOutcome) == [core.RecordOutcome("main", "9", False)]
+
+
+def test_n31_a_peers_job_with_an_old_id_after_a_new_epoch_is_first_seen_anew() -> None:
+    w = World(settings(upload_timeout=600))
+    w.file(jar("A"), 0)
+    w.poll("9", 10, epoch="e1")  # a peer's job 9, first seen pending
+    w.poll(None, 20, epoch="e2", vanished=frozenset({"9"}))  # Redis back empty
+    w.file(jar(None), 100)
+    w.poll("9", 110, epoch="e2")  # the peer's new job 9
+    fx = _logged_out_jar_rewritten(w, "9", 110)
+    assert verdicts(fx) == [] and w.src.verifying is not None
+
+
+# --- N32: the holder of a diagnosis confirms it before its shared copy expires ------------------
+
+
+def test_n32_the_holder_rechecks_its_diagnosis_before_the_shared_copy_expires() -> None:
+    """Seeds 1003052, 1009207: a daemon validating only on demand diagnosed po_token_required
+    and shared it for a day; nothing ran for a day, the copy expired in Redis while the
+    diagnosis still stood, and a peer asked its due rotation behind the PO-token wall (P1).
+    Halfway through the copy's life the holder validates again, and shares what it finds."""
+    w = World(settings(validate_every=0))
+    _diagnosed(w)
+    ttl = core.diagnosis_ttl(w.src.settings)
+    shared = {"main": Reason.PO_TOKEN_REQUIRED}
+    assert of(w.poll(None, 5 + ttl / 2 - 1, diagnoses=shared), core.RunValidation) == []
+    fx = w.poll(None, 5 + ttl / 2 + 1, diagnoses=shared)
+    assert of(fx, core.RunValidation) == [core.RunValidation("main", "diagnosis", True)]
+    assert of(w.poll(None, 5 + ttl / 2 + 3, diagnoses=shared), core.RunValidation) == []
+    fx = w.validated(
+        False,
+        Reason.PO_TOKEN_REQUIRED,
+        began=5 + ttl / 2 + 1,
+        at=5 + ttl / 2 + 6,
+        diagnosis=Reason.PO_TOKEN_REQUIRED,
+        trigger="diagnosis",
+    )
+    assert core.ShareDiagnosis("main", Reason.PO_TOKEN_REQUIRED, ttl) in of(fx, core.ShareDiagnosis)
+    assert of(w.poll(None, ttl, diagnoses=shared), core.RunValidation) == []  # shared anew
+
+
+def test_n32_a_run_that_proves_nothing_is_tried_again_later_not_at_every_poll() -> None:
+    w = World(settings(validate_every=0))
+    _diagnosed(w)
+    ttl = core.diagnosis_ttl(w.src.settings)
+    w.poll(None, 5 + ttl / 2 + 1)
+    v = core.Validation(False, None, T0, T0, "diagnosis", read_error="EIO")
+    w(core.ValidationFinished("main", v), 5 + ttl / 2 + 2)  # the daemon could not read the jar
+    assert of(w.poll(None, 5 + ttl / 2 + 4), core.RunValidation) == []
+    fx = w.poll(None, 5 + ttl / 2 + 1 + core.DIAGNOSIS_RECHECK)
+    assert of(fx, core.RunValidation) == [core.RunValidation("main", "diagnosis", True)]
+
+
+def test_n32_a_daemon_that_only_read_a_peers_diagnosis_does_not_recheck_it() -> None:
+    w = World(settings(validate_every=0))
+    w.file(jar("A"), 0)
+    shared = {"main": Reason.PO_TOKEN_REQUIRED}
+    w.poll(None, 1, diagnoses=shared)
+    assert of(w.poll(None, 86400, diagnoses=shared), core.RunValidation) == []

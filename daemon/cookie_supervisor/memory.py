@@ -3,9 +3,10 @@ state file's JSON (state.py writes and reads the file itself).
 
 Per source, the login sessions seen (fingerprint → first seen; so a restart neither makes an old
 session new nor forgets its age), how long the ones seen to die lived (the learned renewal), the
-standing diagnosis, the refresh owed while Redis was away; and the record of finished jobs
-already judged. What the file holds is trusted no further than its shape: each entry whose values
-are not of the right type and range is dropped with one log line, never the daemon.
+standing diagnosis, the refresh owed while Redis was away, the upload nobody could judge that was
+excused (N30); and the record of finished jobs already judged. What the file holds is trusted no
+further than its shape: each entry whose values are not of the right type and range is dropped
+with one log line, never the daemon.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def snapshot(state: core.State, key: bytes, **extra: Any) -> dict[str, Any]:
             "owed": src.owed.as_dict() if src.owed else None,
             "diagnosed": src.diagnosed.value if src.diagnosed else None,
             "reset_by": src.reset_by,
+            "excused": src.excused,
             # oldest first: fingerprint → [seconds lived, ended at]
             "lifetimes": {fp: [x.seconds, x.ended_at] for fp, x in src.lifetimes.items()},
             "unmeasured": src.unmeasured,
@@ -79,6 +81,9 @@ def restore(state: core.State, data: dict[str, Any]) -> None:
         src.diagnosed = Reason(diagnosed) if diagnosed in _DIAGNOSES else None
         reset_by = entry.get("reset_by")  # a fingerprint: a restart does not make it reset again
         src.reset_by = reset_by if isinstance(reset_by, str) and len(reset_by) <= 128 else None
+        # a job id: a restart does not excuse a second upload nobody could judge (N30)
+        excused = entry.get("excused")
+        src.excused = excused if isinstance(excused, str) and len(excused) <= 1024 else None
         src.lifetimes = _lifetimes(name, entry.get("lifetimes"))
         unmeasured = entry.get("unmeasured")
         if isinstance(unmeasured, str) and 0 < len(unmeasured) <= _FINGERPRINT:

@@ -605,7 +605,58 @@ def n3() -> Scenario:
     )
 
 
+def n30() -> Scenario:
+    """New (make sim, seed 1004847): YouTube rate-limits every validation while the extractor
+    uploads sessions that fail; each verification ends `unverified`, which counted neither way,
+    so the backoff never grew and the learned renewal asked a login every 21 minutes: 10 jobs
+    in 3 h 16 min against P1's 9."""
+    return seeded(1004847, (0, 1, 4, 5, 6), "N30")
+
+
+def n31() -> Scenario:
+    """New (make sim, seed 1000555): after a FLUSHALL a job id repeats; the daemon kept the ask
+    of the old epoch's job with that id, the logged-out jar's problem looked newer than the ask,
+    and each refresh of it ended `unverified` at once (N11) and was asked again at the cooldown:
+    10 jobs in 9 min against P1's 9."""
+    return seeded(1000555, (42, 43, 53, 54, 57, 58, 63, 64, 65, 66), "N31")
+
+
+def n31b() -> Scenario:
+    """N31 (make sim, seed 1002210): the stale ask made the extractor's re-upload of the same
+    session look like a new session arriving after the ask: not counted by N7, `unverified`
+    every 11 minutes while YouTube rate-limited: 14 jobs in 2 h 44 min against P1's 13."""
+    keep = (*range(10, 30), *range(35, 50))
+    return seeded(1002210, keep, "N31b")
+
+
+def n32() -> Scenario:
+    """New (make sim, seed 1003052): a daemon validating only on demand diagnoses
+    po_token_required on a report and shares it for a day; nothing runs for a day, the copy
+    expires in Redis while the diagnosis stands, and a peer asks its due rotation (P1)."""
+    return seeded(1003052, (51, 53), "N32")
+
+
+def n32b() -> Scenario:
+    """N32 (make sim, seed 1009207): the same with an offline-only peer, which cannot diagnose
+    the flagged address itself, and a holder that met it during a refresh's verification."""
+    return seeded(1009207, (49,), "N32b")
+
+
+def n24c() -> Scenario:
+    """N24 in another world (make sim, seed 1000309, once N30 counted unjudged uploads): a
+    peer's booking set a day's backoff and this daemon armed its retry for it; its own booking
+    (refresh_backoff 3 s) shortened the shared wait to 6 min, and the retry must come back then
+    (P2)."""
+    return replace(generate(1000309), name="N24c")
+
+
 REGRESSIONS: dict[str, tuple[Callable[[], Scenario], str]] = {
+    "N30": (n30, "P1"),
+    "N24c": (n24c, "P2"),
+    "N31": (n31, "P1"),
+    "N31b": (n31b, "P1"),
+    "N32": (n32, "P1"),
+    "N32b": (n32b, "P1"),
     "N3": (n3, "P1"),
     "N3b": (n3b, "P1"),
     "N14": (n14, "P1"),

@@ -481,7 +481,7 @@ class SimDaemon:
 
     def core_times(self) -> Iterator[float]:
         """Every time the core compares `now` with: grace end, retry, backoff, upload deadline,
-        rotation due."""
+        rotation due, the holder's re-check of a shared diagnosis."""
         for src in self.state.sources.values():
             rot = src.rotation()
             for t in (
@@ -490,6 +490,7 @@ class SimDaemon:
                 src.backoff_until,
                 src.verifying.deadline if src.verifying else None,
                 rot[0] if rot else None,
+                src.share_due if src.diagnosed is not None else None,  # N32: mono
             ):
                 if t is not None:
                     yield t

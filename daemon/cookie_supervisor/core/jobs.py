@@ -17,7 +17,6 @@ from cookie_supervisor.core.events import (
     QueueObserved,
     RecordOutcome,
     RedisDown,
-    ShareDiagnosis,
 )
 from cookie_supervisor.core.refresh import by_person, note_asked, still_owed
 from cookie_supervisor.core.source import (
@@ -33,7 +32,13 @@ from cookie_supervisor.core.source import (
     rewritten_since_asked,
     validate,
 )
-from cookie_supervisor.core.validation import diagnosis_ttl, end_verification, job_key, overtaken
+from cookie_supervisor.core.validation import (
+    end_verification,
+    job_key,
+    overtaken,
+    recheck_diagnosis,
+    share,
+)
 from cookie_supervisor.model import (
     FinishedJob,
     Now,
@@ -53,6 +58,7 @@ def queue_observed(state: State, obs: QueueObserved, now: Now) -> list[Effect]:
         state.epoch = obs.epoch
     if emptied:
         state.emptied_at = now.mono
+        _forget_old_epoch(state, obs)
     if state.redis_up is not True:
         fx.append(redis_back(state, now))
     state.redis_up, state.counts = True, obs.counts
@@ -119,7 +125,20 @@ def queue_observed(state: State, obs: QueueObserved, now: Now) -> list[Effect]:
             # shares it anew, or drops it here too. Held, it kept a dead jar's refresh back for
             # a day after the account was lifted (N25).
             fx += validate(src, "retry", diagnose=True)
+        fx += recheck_diagnosis(src, now)
     return fx
+
+
+def _forget_old_epoch(state: State, obs: QueueObserved) -> None:
+    """Redis lost its data: job ids start again, so what this daemon noted per id (when it asked
+    a job, first saw a peer's pending) named jobs of the old epoch. Kept, a new job with the same
+    id took the old one's ask as its own, and its upload looked older than the jar's problem
+    (N31). The jobs pending now are this epoch's."""
+    pending = set(obs.pending.values())
+    for src in state.sources.values():
+        for noted in (src.requested, src.watched, src.asked_mono):
+            for job_id in [j for j in noted if j not in pending]:
+                del noted[job_id]
 
 
 def _shared_seen(
@@ -132,7 +151,7 @@ def _shared_seen(
     if found is not None or not held:
         src.shared_diagnosis = found
     if reshare and found is None and src.diagnosed is not None:
-        return [ShareDiagnosis(src.name, src.diagnosed, diagnosis_ttl(src.settings))]
+        return [share(src, src.diagnosed, now)]
     return []
 
 

@@ -266,7 +266,11 @@ def refresh_answered(state: State, src: Source, ans: RefreshAnswered, now: Now) 
     if ans.state == "enqueued":
         assert ans.job_id is not None
         src.pending_progress = PendingJob(now.wall)  # until the next poll reads it from Redis
+        # A new job: what an id named before (a job of an earlier epoch: ids start again after
+        # a FLUSHALL) is forgotten, or its old ask dates this upload (N31).
+        src.requested.pop(ans.job_id, None)
         src.requested[ans.job_id] = now.wall
+        src.asked_mono.pop(ans.job_id, None)
         note_asked(src, ans.job_id, now)
         while len(src.requested) > REQUESTED_KEPT:
             del src.requested[next(iter(src.requested))]

@@ -148,7 +148,13 @@ class Source:
     # mono: when this run's cookie-less probe last confirmed the diagnosis (never persisted: a
     # diagnosis restored or shared is re-checked by the next report, N9)
     diagnosis_checked: float | None = None
+    # mono: when this daemon confirms the diagnosis it holds again, before the copy it shared
+    # expires in Redis (N32); None: at the next poll (a diagnosis restored at start)
+    share_due: float | None = None
     reset_by: str | None = None  # the session whose passing validation last reset the backoff
+    # The job whose upload nothing could judge by its deadline, excused as the first since the
+    # source last worked (a pass online): the next one nobody can judge counts (N30).
+    excused: str | None = None
     rewritten_at: float | None = None  # wall time the daemon last saw the logged-in jar change
     rewritten_mono: float | None = None  # the same moment on this run's monotonic clock
     validating: bool = False

@@ -145,7 +145,7 @@ def timer_fired(state: State, src: Source, key: TimerKey, now: Now) -> list[Effe
         # An upload no validation could judge by the deadline is `unverified` (D3): a verdict
         # that blames nothing, so automatic refreshes are not blocked forever.
         verdict: Verdict = "no_upload" if ver.session_at is None else "unverified"
-        return end_verification(src, verdict)
+        return end_verification(src, verdict, deadline=True)
     if key == "validate":
         return validate(src, "schedule")
     if key == "retry":

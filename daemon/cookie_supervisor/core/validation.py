@@ -21,9 +21,11 @@ from cookie_supervisor.core.file import session_ended
 from cookie_supervisor.core.health import track_usable
 from cookie_supervisor.core.problems import validation_level
 from cookie_supervisor.core.source import (
+    DIAGNOSIS_RECHECK,
     FILE_STATES,
     Source,
     State,
+    Verification,
     file_evidence,
     log_line,
     notification,
@@ -100,6 +102,9 @@ def validation_finished(state: State, src: Source, v: Validation, now: Now) -> l
         fx += validate(src, "verification" if src.verifying else "file")
     if v.ok and not v.offline:  # an offline pass could not look online (N2)
         fx += _reset_backoff(src, fx)
+        if src.excused is not None:  # the source works: the next upload nobody judges is excused
+            src.excused = None
+            fx.append(Persist())
     return fx
 
 
@@ -120,7 +125,7 @@ def _track_diagnosis(src: Source, v: Validation, now: Now) -> list[Effect]:
     before = src.diagnosis
     if v.diagnosis is not None:
         src.diagnosed, src.diagnosis_checked = v.diagnosis, now.mono
-        fx: list[Effect] = [ShareDiagnosis(src.name, v.diagnosis, diagnosis_ttl(src.settings))]
+        fx: list[Effect] = [share(src, v.diagnosis, now)]
         if before != v.diagnosis:
             fx.append(Persist())  # it stands across a restart too
             fx.append(
@@ -143,7 +148,7 @@ def _track_diagnosis(src: Source, v: Validation, now: Now) -> list[Effect]:
         # A run that could not tell keeps this daemon's diagnosis, and so the shared copy: it
         # stands in Redis as long as here, or a peer that cannot diagnose (no account check, or
         # validating on demand) asks a login while YouTube still rate-limits our runs (N14).
-        return [ShareDiagnosis(src.name, src.diagnosed, diagnosis_ttl(src.settings))]
+        return [share(src, src.diagnosed, now)]
     src.diagnosed = src.shared_diagnosis = src.diagnosis_checked = None
     return [ShareDiagnosis(src.name, None), *_dropped(src, before, v)]
 
@@ -179,6 +184,28 @@ def _dropped(src: Source, before: Reason | None, v: Validation) -> list[Effect]:
             result="ok" if v.ok else v.reason,
         ),
     ]
+
+
+def share(src: Source, diagnosis: Reason, now: Now) -> ShareDiagnosis:
+    """Share this daemon's diagnosis for `diagnosis_ttl`, and confirm it again halfway (N32)."""
+    ttl = diagnosis_ttl(src.settings)
+    src.share_due = now.mono + ttl / 2
+    return ShareDiagnosis(src.name, diagnosis, ttl)
+
+
+def recheck_diagnosis(src: Source, now: Now) -> list[Effect]:
+    """The diagnosis this daemon holds stands until something contradicts it; the copy it
+    shared stands in Redis `diagnosis_ttl` unless confirmed. A source validating only on demand
+    may run nothing for a day: the copy expired while the diagnosis still stood here and in
+    the world, and a peer (offline-only, or its own check not run) asked its due rotation behind
+    the PO-token wall (N32, P1). Halfway through, the holder validates again: the result
+    confirms and shares it anew, contradicts and drops it, or (rate limited) keeps it (N14)."""
+    if src.diagnosed is None or (src.share_due is not None and now.mono < src.share_due):
+        return []
+    fx = validate(src, "diagnosis", diagnose=True)
+    if fx:  # one that proves nothing (the file unreadable) is tried again later, not each poll
+        src.share_due = now.mono + DIAGNOSIS_RECHECK
+    return fx
 
 
 def diagnosis_ttl(cfg: Policy) -> float:
@@ -246,13 +273,21 @@ def overtaken(src: Source, now: Now) -> list[Effect]:
     return end_verification(src, "unverified")
 
 
-def end_verification(src: Source, verdict: Verdict) -> list[Effect]:
+def end_verification(src: Source, verdict: Verdict, *, deadline: bool = False) -> list[Effect]:
+    """End the open verification with `verdict`; `deadline`: the upload arrived and no
+    validation could judge it by the deadline (D3's `unverified`)."""
     ver = src.verifying
     assert ver is not None
     src.verifying = None
     ok = verdict == "verified"
     if ok and ver.same_session and src.session is not None and src.session == src.reset_by:
         ok = False  # it renewed nothing, and this session reset the count once already (P1)
+    unsuccessful = verdict == "unverified" and (
+        # The upload kept the session: whatever YouTube would have said, it renewed nothing. An
+        # unsuccessful refresh, so a due rotation the extractor cannot end (while YouTube
+        # rate-limits every validation, or nobody looks online) backs off (N7, P1).
+        ver.same_session or (deadline and not _excused(src, ver))
+    )
     fx: list[Effect] = [
         Cancel(src.name, "upload"),
         Persist(),  # the job joins the saved record of judged jobs: a restart books it no more
@@ -262,12 +297,10 @@ def end_verification(src: Source, verdict: Verdict) -> list[Effect]:
             f"refresh verification: {verdict}",
             src,
             job_id=ver.job_id,
+            unsuccessful=unsuccessful or None,
         ),
     ]
-    if verdict == "unverified" and ver.same_session:
-        # The upload kept the session: whatever YouTube would have said, it renewed nothing. An
-        # unsuccessful refresh, so a due rotation the extractor cannot end (while YouTube
-        # rate-limits every validation, or nobody looks online) backs off (N7, P1).
+    if unsuccessful:
         fx.append(RecordOutcome(src.name, ver.job_id, False))
     # Otherwise `unverified` is neither a success nor an unsuccessful refresh: the count stays.
     if verdict not in ("superseded", "unverified"):
@@ -284,6 +317,20 @@ def end_verification(src: Source, verdict: Verdict) -> list[Effect]:
             )
         )
     return fx
+
+
+def _excused(src: Source, ver: Verification) -> bool:
+    """Is this upload nobody could judge excused? The first since the source last worked (a
+    validation passed online) is: YouTube may rate-limit for an hour, and it blames nothing
+    (D3). A second one is not: while YouTube rate-limits every check and the extractor uploads
+    sessions that fail, each refresh ended `unverified`, the backoff never grew, and a learned
+    renewal asked a login every 21 minutes (N30, P1). It counts as an unsuccessful refresh:
+    the backoff grows to `refresh_backoff_max`, never locking the source out, and the next pass
+    online resets it (P6)."""
+    if src.excused is not None:
+        return False
+    src.excused = ver.job_id
+    return True
 
 
 def _verdict_reason(src: Source, verdict: Verdict) -> str | None:
