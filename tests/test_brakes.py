@@ -31,6 +31,33 @@ def job_reasons(r: redis.Redis) -> list[str]:
             "ip_flagged",
             None,
         ),
+        # the wall stops the account check too, and a guest alike: the address, found by one
+        # yt-dlp run without cookies instead of a login (N27)
+        (
+            {"FAKE_WITH_COOKIES": "bot", "FAKE_WITHOUT_COOKIES": "bot", "FAKE_ACCOUNT": "bot"},
+            "ip_flagged",
+            "ip_flagged",
+            None,
+        ),
+        # ... YouTube's own words for it, as a guest: the address too
+        (
+            {
+                "FAKE_WITH_COOKIES": "bot",
+                "FAKE_WITHOUT_COOKIES": "ip_blocked",
+                "FAKE_ACCOUNT": "bot",
+            },
+            "ip_flagged",
+            "ip_flagged",
+            None,
+        ),
+        # the wall on the account check, but a guest gets through: a session YouTube does not
+        # honour (nothing says it does), the cookies' failure: a job (N18)
+        (
+            {"FAKE_WITH_COOKIES": "bot", "FAKE_WITHOUT_COOKIES": "ok", "FAKE_ACCOUNT": "bot"},
+            "bot_detection",
+            None,
+            "bot_detection",
+        ),
         # works without cookies, not with them: the account is restricted
         (
             {
@@ -66,7 +93,8 @@ def test_account_check_and_diagnosis_decide_whether_a_refresh_can_help(
     try:
         answer = d.post("/api/cookies/validate").json()
         assert answer["reason"] == verdict and answer["diagnosis"] == diagnosis
-        assert answer["account_check"] is (verdict != "cookies_rotated")
+        walled = fake["FAKE_ACCOUNT"] == "bot"
+        assert answer["account_check"] is (verdict != "cookies_rotated" and not walled)
         if job is None:
             assert (
                 d.metric("cookie_supervisor_diagnosis", source="default", diagnosis=diagnosis or "")

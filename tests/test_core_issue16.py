@@ -7,6 +7,7 @@ the monotonic clock orders what this run saw, the wall clock dates what other ho
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -877,3 +878,67 @@ def test_n32_a_daemon_that_only_read_a_peers_diagnosis_does_not_recheck_it() -> 
     shared = {"main": Reason.PO_TOKEN_REQUIRED}
     w.poll(None, 1, diagnoses=shared)
     assert of(w.poll(None, 86400, diagnoses=shared), core.RunValidation) == []
+
+
+# --- N27: the bot wall on the account check too: a guest tells the address, not a login ---------
+
+WALL = Reason.BOT_DETECTION
+
+
+def validate_through_the_pipeline(
+    w: World, answers: dict[str, Reason | None], *, began: float, at: float
+) -> tuple[list[str], list[core.Effect]]:
+    """A validation as the runtime's validator runs it: the runs `next_probe` asks for, answered
+    from `answers` (media, account, bare), and `validation_of`'s verdict handed to the core."""
+    plan = core.plan_validation(w.src)
+    said: tuple[core.ProbeSaid, ...] = ()
+    while (run := core.next_probe(plan, said)) is not None:
+        said += (core.ProbeSaid(run.kind, run.url, answers[run.kind]),)
+    v = replace(core.validation_of(said, T0 + began, T0 + at, "schedule"), took=at - began)
+    w.t = at
+    return [p.kind for p in said], w(core.ValidationFinished("main", v))
+
+
+def test_n27_the_wall_on_the_account_check_and_for_a_guest_is_the_address_without_a_login() -> None:
+    """Seed 1000001: the bot wall stopped the media probe and the account check alike; nothing ran
+    without cookies, the wall was taken for the cookies' failure, and a login was spent behind a
+    flagged IP to find out (the refresh's fresh session was `still_failing`, then diagnosed). Now
+    the cookie-less probe runs at once: the guest meets the same wall, so it is the address."""
+    w = World()
+    w.file(jar("A"), 0)
+    kinds, fx = validate_through_the_pipeline(
+        w, {"media": WALL, "account": WALL, "bare": WALL}, began=10, at=15
+    )
+    assert kinds == ["media", "account", "bare"]  # one yt-dlp run more, no login
+    assert of(fx, core.Enqueue) == []
+    assert w.src.diagnosis is Reason.IP_FLAGGED
+    assert core.ShareDiagnosis("main", Reason.IP_FLAGGED, 3 * 1800.0) in fx
+    assert core.need(w.src, w.now()) is None  # no evidence a refresh would fix
+    # the cookie alert stays quiet: the failure is not fixable, the health gate stays open
+    last = w.src.last_validation
+    assert last is not None and not last.conclusive
+
+
+def test_n27_a_guest_getting_through_leaves_the_wall_the_cookies_failure() -> None:
+    """The wall with cookies and on the account check, but a guest gets through: the address is
+    not blocked, and a session of unknown standing that YouTube walls is the cookies' (N18)."""
+    w = World()
+    w.file(jar("A"), 0)
+    kinds, fx = validate_through_the_pipeline(
+        w, {"media": WALL, "account": WALL, "bare": None}, began=10, at=15
+    )
+    assert kinds == ["media", "account", "bare"]
+    assert w.src.diagnosis is None
+    assert [e.reason for e in of(fx, core.Enqueue)] == [WALL]
+
+
+def test_n27_a_dead_session_is_told_by_the_account_check_without_a_guest() -> None:
+    """The account check says the session is dead: that is the verdict (P2), nothing more runs."""
+    w = World()
+    w.file(jar("A"), 0)
+    kinds, fx = validate_through_the_pipeline(
+        w, {"media": WALL, "account": Reason.LOGGED_OUT, "bare": WALL}, began=10, at=15
+    )
+    assert kinds == ["media", "account"]
+    assert w.src.diagnosis is None
+    assert [e.reason for e in of(fx, core.Enqueue)] == [Reason.LOGGED_OUT]

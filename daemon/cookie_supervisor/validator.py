@@ -92,8 +92,8 @@ class Validator:
             offline = offline_validation(report, cfg.policy(), started, self.clock(), trigger)
             if offline is not None:
                 return self._timed(offline, began)
-            # a standing diagnosis makes every run probe without cookies too: when the bot wall
-            # also blocks the account check, only that keeps it standing
+            # a standing diagnosis makes every run probe without cookies too, to confirm or drop
+            # it: a daemon without an account check has nothing else that asks for the guest
             plan = plan_validation(cfg.policy(), diagnose())
             said: tuple[ProbeSaid, ...] = ()
             while (run := next_probe(plan, said)) is not None:

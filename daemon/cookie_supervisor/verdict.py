@@ -32,11 +32,22 @@ def wants_account_check(media: Reason | None) -> bool:
     return media is None or media.fixable
 
 
-def wants_diagnosis(media: Reason | None, account_ok: bool | None, asked: bool) -> bool:
-    """Probe once more without cookies? Only when a media failure may not be the cookies'."""
+# What stops the account check before YouTube looks at the session: a dead session is answered
+# "The playlist does not exist" (logged_out), so the bot wall there says nothing about the cookies.
+WALLS = frozenset({Reason.BOT_DETECTION, Reason.IP_FLAGGED})
+
+
+def wants_diagnosis(
+    media: Reason | None, account_ok: bool | None, asked: bool, account: Reason | None = None
+) -> bool:
+    """Probe once more without cookies? Only when a media failure may not be the cookies': asked
+    for, the account check passed (the session is honoured), a PO-token notice, or the wall
+    stopped the account check too (`account`, its failure): then only a guest tells an address
+    YouTube blocks from a session it does not honour, with one yt-dlp run instead of a login."""
     if media not in _MEDIA_DIAGNOSED:
         return False
-    return asked or account_ok is True or media is Reason.PO_TOKEN_REQUIRED
+    walled = account_ok is False and account in WALLS
+    return asked or account_ok is True or walled or media is Reason.PO_TOKEN_REQUIRED
 
 
 def conclude(
@@ -55,6 +66,8 @@ def conclude(
     be honoured: the account check passed, or it is a fresh login. A session of unknown standing
     (no account check) fails the same way when YouTube no longer honours it, which fresh
     cookies do fix: that is the cookies' failure, and a refresh's fresh session tells (N18).
+    Failing the same way without cookies is the address (or the PO token) whatever the account
+    check said, the wall there included (N27): YouTube did not look at the session.
     """
     if account_ran and account in NOT_HONOURED:
         return account, None  # the session is not honoured: that is the cookies, whatever else
@@ -128,7 +141,8 @@ def next_probe(plan: ValidationPlan, said: tuple[ProbeSaid, ...]) -> ProbeRun | 
         return ProbeRun("account", plan.account_url)
     account_ok = None if account is None else account.ok
     ran_bare = any(p.kind == "bare" for p in said)
-    if not ran_bare and wants_diagnosis(last.reason, account_ok, plan.diagnose):
+    wall = None if account is None else account.reason
+    if not ran_bare and wants_diagnosis(last.reason, account_ok, plan.diagnose, wall):
         return ProbeRun("bare", last.url)
     return None
 

@@ -126,7 +126,9 @@ def _print_economy(econ: list[Economy]) -> None:
         f"repair median={_fmt(s['repair_median'], 's')} p99={_fmt(s['repair_p99'], 's')}"
     )
     print(
-        f"economy: jobs/day behind a flagged IP={_fmt(s['flagged_jobs_per_day'])} (target 0; "
+        f"economy: jobs/day behind a flagged IP={_fmt(s['flagged_jobs_per_day'])} "
+        f"(needed={_fmt(s['flagged_needed_per_day'])}: the jar broken or its session dead; "
+        f"avoidable={_fmt(s['flagged_avoidable_per_day'])}, target 0; "
         f"{s['flagged_days']:.1f} flagged days) jobs/day while uploads keep failing="
         f"{_fmt(s['failing_jobs_per_day'])} (P1 bound for the first day at the defaults: "
         f"{bound:.0f}; {s['failing_days']:.1f} failing days)"

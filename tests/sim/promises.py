@@ -2,7 +2,8 @@
 
 `Promises` watches the world (the observer hooks of world.World) and records a `Violation` the
 first time each promise breaks. It also keeps the economy: logins per repaired incident, time to
-repair, jobs behind a flagged IP, jobs while uploads keep failing.
+repair, jobs behind a flagged IP (needed: the jar missing or broken, or its session dead, which P2
+asks for; avoidable: the rest), jobs while uploads keep failing.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ class Economy:
     logins_repaired: int = 0
     repair_times: list[float] = field(default_factory=list)
     flagged_seconds: float = 0.0
-    flagged_jobs: int = 0
+    flagged_jobs: int = 0  # automatic jobs behind a flagged IP: needed + avoidable
+    flagged_needed: int = 0  # the jar missing or broken, or its session dead: P2 asks them
     failing_seconds: float = 0.0
     failing_jobs: int = 0
 
@@ -268,8 +270,20 @@ class Promises:
                 f"automatic job {job_id} ({fx.reason.value}) while {yt.blocked.value} stood "
                 f"diagnosed since {self.diagnosed_at - T0:.0f}s",
             )
+        # P1 (N27): a daemon with an account check tells a flagged IP from the cookies by its own
+        # validation (the account check passes, or the wall stops it and a guest alike): a job
+        # on that validation's verdict, for an honoured jar behind a flagged IP, is avoidable
+        own = fx.origin == "validation" and not rotation
+        looks = d.cfg.account_check and not d.cfg.offline_only
+        if yt.ip_flagged and own and looks and self._jar_honoured() and not yt.rate_limited:
+            self.fail(
+                "P1",
+                f"automatic job {job_id} ({fx.reason.value}) on {d.name}'s own validation behind "
+                "a flagged IP, for an honoured jar: its account check and a guest could tell",
+            )
         if yt.ip_flagged:
             self.eco.flagged_jobs += 1
+            self.eco.flagged_needed += not self._jar_honoured()
         if w.worker_mode in ("new_bad", "fail"):
             self.eco.failing_jobs += 1
         # P1: rationed while refreshes cannot help, per lifetime of Redis's data: the count is
@@ -509,8 +523,13 @@ class Promises:
             self.evidence = None
 
     def _jar_healthy(self) -> bool:
+        return self._jar_honoured() and not self.w.writing
+
+    def _jar_honoured(self) -> bool:
+        """The jar in place is a complete cookie file whose session YouTube honours: a refresh
+        has nothing to fix in it (behind a flagged IP, a job for it is avoidable)."""
         jar = self.w.jar
-        return jar.exists and self.w.youtube.honoured(jar.session) and not self.w.writing
+        return jar.exists and self.w.youtube.honoured(jar.session)
 
     # --- after every step -----------------------------------------------------------------
 

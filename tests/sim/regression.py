@@ -580,6 +580,15 @@ def n15() -> Scenario:
     return seeded(1006904, (4, 5, 7), "N15")
 
 
+def n27() -> Scenario:
+    """New (make sim, seed 1000001): the IP is flagged and the bot wall stops the account check
+    too; the jar is healthy and honoured. Nothing ran without cookies, so the wall was taken for
+    the cookies' failure and a daemon with an account check paid a login behind the flagged IP
+    (P1, the clause for a daemon's own validation). Fixed: the wall on the account check runs
+    the cookie-less probe, and a guest walled too is `ip_flagged`."""
+    return seeded(1000001, (0, 1), "N27")
+
+
 def p4_late_start() -> Scenario:
     """The checker, not the rules (make sim, seed 1002421): a person's request deferred while
     Redis was down; the daemon was stopped (SIGTERM) when Redis came back and started three
@@ -683,6 +692,7 @@ REGRESSIONS: dict[str, tuple[Callable[[], Scenario], str]] = {
     "P2-restart-grace": (p2_restart_grace, "P2"),
     "P2-late-backoff": (p2_late_backoff, "P2"),
     "P2-per-run": (p2_per_run, "P2"),
+    "N27": (n27, "P1"),
     "D13": (d13, "P5"),
     "N1": (n1, "P2"),
     "N2": (n2, "P6"),

@@ -334,6 +334,10 @@ def replay_text(
 # --- economy ------------------------------------------------------------------------------------
 
 
+def per_day(count: int, days: float) -> float:
+    return count / days if days else float("nan")
+
+
 def summarize(results: list[Economy]) -> dict[str, float]:
     repaired = sum(e.repaired for e in results)
     logins = sum(e.logins_repaired for e in results)
@@ -347,9 +351,11 @@ def summarize(results: list[Economy]) -> dict[str, float]:
         "repair_median": statistics.median(times) if times else float("nan"),
         "repair_p99": times[min(len(times) - 1, int(0.99 * len(times)))] if times else float("nan"),
         "flagged_days": flagged_days,
-        "flagged_jobs_per_day": sum(e.flagged_jobs for e in results) / flagged_days
-        if flagged_days
-        else float("nan"),
+        "flagged_jobs_per_day": per_day(sum(e.flagged_jobs for e in results), flagged_days),
+        "flagged_needed_per_day": per_day(sum(e.flagged_needed for e in results), flagged_days),
+        "flagged_avoidable_per_day": per_day(
+            sum(e.flagged_jobs - e.flagged_needed for e in results), flagged_days
+        ),
         "failing_days": failing_days,
         "failing_jobs_per_day": sum(e.failing_jobs for e in results) / failing_days
         if failing_days

@@ -182,6 +182,8 @@ class YouTube:
         return None
 
     def bare(self) -> Reason | None:
+        """The media probe without cookies (a guest): a flagged IP walls it as it walls every
+        request from the address, whatever the session; a dead session does not (N18, N27)."""
         if self.rate_limited:
             return Reason.RATE_LIMITED
         if self.ip_flagged:

@@ -45,7 +45,7 @@ from cookie_supervisor.verdict import plan_validation as plan_for_policy
 
 def plan_validation(src: Source, asked: bool = False) -> ValidationPlan:
     """What a validation of `src` may run. A standing diagnosis makes every run probe without
-    cookies too: when the bot wall also blocks the account check, only that keeps it standing."""
+    cookies too, to confirm or drop it: without an account check nothing else asks for it."""
     return plan_for_policy(src.settings, asked or src.diagnosis is not None)
 
 
@@ -121,7 +121,8 @@ def _began_before_session(src: Source, v: Validation, now: Now) -> bool:
 def _track_diagnosis(src: Source, v: Validation, now: Now) -> list[Effect]:
     """A diagnosis stands until something newer contradicts it: a validation that passed on the
     network, or an account check saying the session is dead (that is the cookies after all). A
-    run the bot wall also blocked, or one that proved nothing (timeout, rate limit), keeps it."""
+    run that proved nothing (timeout, rate limit) keeps it; one the wall blocked everywhere, a
+    guest too, confirms it (N27)."""
     before = src.diagnosis
     if v.diagnosis is not None:
         src.diagnosed, src.diagnosis_checked = v.diagnosis, now.mono
