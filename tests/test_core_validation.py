@@ -180,8 +180,9 @@ def test_a_validation_the_daemon_could_not_read_for_is_no_verdict() -> None:
 
 
 def test_d2a_a_run_the_bot_wall_also_blocks_keeps_the_diagnosis() -> None:
-    """The bot wall hits the account check too: that run cannot tell, so the diagnosis stands,
-    and the next validation probes without cookies again to confirm or drop it."""
+    """A run that cannot tell (the media probe walled, the account check failing, no guest's
+    verdict; since N27 a guest walled too confirms the diagnosis instead) keeps the diagnosis, and
+    the next validation probes without cookies again to confirm or drop it."""
     h = Harness()
     h.file(jar())
     fx = diagnosed_by(h)

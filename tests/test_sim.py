@@ -9,15 +9,19 @@ random run may break no promise outside that list.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import multiprocessing
 from dataclasses import replace
 
 import pytest
 
+from cookie_supervisor.classify import Reason
 from cookie_supervisor.core import jobs as core_jobs
+from cookie_supervisor.probe import judge
 from tests.sim.regression import KNOWN_BROKEN, REGRESSIONS
 from tests.sim.scenarios import generate, replay_command, run, shrink
-from tests.sim.world import DaemonConfig, World
+from tests.sim.world import DaemonConfig, World, YouTube
+from tests.support import FAKE_YTDLP
 
 SCENARIOS = 500
 # the module, not `core.step` the function that the package exports under the same name
@@ -155,3 +159,29 @@ def test_a_shrunk_violation_replays_with_one_command() -> None:
     assert a.trace == b.trace
     if defect in KNOWN_BROKEN:
         assert promise in {v.promise for v in a.violations}
+
+
+def test_the_world_walls_a_guest_behind_a_flagged_ip_as_ytdlp_says_it() -> None:
+    """What the world's YouTube answers each run (N27), checked against `probe.judge` on yt-dlp's
+    exact texts (the stand-in's): behind a flagged IP with the wall on the account check, the
+    media probe, the account check and a guest all meet the bot wall, whatever the session; a
+    dead session behind a clean address fails with cookies and its account check says so, while
+    a guest gets through."""
+    spec = importlib.util.spec_from_file_location("fake_ytdlp", FAKE_YTDLP)
+    assert spec is not None and spec.loader is not None
+    fake = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fake)
+
+    def said(scenario: str, account_check: bool = False) -> Reason | None:
+        out, err, code = fake.SCENARIOS[scenario]
+        reason, _, _ = judge(code, "\n".join(out), "\n".join(err), account_check=account_check)
+        return reason
+
+    wall = said("bot")
+    assert said("bot", account_check=True) is wall is Reason.BOT_DETECTION  # not logged_out
+    assert said("ll_missing", account_check=True) is Reason.LOGGED_OUT
+    yt = YouTube(sessions={1: "honoured", 2: "logged_out"}, ip_flagged=True, bot_wall_account=True)
+    for session in (1, 2, None):
+        assert (yt.media(session), yt.account(session), yt.bare()) == (wall, wall, wall)
+    clean = YouTube(sessions={2: "logged_out"})
+    assert (clean.media(2), clean.account(2), clean.bare()) == (wall, Reason.LOGGED_OUT, None)
