@@ -117,7 +117,8 @@ async def test_a_slow_job_skips_ticks_quietly(caplog: pytest.LogCaptureFixture) 
     with caplog.at_level(logging.DEBUG, logger="cookie_supervisor.schedule"):
         timers.every("slow", 0.01, slow)
         try:
-            await asyncio.sleep(0.2)
+            await until(lambda: started == 1)
+            await asyncio.sleep(0.2)  # twenty ticks' window, not a wait for an event
             assert started == 1  # one run at a time; the ticks meanwhile are skipped
             release.set()
             await until(lambda: started >= 2)
