@@ -174,8 +174,10 @@ def main() -> int:
     if scenario.startswith("escape"):  # "escape_hang": then hang; "escape_ok": then succeed
         record["escaped"] = escape()
     if path := os.environ.get("FAKE_RECORD"):
-        with open(path, "w") as fh:
+        # whole or not at all: a test waits for the file to exist, then kills us and reads it
+        with open(path + ".part", "w") as fh:
             json.dump(record, fh)
+        os.replace(path + ".part", path)
     if scenario in ("hang", "escape_hang"):
         time.sleep(600)
     out, err, code = SCENARIOS[scenario.removeprefix("escape_")]
