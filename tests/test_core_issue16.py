@@ -942,3 +942,41 @@ def test_n27_a_dead_session_is_told_by_the_account_check_without_a_guest() -> No
     assert kinds == ["media", "account"]
     assert w.src.diagnosis is None
     assert [e.reason for e in of(fx, core.Enqueue)] == [Reason.LOGGED_OUT]
+
+
+# --- N33: a poll whose reads began before our job was asked -------------------------------------
+
+
+def test_n33_a_read_begun_before_the_ask_keeps_the_job_and_its_reason() -> None:
+    """CI (test_alert_mail::test_missing_jar_mails_firing_then_resolved, a fresh-clone run): the
+    poll's reads were awaited while a refresh was asked and answered; applied after the answer,
+    the read (which could not see the job) dropped it, and the next poll found it again without
+    its reason: the mail said `Refresh job 1: pending.`, and the person's request was not asked
+    again when the job vanished."""
+    w = World()
+    w.file(jar("A"), 0)
+    ask = core.RefreshAsked("main", Reason.MANUAL, "api", False)
+    w.answered("enqueued", of(w(ask, 5), core.Enqueue)[0], job_id="9")
+    w.poll(None, 6, read_at=M0 + 4.9)  # began before the answer at 5
+    assert (w.src.pending_job, w.src.pending_reason) == ("9", Reason.MANUAL)
+    assert w.src.pending_progress is not None  # the enqueue's, until a read finds the job
+    w.poll("9", 8)
+    assert (w.src.pending_job, w.src.pending_reason) == ("9", Reason.MANUAL)
+    fx = w.poll(None, 10, vanished=frozenset({"9"}))
+    assert of(fx, core.Enqueue) == [core.Enqueue("main", Reason.MANUAL, "retry")]
+
+
+def test_n33_a_read_begun_after_the_ask_still_settles_the_job() -> None:
+    """Only a read that began before the job was known is discounted: a later one that names
+    no pending job (nor finished, nor vanished) is the queue's word, as before."""
+    w = World()
+    w.file(jar("A"), 0)
+    ask = core.RefreshAsked("main", Reason.MANUAL, "api", False)
+    w.answered("enqueued", of(w(ask, 5), core.Enqueue)[0], job_id="9")
+    w.poll(None, 6, read_at=M0 + 5.5)
+    assert (w.src.pending_job, w.src.pending_reason) == (None, None)
+    w = World()
+    w.file(jar("A"), 0)
+    w.answered("enqueued", of(w(ask, 5), core.Enqueue)[0], job_id="9")
+    fx = w.poll(None, 6, finished("9", at=T0 + 5.5, created=T0 + 5), read_at=M0 + 4.9)
+    assert w.src.pending_job is None and fx  # it ended within the reads: booked finished

@@ -93,6 +93,9 @@ def queue_observed(state: State, obs: QueueObserved, now: Now) -> list[Effect]:
     for name, src in state.sources.items():
         before = src.pending_job
         src.pending_job = obs.pending.get(name)
+        kept = _asked_after_the_read(src, before, obs, finished_ids)
+        if kept:
+            src.pending_job = before
         if src.pending_job in finished_ids:
             # The poll reads each pending job before the finished ones: a job that ended between
             # the two reads is named by both. It is finished; kept pending, a trigger was
@@ -111,7 +114,8 @@ def queue_observed(state: State, obs: QueueObserved, now: Now) -> list[Effect]:
             fx += _ride_over(src, obs, outcomes, asked_again=asked_again)
         if src.pending_job is None:
             src.pending_reason = None
-        src.pending_progress = obs.progress.get(name) if src.pending_job is not None else None
+        if not kept:
+            src.pending_progress = obs.progress.get(name) if src.pending_job is not None else None
     for src in state.sources.values():
         if src.owed is not None:  # after an outage, or restored from the state file
             fx += _pay_owed(state, src, now)  # instead of the need's pursuit (step)
@@ -173,6 +177,21 @@ def _ride_over(
         return []
     owed = riding.owed
     return [Enqueue(src.name, owed.reason, "owed", owed.force)]
+
+
+def _asked_after_the_read(
+    src: Source, job_id: str | None, obs: QueueObserved, finished_ids: set[str]
+) -> bool:
+    """The job we know pending became known (its ask answered, or first seen) after the poll's
+    reads began: they could not see it, so not naming it proves nothing (N33). Dropped, its
+    reason was lost for good (the next poll finds it again, reasonless): a person's request was
+    not asked again when it vanished, and alert mails lost what the daemon had asked for."""
+    if job_id is None or obs.pending.get(src.name) == job_id or obs.read_at is None:
+        return False
+    if job_id in finished_ids or job_id in obs.vanished:
+        return False
+    known = src.asked_mono.get(job_id)
+    return known is not None and obs.read_at < known
 
 
 def _job_lost(src: Source, job_id: str) -> list[Effect]:
