@@ -11,6 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+
 from cookie_supervisor import core, memory
 from cookie_supervisor.bull import FinishedJob
 from cookie_supervisor.classify import Reason
@@ -759,22 +761,18 @@ def test_n30_a_second_upload_nobody_could_judge_counts_as_unsuccessful() -> None
     assert of(fx, core.RecordOutcome) == [core.RecordOutcome("main", "11", False)]
 
 
-def test_n30_a_pass_online_in_between_excuses_the_next_one_again() -> None:
+@pytest.mark.parametrize("offline", [False, True])
+def test_n30_only_a_pass_online_in_between_excuses_the_next_one_again(offline: bool) -> None:
+    """The rate limit lifted and session B passed: the next unjudged upload is excused again.
+    A pass that looked at the jar only (offline) says nothing of B: the next one counts."""
     w = World(settings(upload_timeout=120))
     w.file(jar("A"), 0)
     _unjudged_refresh(w, "9", "B", 10)
-    w.validated(True, began=500, at=505)  # the rate limit lifted: session B works
+    w.validated(True, began=500, at=505, offline=offline)
     fx = _unjudged_refresh(w, "10", "C", 1000)
-    assert verdicts(fx) == ["unverified"] and of(fx, core.RecordOutcome) == []
-
-
-def test_n30_an_offline_pass_in_between_does_not() -> None:
-    w = World(settings(upload_timeout=120))
-    w.file(jar("A"), 0)
-    _unjudged_refresh(w, "9", "B", 10)
-    w.validated(True, began=500, at=505, offline=True)  # it looked at the jar only
-    fx = _unjudged_refresh(w, "10", "C", 1000)
-    assert of(fx, core.RecordOutcome) == [core.RecordOutcome("main", "10", False)]
+    assert verdicts(fx) == ["unverified"]
+    counted = [core.RecordOutcome("main", "10", False)] if offline else []
+    assert of(fx, core.RecordOutcome) == counted
 
 
 def test_n30_a_restart_does_not_excuse_a_second_one() -> None:
