@@ -210,7 +210,12 @@ def stack(redis_url: str, tmp_path: Path) -> Iterator[Stack]:
             f"--config.file={work / 'prometheus.yml'}",
             f"--storage.tsdb.path={work / 'tsdb'}",
             f"--web.listen-address=127.0.0.1:{prom_port}",
-            "--rules.alert.resend-delay=1s",
+            # A firing alert is re-sent every 10 s and Alertmanager holds it 4 × that (EndsAt)
+            # before resolving it on its own: with 1 s, a Prometheus stalled 4 s on a loaded
+            # machine let a held alert lapse and mailed RESOLVED while the daemon was down (seen
+            # once, test_logged_out_jar_resolution_survives_a_daemon_restart). New firings and
+            # resolutions are still sent at the evaluation that finds them.
+            "--rules.alert.resend-delay=10s",
             "--log.level=warn",
         ],
         work / "prometheus.log",
