@@ -53,8 +53,8 @@ class Pair:
         self.log: list[str] = []
 
     async def tick(self) -> int:
-        sec, usec = await self.r.time()
-        self.now_ms = int(sec) * 1000 + int(usec) // 1000
+        """The model's clock set to Redis's TIME, before a call."""
+        self.now_ms = await self.after()
         return self.now_ms
 
     async def after(self) -> int:

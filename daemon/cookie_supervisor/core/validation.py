@@ -287,7 +287,7 @@ def end_verification(src: Source, verdict: Verdict, *, deadline: bool = False) -
         # The upload kept the session: whatever YouTube would have said, it renewed nothing. An
         # unsuccessful refresh, so a due rotation the extractor cannot end (while YouTube
         # rate-limits every validation, or nobody looks online) backs off (N7, P1).
-        ver.same_session or (deadline and not _excused(src, ver))
+        ver.same_session or (deadline and not _excuse_first(src, ver))
     )
     fx: list[Effect] = [
         Cancel(src.name, "upload"),
@@ -320,14 +320,14 @@ def end_verification(src: Source, verdict: Verdict, *, deadline: bool = False) -
     return fx
 
 
-def _excused(src: Source, ver: Verification) -> bool:
-    """Is this upload nobody could judge excused? The first since the source last worked (a
-    validation passed online) is: YouTube may rate-limit for an hour, and it blames nothing
-    (D3). A second one is not: while YouTube rate-limits every check and the extractor uploads
-    sessions that fail, each refresh ended `unverified`, the backoff never grew, and a learned
-    renewal asked a login every 21 minutes (N30, P1). It counts as an unsuccessful refresh:
-    the backoff grows to `refresh_backoff_max`, never locking the source out, and the next pass
-    online resets it (P6)."""
+def _excuse_first(src: Source, ver: Verification) -> bool:
+    """Excuse this upload nobody could judge if it is the first since the source last worked (a
+    validation passed online), noting it in `src.excused`; whether it was excused. The first is:
+    YouTube may rate-limit for an hour, and it blames nothing (D3). A second one is not: while
+    YouTube rate-limits every check and the extractor uploads sessions that fail, each refresh
+    ended `unverified`, the backoff never grew, and a learned renewal asked a login every 21
+    minutes (N30, P1). It counts as an unsuccessful refresh: the backoff grows to
+    `refresh_backoff_max`, never locking the source out, and the next pass online resets it (P6)."""
     if src.excused is not None:
         return False
     src.excused = ver.job_id
